@@ -1,0 +1,215 @@
+/**
+ * A loopback profefe that speaks its write API and enforces its rules (see
+ * profefe-contract.ts), recording each profile it accepts. Tests use it as
+ * the repository on the far side of the daemon.
+ */
+import {randomBytes} from 'node:crypto';
+import {createServer} from 'node:http';
+import type {IncomingHttpHeaders, IncomingMessage, ServerResponse} from 'node:http';
+import type {AddressInfo} from 'node:net';
+import {gunzipSync} from 'node:zlib';
+import {Profile} from 'pprof-format';
+import {parseWriteParams, readBody, replyJson, replyNonWrite, routeProfefe} from './profefe-contract.js';
+import type {ProfefeType} from './profefe-contract.js';
+
+/** A profile the fake accepted. */
+export interface ReceivedProfile {
+  readonly service: string;
+  readonly type: ProfefeType;
+  /** As parsed from `labels`, in the order sent. */
+  readonly labels: ReadonlyArray<readonly [string, string]>;
+  /** The request body exactly as received. */
+  readonly body: Buffer;
+  /** Sample count of the decoded profile (0 only for type=trace, which is not decoded). */
+  readonly sampleCount: number;
+  /** The request URL (path and query) as sent. */
+  readonly url: string;
+  /** ms since the epoch. */
+  readonly receivedAt: number;
+}
+
+/** A request the fake refused, with the status and error it answered. */
+export interface RejectedRequest {
+  readonly method: string;
+  readonly url: string;
+  readonly status: number;
+  readonly error: string;
+  readonly receivedAt: number;
+}
+
+/** What a failure hook sees: the request, body read, before the fake's own rules. */
+export interface FakeRequest {
+  readonly method: string;
+  readonly url: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Buffer;
+  /** 0 for the first request the fake got, then 1, 2, … */
+  readonly seq: number;
+}
+
+/**
+ * What a failure hook answers instead of the fake. `delayMs` holds the answer
+ * back (for client timeouts); `{destroy: true}` drops the connection with no
+ * answer (a network error).
+ */
+export type FakeFailure =
+  | {status: number; body?: string; headers?: Record<string, string>; delayMs?: number}
+  | {destroy: true; delayMs?: number};
+
+export type FailureHook = (req: FakeRequest) => FakeFailure | undefined;
+
+export interface ProfefeFake {
+  /** Base URL, e.g. http://127.0.0.1:40123 (no trailing slash). */
+  readonly url: string;
+  /** Accepted profiles, in arrival order; the same array grows as more arrive. */
+  readonly received: ReceivedProfile[];
+  /** Refused requests (4xx/5xx from the fake's rules, not from the failure hook). */
+  readonly rejected: RejectedRequest[];
+  /** Replaces the failure hook; undefined restores normal answers. */
+  setFailure(f: FailureHook | undefined): void;
+  /** Resolves once `count` profiles have been accepted; rejects after timeoutMs. */
+  waitForProfiles(count: number, timeoutMs?: number): Promise<ReceivedProfile[]>;
+  close(): Promise<void>;
+}
+
+export const FAKE_VERSION = {version: 'profefe-fake', commit: 'none', build_time: '1970-01-01T00:00:00Z'};
+
+const GZIP_MAGIC = 0x1f8b;
+// Past this a gzip body is treated as a bomb rather than a profile.
+const MAX_DECOMPRESSED = 512 * 1024 * 1024;
+
+/**
+ * Decodes a body as profefe's parser would accept it: gzipped or raw pprof
+ * protobuf whose samples each carry one value per sample type, with at least
+ * one sample. Returns the sample count, or the reason it fails.
+ */
+export function checkProfileBody(body: Buffer): {ok: true; samples: number} | {ok: false; reason: string} {
+  if (body.length === 0) return {ok: false, reason: 'empty input file'};
+  let raw = body;
+  if (body.length >= 2 && body.readUInt16BE(0) === GZIP_MAGIC) {
+    try {
+      raw = gunzipSync(body, {maxOutputLength: MAX_DECOMPRESSED});
+    } catch (err) {
+      return {ok: false, reason: `decompressing profile: ${(err as Error).message}`};
+    }
+  }
+  let profile: Profile;
+  try {
+    profile = Profile.decode(raw);
+  } catch (err) {
+    return {ok: false, reason: `parsing profile: ${(err as Error).message}`};
+  }
+  const types = profile.sampleType.length;
+  for (const s of profile.sample) {
+    if (s.value.length !== types) {
+      return {ok: false, reason: `mismatch: sample has ${s.value.length} values vs. ${types} types`};
+    }
+  }
+  if (profile.sample.length === 0) return {ok: false, reason: 'profile is empty: no samples'};
+  return {ok: true, samples: profile.sample.length};
+}
+
+export async function startProfefeFake(opts: {host?: string} = {}): Promise<ProfefeFake> {
+  const host = opts.host ?? '127.0.0.1';
+  const received: ReceivedProfile[] = [];
+  const rejected: RejectedRequest[] = [];
+  let failure: FailureHook | undefined;
+  let seq = 0;
+  const waiters = new Set<() => void>();
+
+  const reject = (req: IncomingMessage, res: ServerResponse, status: number, error: string): void => {
+    rejected.push({method: req.method ?? '', url: req.url ?? '', status, error, receivedAt: Date.now()});
+    replyJson(res, status, {error});
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const method = req.method ?? 'GET';
+    const url = req.url ?? '/';
+    const n = seq++;
+    const body = await readBody(req);
+    const hook = failure?.({method, url, headers: req.headers, body, seq: n});
+    if (hook) {
+      if (hook.delayMs) await new Promise((r) => setTimeout(r, hook.delayMs).unref());
+      if ('destroy' in hook) {
+        req.socket.destroy();
+        return;
+      }
+      res.writeHead(hook.status, hook.headers ?? {});
+      res.end(hook.body ?? '');
+      return;
+    }
+
+    const route = routeProfefe(method, url);
+    if (replyNonWrite(route, res, FAKE_VERSION)) return;
+    if (route.kind !== 'write') return;
+    const parsed = parseWriteParams(route.query);
+    if (!parsed.ok) {
+      reject(req, res, 400, `bad request: ${parsed.error}`);
+      return;
+    }
+    const {service, type, labels} = parsed.params;
+    let sampleCount = 0;
+    // profefe stores trace bodies without parsing them.
+    if (type !== 'trace') {
+      const check = checkProfileBody(body);
+      if (!check.ok) {
+        reject(req, res, 500, 'failed to create profile');
+        return;
+      }
+      sampleCount = check.samples;
+    }
+    const id = randomBytes(10).toString('hex');
+    received.push({service, type, labels, body, sampleCount, url, receivedAt: Date.now()});
+    replyJson(res, 200, {body: {id, type, service}});
+    for (const wake of waiters) wake();
+  };
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      // A client that hangs up mid-body lands here; nothing is left to answer.
+      if (!res.headersSent && !res.destroyed) replyJson(res, 500, {error: `fake: ${(err as Error).message}`});
+    });
+  });
+  await new Promise<void>((resolve, rejectListen) => {
+    server.once('error', rejectListen);
+    server.listen(0, host, () => {
+      server.off('error', rejectListen);
+      resolve();
+    });
+  });
+  const {port} = server.address() as AddressInfo;
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+
+  return {
+    url: `http://${urlHost}:${port}`,
+    received,
+    rejected,
+    setFailure(f) {
+      failure = f;
+    },
+    waitForProfiles(count, timeoutMs = 10_000) {
+      return new Promise((resolve, rejectWait) => {
+        const check = (): void => {
+          if (received.length < count) return;
+          clearTimeout(timer);
+          waiters.delete(check);
+          resolve(received.slice());
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          rejectWait(new Error(`profefe fake: waited ${timeoutMs} ms for ${count} profiles, got ${received.length}` +
+            (rejected.length ? `; rejected: ${rejected.map((r) => `${r.status} ${r.error} (${r.url})`).join('; ')}` : '')));
+        }, timeoutMs);
+        timer.unref();
+        waiters.add(check);
+        check();
+      });
+    },
+    close() {
+      return new Promise((resolve, rejectClose) => {
+        server.close((err) => (err ? rejectClose(err) : resolve()));
+        server.closeAllConnections();
+      });
+    },
+  };
+}
