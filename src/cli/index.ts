@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { checkCommand } from './check.js';
+import { packageVersion } from './common.js';
+import { runCommand } from './run.js';
+import { schemaCommand } from './schema.js';
+import { targetsCommand } from './targets.js';
+import { parseDuration } from '../config/index.js';
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+function durationArg(value: string): number {
+  const ms = parseDuration(value);
+  if (ms === undefined || ms <= 0) throw new InvalidArgumentError('use a duration like 30s or 2m');
+  return ms;
+}
+
+const program = new Command()
+  .name('pprof-scraper')
+  .description('Finds pprof targets (static, EC2, Docker), scrapes their profiles on a schedule, and ships them to profefe, Pyroscope, S3 or a directory.')
+  .version(packageVersion(), '-V, --version')
+  .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
+  .showHelpAfterError('(run with --help for usage)');
+
+const configOption = (): Option => new Option('-c, --config <file>', 'config file (YAML); without it, the embedded default: the daemon profiles itself into ./profiles');
+
+let exitCode = 0;
+
+program
+  .command('run', { isDefault: false })
+  .description('run the daemon (logs as JSON lines on stdout; SIGHUP reloads, SIGTERM stops)')
+  .addOption(configOption())
+  .action(async (opts: { config?: string }) => {
+    exitCode = await runCommand({ config: opts.config, logLevel: program.opts<{ logLevel: string }>().logLevel });
+  });
+
+program
+  .command('targets')
+  .description('dry run: list the targets the daemon would scrape, the dropped ones and why, and provider errors; scrapes nothing. Exit 0, 2 if a provider failed, 1 on a bad config')
+  .addOption(configOption())
+  .addOption(new Option('-o, --output <format>', 'json or table').choices(['json', 'table']).default('table'))
+  .addOption(new Option('--timeout <duration>', 'how long discovery may take').argParser(durationArg).default(120_000, '2m'))
+  .action(async (opts: { config?: string; output: string; timeout: number }) => {
+    exitCode = await targetsCommand({ config: opts.config, output: opts.output, timeout: opts.timeout, logLevel: program.opts<{ logLevel: string }>().logLevel });
+  });
+
+program
+  .command('check')
+  .description('validate a config file; exit 0 if valid, 1 with every error (file:line:column) if not')
+  .addOption(configOption())
+  .action(async (opts: { config?: string }) => {
+    exitCode = await checkCommand({ config: opts.config });
+  });
+
+program
+  .command('schema')
+  .description('print the JSON Schema of the config file, for editors')
+  .action(() => {
+    exitCode = schemaCommand();
+  });
+
+program.parseAsync(process.argv).then(
+  () => {
+    process.exitCode = exitCode;
+  },
+  (err: unknown) => {
+    process.stderr.write(`pprof-scraper: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

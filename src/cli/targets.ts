@@ -1,0 +1,61 @@
+import { formatConfigError } from '../config/index.js';
+import { discoverOnce } from '../discovery/index.js';
+import { createLogger } from '../log.js';
+import { buildTargets, targetsReport } from '../targets/index.js';
+import type { TargetsReport } from '../targets/index.js';
+import { ConfigLoadError, loadConfig } from './common.js';
+
+export interface TargetsOptions {
+  readonly config?: string | undefined;
+  readonly output: string;
+  readonly timeout: number;
+  readonly logLevel: string;
+}
+
+/**
+ * `pprof-scraper targets`: the dry run. Discovery and overrides exactly as the
+ * daemon does them, nothing scraped. Exit 0, 2 when a provider failed, 1 on a
+ * bad config.
+ */
+export async function targetsCommand(options: TargetsOptions): Promise<number> {
+  if (options.output !== 'json' && options.output !== 'table') {
+    process.stderr.write(`--output ${JSON.stringify(options.output)}: use json or table\n`);
+    return 1;
+  }
+  const logger = createLogger({ level: options.logLevel, stream: 'stderr' });
+  let loaded;
+  try {
+    loaded = await loadConfig(options.config);
+  } catch (err) {
+    if (!(err instanceof ConfigLoadError)) throw err;
+    for (const e of err.errors) process.stderr.write(formatConfigError(e) + '\n');
+    return 1;
+  }
+  const { groups, problems } = await discoverOnce(loaded.config.discovery, { logger, timeoutMs: options.timeout });
+  const report = targetsReport(buildTargets(loaded.config, groups), problems);
+  for (const p of problems) logger.error({ provider: p.provider, source: `discovery[${p.source}]` }, p.error);
+  process.stdout.write(options.output === 'json' ? JSON.stringify(report, null, 2) + '\n' : formatTable(report));
+  return problems.length > 0 ? 2 : 0;
+}
+
+function formatTable(report: TargetsReport): string {
+  const lines: string[] = [];
+  const rows = report.targets.map((t) => [t.service, t.address, t.provider, t.interval ?? `${t.schedule ?? ''} ±${t.spread ?? ''}`, t.profiles.map((p) => p.type).join(','), t.id]);
+  lines.push(...table(['SERVICE', 'ADDRESS', 'PROVIDER', 'INTERVAL', 'PROFILES', 'ID'], rows));
+  lines.push('', `${report.targets.length} target${report.targets.length === 1 ? '' : 's'}`);
+  if (report.dropped.length > 0) {
+    lines.push('', `${report.dropped.length} dropped:`);
+    lines.push(...table(['PROVIDER', 'ADDRESS', 'REASON'], report.dropped.map((d) => [d.provider, d.address ?? '-', d.reason])));
+  }
+  if (report.errors.length > 0) {
+    lines.push('', `${report.errors.length} provider error${report.errors.length === 1 ? '' : 's'}:`);
+    lines.push(...table(['PROVIDER', 'SOURCE', 'ERROR'], report.errors.map((e) => [e.provider, e.source, e.error])));
+  }
+  return lines.join('\n') + '\n';
+}
+
+function table(header: string[], rows: string[][]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ');
+  return [line(header), ...rows.map(line)];
+}

@@ -1,0 +1,179 @@
+import type { z } from 'zod';
+import { describeInput } from './schema.js';
+
+export type IssuePath = readonly (string | number)[];
+
+/** A problem found in the parsed YAML, before it has a line and column. */
+export interface ConfigIssue {
+  readonly path: IssuePath;
+  readonly message: string;
+  /** Point at the key rather than the value (unknown keys). */
+  readonly onKey?: boolean;
+}
+
+/** `discovery[1].ec2.port` */
+export function pathToString(path: IssuePath): string {
+  let out = '';
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else out += out === '' ? seg : `.${seg}`;
+  }
+  return out;
+}
+
+export function valueAt(raw: unknown, path: IssuePath): unknown {
+  let v: unknown = raw;
+  for (const seg of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<string | number, unknown>)[seg];
+  }
+  return v;
+}
+
+const TYPE_WORDS: Record<string, string> = {
+  string: 'a string',
+  number: 'a number',
+  int: 'a whole number',
+  boolean: 'true or false',
+  object: 'a map',
+  array: 'a list',
+  record: 'a map',
+};
+
+type Issue = z.core.$ZodIssue;
+
+/** Turns one zod issue into messages an operator reads: what, where, the offending value. */
+export function describeIssue(issue: Issue, raw: unknown, schema: z.ZodType, prefix: IssuePath = []): ConfigIssue[] {
+  const path: IssuePath = [...prefix, ...(issue.path as (string | number)[])];
+  const value = valueAt(raw, path);
+  switch (issue.code) {
+    case 'invalid_type': {
+      const key = path[path.length - 1];
+      if (value === undefined && typeof key === 'string') {
+        return [{ path, message: `missing required key ${JSON.stringify(key)}` }];
+      }
+      if (!isDefaultMessage(issue.message)) return [{ path, message: issue.message }];
+      return [{ path, message: `expected ${TYPE_WORDS[issue.expected] ?? issue.expected}, got ${describeInput(value)}` }];
+    }
+    case 'unrecognized_keys': {
+      const known = knownKeysAt(schema, path);
+      return issue.keys.map((key) => {
+        const guess = closest(key, known);
+        const hint = guess ? ` (did you mean ${JSON.stringify(guess)}?)` : known.length > 0 && known.length <= 12 ? ` (known keys: ${known.join(', ')})` : '';
+        return { path: [...path, key], message: `unknown key ${JSON.stringify(key)}${hint}`, onKey: true };
+      });
+    }
+    case 'invalid_union': {
+      const branches = issue.errors;
+      const fitting = branches.filter((b) => !b.some((i) => i.code === 'invalid_type' && i.path.length === 0));
+      const chosen = fitting.length === 1 ? fitting[0] : undefined;
+      if (chosen) return chosen.flatMap((i) => describeIssue(i, raw, schema, path));
+      if (!isDefaultMessage(issue.message)) return [{ path, message: issue.message }];
+      const expected = branches.map((b) => b.find((i) => i.code === 'invalid_type')).map((i) => (i?.code === 'invalid_type' ? TYPE_WORDS[i.expected] ?? i.expected : 'something else'));
+      return [{ path, message: `expected ${[...new Set(expected)].join(' or ')}, got ${describeInput(value)}` }];
+    }
+    case 'invalid_key':
+      return issue.issues.map((i) => ({ path, message: i.message, onKey: true }));
+    case 'invalid_element':
+      return issue.issues.flatMap((i) => describeIssue(i, raw, schema, path));
+    case 'invalid_value':
+      if (!isDefaultMessage(issue.message)) return [{ path, message: issue.message }];
+      return [{ path, message: `${describeInput(value)} is not one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}` }];
+    case 'too_small':
+    case 'too_big':
+      if (!isDefaultMessage(issue.message)) return [{ path, message: issue.message }];
+      return [{ path, message: `${describeInput(value)} is too ${issue.code === 'too_small' ? 'small' : 'big'}: ${issue.message}` }];
+    default:
+      return [{ path, message: isDefaultMessage(issue.message) ? `${issue.message} (got ${describeInput(value)})` : issue.message }];
+  }
+}
+
+function isDefaultMessage(message: string): boolean {
+  return /^(Invalid|Too (small|big)|Unrecognized)/.test(message);
+}
+
+interface ZodDefLike {
+  type: string;
+  shape?: Record<string, z.ZodType>;
+  element?: z.ZodType;
+  innerType?: z.ZodType;
+  in?: z.ZodType;
+  out?: z.ZodType;
+  options?: z.ZodType[];
+  valueType?: z.ZodType;
+}
+
+function defOf(s: z.ZodType): ZodDefLike {
+  return (s as unknown as { _zod: { def: ZodDefLike } })._zod.def;
+}
+
+function unwrap(s: z.ZodType): z.ZodType[] {
+  const def = defOf(s);
+  switch (def.type) {
+    case 'optional':
+    case 'nullable':
+    case 'default':
+    case 'prefault':
+    case 'readonly':
+    case 'catch':
+      return def.innerType ? unwrap(def.innerType) : [s];
+    case 'pipe': {
+      const inner = def.in && defOf(def.in).type !== 'transform' ? def.in : def.out;
+      return inner ? unwrap(inner) : [s];
+    }
+    case 'union':
+      return (def.options ?? []).flatMap(unwrap);
+    default:
+      return [s];
+  }
+}
+
+/** The keys the schema knows at a path, for "did you mean". */
+export function knownKeysAt(schema: z.ZodType, path: IssuePath): string[] {
+  let nodes = unwrap(schema);
+  for (const seg of path) {
+    const next: z.ZodType[] = [];
+    for (const n of nodes) {
+      const def = defOf(n);
+      if (def.type === 'object' && typeof seg === 'string' && def.shape?.[seg]) next.push(...unwrap(def.shape[seg]));
+      else if (def.type === 'array' && typeof seg === 'number' && def.element) next.push(...unwrap(def.element));
+      else if (def.type === 'record' && def.valueType) next.push(...unwrap(def.valueType));
+    }
+    nodes = next;
+  }
+  const keys = new Set<string>();
+  for (const n of nodes) {
+    const def = defOf(n);
+    if (def.type === 'object') for (const k of Object.keys(def.shape ?? {})) keys.add(k);
+  }
+  return [...keys];
+}
+
+export function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestDistance) {
+      best = c;
+      bestDistance = d;
+    }
+  }
+  const limit = Math.max(1, Math.min(3, Math.floor(word.length / 3)));
+  return bestDistance <= limit ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  // optimal string alignment: a transposition ("intreval") counts as one edit
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  const at = (i: number, j: number): number => d[i]?.[j] ?? Infinity;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, at(i - 2, j - 2) + 1);
+      (d[i] as number[])[j] = v;
+    }
+  }
+  return at(a.length, b.length);
+}

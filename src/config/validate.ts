@@ -1,0 +1,214 @@
+import { Cron } from 'croner';
+import { parseAddress } from '../targets/address.js';
+import { closest } from './issues.js';
+import type { ConfigIssue, IssuePath } from './issues.js';
+import { DEFAULT_PROFILES, PROVIDER_KINDS, REPOSITORY_KINDS } from './schema.js';
+import { formatDuration, parseDuration, parseSize } from './units.js';
+
+// Checks that span several fields. They run on the raw YAML data, next to the
+// schema, so a file with a typo in one place still gets every other error
+// reported; each check looks only at values that are the right shape.
+
+type Raw = Record<string, unknown>;
+
+function isMap(v: unknown): v is Raw {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function list(v: unknown): unknown[] {
+  return Array.isArray(v) ? v : [];
+}
+
+function durationOf(v: unknown): number | undefined {
+  return typeof v === 'string' ? parseDuration(v) : undefined;
+}
+
+export function crossFieldIssues(raw: Raw, _baseDir: string): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const add = (path: IssuePath, message: string): void => {
+    issues.push({ path, message });
+  };
+
+  const profiles = isMap(raw['profiles']) ? raw['profiles'] : (DEFAULT_PROFILES as unknown as Raw);
+  const typeNames = Object.keys(profiles);
+  const secondsOf = (type: string): number | undefined => {
+    const t = profiles[type];
+    return isMap(t) && typeof t['seconds'] === 'number' ? t['seconds'] : undefined;
+  };
+  const enabledTypes = typeNames.filter((t) => {
+    const def = profiles[t];
+    return !(isMap(def) && def['enabled'] === false);
+  });
+
+  const checkProfileList = (path: IssuePath, value: unknown): string[] | undefined => {
+    if (!Array.isArray(value)) return undefined;
+    value.forEach((name, i) => {
+      if (typeof name === 'string' && !typeNames.includes(name)) {
+        const guess = closest(name, typeNames);
+        add([...path, i], `unknown profile type ${JSON.stringify(name)}${guess ? ` (did you mean ${JSON.stringify(guess)}?)` : ''}: the types are the keys of profiles: (${typeNames.join(', ')})`);
+      }
+    });
+    return value.filter((v): v is string => typeof v === 'string');
+  };
+
+  // A CPU-style profile takes `seconds`; a tick that comes sooner would always be skipped.
+  const checkInterval = (path: IssuePath, intervalText: unknown, types: readonly string[] | undefined): void => {
+    const interval = durationOf(intervalText);
+    if (interval === undefined) return;
+    for (const t of types ?? enabledTypes) {
+      const s = secondsOf(t);
+      if (s !== undefined && s * 1000 >= interval) {
+        add(path, `interval ${String(intervalText)} is not longer than profiles.${t}.seconds (${s}s): make the interval longer than the CPU profile's seconds, or shorten seconds`);
+      }
+    }
+  };
+
+  // scrape:
+  const scrape = isMap(raw['scrape']) ? raw['scrape'] : {};
+  if (scrape['schedule'] !== undefined && scrape['interval'] !== undefined) {
+    add(['scrape', 'schedule'], 'set either scrape.interval or scrape.schedule, not both');
+  }
+  if (scrape['spread'] !== undefined && scrape['schedule'] === undefined) {
+    add(['scrape', 'spread'], 'spread only applies to a cron schedule: set scrape.schedule, or remove spread');
+  }
+  if (typeof scrape['schedule'] === 'string') {
+    const gap = minCronGap(scrape['schedule']);
+    const spread = durationOf(scrape['spread']);
+    if (gap !== undefined && spread !== undefined && spread >= gap) {
+      add(['scrape', 'spread'], `spread ${String(scrape['spread'])} is not shorter than the time between ticks of ${JSON.stringify(scrape['schedule'])} (${formatDuration(gap)})`);
+    }
+    for (const t of enabledTypes) {
+      const s = secondsOf(t);
+      if (gap !== undefined && s !== undefined && s * 1000 >= gap) {
+        add(['scrape', 'schedule'], `ticks of ${JSON.stringify(scrape['schedule'])} come every ${formatDuration(gap)}, not longer than profiles.${t}.seconds (${s}s)`);
+      }
+    }
+  } else if (scrape['interval'] !== undefined) {
+    checkInterval(['scrape', 'interval'], scrape['interval'], undefined);
+  } else {
+    for (const t of enabledTypes) {
+      const s = secondsOf(t);
+      if (s !== undefined && s * 1000 >= 60_000) add(['profiles', t, 'seconds'], `seconds ${s} is not shorter than the default interval (60s): shorten it or set scrape.interval`);
+    }
+  }
+  const maxSize = scrape['max_profile_size'] === undefined ? 64 * 1024 ** 2 : parseSize(scrape['max_profile_size'] as string);
+  const maxDecompressed = scrape['max_decompressed_size'] === undefined ? 256 * 1024 ** 2 : parseSize(scrape['max_decompressed_size'] as string);
+  if (maxSize !== undefined && maxDecompressed !== undefined && maxDecompressed < maxSize) {
+    add(['scrape', 'max_decompressed_size'], 'max_decompressed_size must be at least max_profile_size');
+  }
+  checkClient(['scrape'], scrape, add);
+
+  // discovery:
+  list(raw['discovery']).forEach((entry, i) => {
+    if (!isMap(entry)) return;
+    const kinds = PROVIDER_KINDS.filter((k) => entry[k] !== undefined);
+    if (kinds.length === 0 && Object.keys(entry).every((k) => (PROVIDER_KINDS as readonly string[]).includes(k))) {
+      add(['discovery', i], `a discovery entry needs one provider: ${PROVIDER_KINDS.join(', ')}`);
+    }
+    if (kinds.length > 1) add(['discovery', i], `one provider per entry: this one has ${kinds.join(' and ')}; give each its own list item`);
+    for (const kind of kinds) {
+      const block = entry[kind];
+      if (!isMap(block)) continue;
+      const path = ['discovery', i, kind];
+      const blockTypes = checkProfileList([...path, 'profiles'], block['profiles']);
+      checkInterval([...path, 'interval'], block['interval'], blockTypes);
+      checkClient(path, block, add);
+      if (kind === 'static') {
+        list(block['targets']).forEach((t, j) => {
+          const address = typeof t === 'string' ? t : isMap(t) ? t['address'] : undefined;
+          const tPath = typeof t === 'string' ? [...path, 'targets', j] : [...path, 'targets', j, 'address'];
+          if (typeof address === 'string') {
+            const parsed = parseAddress(address);
+            if (!parsed.ok) add(tPath, parsed.error);
+          }
+          if (isMap(t)) {
+            const tTypes = checkProfileList([...path, 'targets', j, 'profiles'], t['profiles']) ?? blockTypes;
+            checkInterval([...path, 'targets', j, 'interval'], t['interval'], tTypes);
+          }
+        });
+      }
+      if (kind === 'ec2' && block['region'] !== undefined && block['regions'] !== undefined) {
+        add([...path, 'regions'], 'set either region or regions, not both');
+      }
+      if (kind === 'docker' && isMap(block['tls'])) {
+        const tls = block['tls'];
+        if ((tls['cert'] === undefined) !== (tls['key'] === undefined)) add([...path, 'tls'], 'tls.cert and tls.key go together: give both or neither');
+      }
+    }
+  });
+
+  // overrides:
+  list(raw['overrides']).forEach((rule, i) => {
+    if (!isMap(rule)) return;
+    const path = ['overrides', i];
+    const ruleTypes = checkProfileList([...path, 'profiles'], rule['profiles']);
+    checkInterval([...path, 'interval'], rule['interval'], ruleTypes);
+    const sets = Object.keys(rule).filter((k) => k !== 'match' && k !== 'drop');
+    if (rule['drop'] !== true && sets.length === 0) add(path, 'this rule sets nothing: give drop: true or a setting (port, path, scheme, service, labels, profiles, interval)');
+    if (rule['drop'] === true && sets.length > 0) add(path, `a drop rule cannot also set ${sets.join(', ')}`);
+  });
+
+  // repositories:
+  const names = new Map<string, number>();
+  list(raw['repositories']).forEach((entry, i) => {
+    if (!isMap(entry)) return;
+    const kinds = REPOSITORY_KINDS.filter((k) => entry[k] !== undefined);
+    if (kinds.length === 0 && Object.keys(entry).every((k) => (REPOSITORY_KINDS as readonly string[]).includes(k))) {
+      add(['repositories', i], `a repository entry needs one kind: ${REPOSITORY_KINDS.join(', ')}`);
+    }
+    if (kinds.length > 1) add(['repositories', i], `one repository per entry: this one has ${kinds.join(' and ')}; give each its own list item`);
+    const kind = kinds[0];
+    if (kind === undefined || kinds.length > 1) return;
+    const block = isMap(entry[kind]) ? entry[kind] : {};
+    const name = typeof block['name'] === 'string' ? block['name'] : kind;
+    const first = names.get(name);
+    if (first !== undefined) {
+      add(['repositories', i, kind, ...(block['name'] !== undefined ? ['name'] : [])], `repository name ${JSON.stringify(name)} is already used by repositories[${first}]: set a unique name: on each`);
+    } else {
+      names.set(name, i);
+    }
+    checkClient(['repositories', i, kind], block, add);
+    const retry = block['retry'];
+    if (isMap(retry)) {
+      const initial = durationOf(retry['initial_backoff']);
+      const max = durationOf(retry['max_backoff']);
+      if (initial !== undefined && max !== undefined && max < initial) add(['repositories', i, kind, 'retry', 'max_backoff'], 'max_backoff must be at least initial_backoff');
+    }
+  });
+
+  // shard:
+  const shard = raw['shard'];
+  if (isMap(shard) && typeof shard['count'] === 'number' && typeof shard['index'] === 'number' && shard['index'] >= shard['count']) {
+    add(['shard', 'index'], `shard index ${shard['index']} must be below shard count ${shard['count']} (0..${shard['count'] - 1})`);
+  }
+  return issues;
+}
+
+function checkClient(path: IssuePath, block: Raw, add: (path: IssuePath, message: string) => void): void {
+  const auth = ['bearer_token', 'bearer_token_file', 'basic_auth'].filter((k) => block[k] !== undefined);
+  if (auth.length > 1) add([...path, auth[1] ?? ''], `give one way to authenticate: ${auth.join(' and ')} are both set`);
+  const basic = block['basic_auth'];
+  if (isMap(basic)) {
+    const pw = ['password', 'password_file'].filter((k) => basic[k] !== undefined);
+    if (pw.length !== 1) add([...path, 'basic_auth'], 'basic_auth needs exactly one of password or password_file');
+  }
+  const tls = block['tls'];
+  if (isMap(tls) && (tls['cert_file'] === undefined) !== (tls['key_file'] === undefined)) {
+    add([...path, 'tls'], 'tls.cert_file and tls.key_file go together: give both or neither');
+  }
+}
+
+/** The shortest time between two ticks of a cron expression, from its next few runs. */
+function minCronGap(expr: string): number | undefined {
+  try {
+    const runs = new Cron(expr, { paused: true }).nextRuns(50);
+    let gap: number | undefined;
+    for (let i = 1; i < runs.length; i++) {
+      const d = (runs[i]?.getTime() ?? 0) - (runs[i - 1]?.getTime() ?? 0);
+      gap = gap === undefined ? d : Math.min(gap, d);
+    }
+    return gap;
+  } catch {
+    return undefined;
+  }
+}

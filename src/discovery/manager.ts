@@ -1,0 +1,113 @@
+import type { Logger } from 'pino';
+import type { DiscoveryEntry } from '../config/index.js';
+import { identityOf } from '../config/index.js';
+import type { Metrics } from '../metrics.js';
+import type { TargetGroup } from '../targets/index.js';
+import type { ProviderFactory } from './provider.js';
+import { createProvider } from './providers/index.js';
+import { ProviderRunner } from './runner.js';
+
+/** A provider that could not be started or whose refresh fails now. */
+export interface DiscoveryProblem {
+  readonly provider: string;
+  readonly source: number;
+  readonly error: string;
+}
+
+export interface ApplySummary {
+  readonly started: number;
+  readonly stopped: number;
+  readonly kept: number;
+}
+
+interface Slot {
+  readonly key: string;
+  readonly source: number;
+  readonly kind: string;
+  readonly runner: ProviderRunner | undefined;
+  /** Set when the provider could not be created. */
+  readonly startError: string | undefined;
+}
+
+/**
+ * Keeps one runner per discovery entry. apply() starts, stops or keeps them
+ * by their settings, so a reload leaves unchanged providers running with
+ * their targets.
+ */
+export class DiscoveryManager {
+  #slots: Slot[] = [];
+  readonly #deps: { logger: Logger; metrics: Metrics; onChange: () => void; factory: ProviderFactory };
+
+  constructor(deps: { logger: Logger; metrics: Metrics; onChange: () => void; factory?: ProviderFactory }) {
+    this.#deps = { ...deps, factory: deps.factory ?? createProvider };
+  }
+
+  async apply(entries: readonly DiscoveryEntry[]): Promise<ApplySummary> {
+    const old = new Map(this.#slots.map((s) => [s.key, s]));
+    const next: Slot[] = [];
+    let started = 0;
+    let kept = 0;
+    for (let source = 0; source < entries.length; source++) {
+      const entry = entries[source] as DiscoveryEntry;
+      const key = `${source}:${identityOf(entry)}`;
+      const existing = old.get(key);
+      if (existing) {
+        old.delete(key);
+        next.push(existing);
+        kept++;
+        continue;
+      }
+      const kind = Object.keys(entry).find((k) => entry[k as keyof DiscoveryEntry] !== undefined) ?? 'unknown';
+      try {
+        const provider = await this.#deps.factory(entry, source, { logger: this.#deps.logger });
+        next.push({ key, source, kind, runner: new ProviderRunner(provider, this.#deps), startError: undefined });
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        this.#deps.logger.error({ provider: kind, source: `discovery[${source}]`, error: message }, 'discovery provider could not start');
+        next.push({ key, source, kind, runner: undefined, startError: message });
+      }
+      started++;
+    }
+    this.#slots = next;
+    await Promise.all([...old.values()].map((s) => s.runner?.stop()));
+    this.#deps.onChange();
+    return { started, stopped: old.size, kept };
+  }
+
+  /** What every provider knows now: its last good answer. */
+  groups(): TargetGroup[] {
+    const groups: TargetGroup[] = [];
+    for (const slot of this.#slots) {
+      const provider = slot.runner?.provider;
+      const found = slot.runner?.state.found;
+      if (!provider || !found) continue;
+      groups.push({ source: provider.source, provider: provider.kind, directiveNoun: provider.directiveNoun, targets: found });
+    }
+    return groups;
+  }
+
+  problems(): DiscoveryProblem[] {
+    const out: DiscoveryProblem[] = [];
+    for (const slot of this.#slots) {
+      const error = slot.startError ?? slot.runner?.state.error;
+      if (error !== undefined) out.push({ provider: slot.kind, source: slot.source, error });
+    }
+    return out;
+  }
+
+  /** Every provider has tried its first refresh. */
+  get ready(): boolean {
+    return this.#slots.every((s) => s.runner === undefined || s.runner.state.tried);
+  }
+
+  /** Resolves when every provider has tried its first refresh. */
+  async firstRefresh(): Promise<void> {
+    await Promise.all(this.#slots.map((s) => s.runner?.firstTry()));
+  }
+
+  async stop(): Promise<void> {
+    const slots = this.#slots;
+    this.#slots = [];
+    await Promise.all(slots.map((s) => s.runner?.stop()));
+  }
+}

@@ -1,0 +1,166 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import type { Metrics } from '../metrics.js';
+import type { Discovered } from '../targets/index.js';
+import { DiscoveryError } from './provider.js';
+import type { Provider } from './provider.js';
+
+const WATCH_DEBOUNCE_MS = 100;
+const MAX_THROTTLE_BACKOFF_MS = 10 * 60_000;
+
+export interface RunnerState {
+  /** The last good answer; undefined until the first refresh succeeds. */
+  readonly found: readonly Discovered[] | undefined;
+  /** The current failure, while a failure streak lasts. */
+  readonly error: string | undefined;
+  /** The first refresh has been tried (it may have failed). */
+  readonly tried: boolean;
+}
+
+/**
+ * Runs one provider: an immediate first refresh, then one every
+ * refreshInterval (sooner when its watch says something changed). A failed
+ * refresh keeps the last good answer, is logged once per failure streak and
+ * counted, and is retried with backoff, longer when the API throttles.
+ */
+export class ProviderRunner {
+  readonly provider: Provider;
+  #found: readonly Discovered[] | undefined;
+  #foundText = '';
+  #error: string | undefined;
+  #tried = false;
+  #wake: (() => void) | undefined;
+  #wakeTimer: NodeJS.Timeout | undefined;
+  readonly #controller = new AbortController();
+  readonly #done: Promise<void>;
+  readonly #firstTry: Promise<void>;
+  #resolveFirst: () => void = () => undefined;
+
+  constructor(
+    provider: Provider,
+    private readonly deps: { logger: Logger; metrics: Metrics; onChange: () => void },
+  ) {
+    this.provider = provider;
+    this.#firstTry = new Promise((resolve) => {
+      this.#resolveFirst = resolve;
+    });
+    this.#done = Promise.all([this.#refreshLoop(), this.#watchLoop()]).then(() => undefined);
+  }
+
+  get state(): RunnerState {
+    return { found: this.#found, error: this.#error, tried: this.#tried };
+  }
+
+  /** Resolves after the first refresh was tried. */
+  firstTry(): Promise<void> {
+    return this.#firstTry;
+  }
+
+  async stop(): Promise<void> {
+    this.#controller.abort();
+    this.#wake?.();
+    clearTimeout(this.#wakeTimer);
+    await this.#done;
+    await this.provider.close?.();
+  }
+
+  #labels(): { provider: string; source: string } {
+    return { provider: this.provider.kind, source: String(this.provider.source) };
+  }
+
+  async #refreshLoop(): Promise<void> {
+    const signal = this.#controller.signal;
+    const log = this.deps.logger.child({ provider: this.provider.kind, source: `discovery[${this.provider.source}]` });
+    let failures = 0;
+    while (!signal.aborted) {
+      let wait = this.provider.refreshInterval;
+      try {
+        const found = await this.provider.refresh(signal);
+        if (signal.aborted) break;
+        this.deps.metrics.discoveryRefreshes.inc({ ...this.#labels(), result: 'success' });
+        if (failures > 0) log.info({ failures }, 'discovery recovered');
+        failures = 0;
+        this.#error = undefined;
+        const text = JSON.stringify(found);
+        if (this.#found === undefined || text !== this.#foundText) {
+          this.#found = found;
+          this.#foundText = text;
+          this.deps.onChange();
+        }
+      } catch (err) {
+        if (signal.aborted) break;
+        failures++;
+        const message = err instanceof Error ? err.message : String(err);
+        this.#error = message;
+        this.deps.metrics.discoveryRefreshes.inc({ ...this.#labels(), result: 'failure' });
+        this.deps.metrics.discoveryFailures.inc(this.#labels());
+        const throttled = err instanceof DiscoveryError && err.throttled;
+        const base = this.provider.refreshInterval ?? 30_000;
+        wait = throttled ? Math.min(base * 2 ** (failures - 1), Math.max(base, MAX_THROTTLE_BACKOFF_MS)) : Math.min(base, 1000 * 2 ** (failures - 1));
+        if (failures === 1) {
+          log.error({ error: message, code: err instanceof DiscoveryError ? err.code : undefined, kept_targets: this.#found?.length ?? 0 }, 'discovery failed; the last good targets stay');
+        }
+        // A failed first refresh is still an answer (an empty one) for readiness.
+        if (!this.#tried) this.deps.onChange();
+      }
+      if (!this.#tried) {
+        this.#tried = true;
+        this.#resolveFirst();
+      }
+      await this.#sleep(wait);
+    }
+    this.#tried = true;
+    this.#resolveFirst();
+  }
+
+  /** Waits `ms` (forever when undefined) or until the watch or stop() wakes it. */
+  async #sleep(ms: number | undefined): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = ms === undefined ? undefined : setTimeout(resolve, ms);
+      timer?.unref();
+      this.#wake = () => {
+        clearTimeout(timer);
+        this.#wake = undefined;
+        resolve();
+      };
+    });
+  }
+
+  async #watchLoop(): Promise<void> {
+    const watch = this.provider.watch?.bind(this.provider);
+    if (!watch) return;
+    const signal = this.#controller.signal;
+    const log = this.deps.logger.child({ provider: this.provider.kind, source: `discovery[${this.provider.source}]` });
+    const changed = (): void => {
+      if (this.#wakeTimer) return;
+      this.#wakeTimer = setTimeout(() => {
+        this.#wakeTimer = undefined;
+        this.#wake?.();
+      }, WATCH_DEBOUNCE_MS);
+      this.#wakeTimer.unref();
+    };
+    let failures = 0;
+    while (!signal.aborted) {
+      const started = Date.now();
+      try {
+        await watch(signal, changed);
+        if (signal.aborted) return;
+        throw new Error('the event stream ended');
+      } catch (err) {
+        if (signal.aborted) return;
+        // a stream that stayed up a while starts a new failure streak
+        if (Date.now() - started > 10_000) failures = 0;
+        failures++;
+        this.deps.metrics.discoveryFailures.inc(this.#labels());
+        if (failures === 1) log.warn({ error: err instanceof Error ? err.message : String(err) }, 'discovery watch stream broke; reconnecting with backoff');
+      }
+      // events may have been missed while the stream was down
+      changed();
+      try {
+        await sleep(Math.min(30_000, 500 * 2 ** Math.min(failures, 6)), undefined, { signal, ref: false });
+      } catch {
+        return;
+      }
+    }
+  }
+}

@@ -1,0 +1,104 @@
+import { Counter, Gauge, Histogram, Registry, Summary, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * The daemon's own metrics (`pprof_scraper_*`), and prom-client's process and
+ * Node metrics under their usual names. One registry per daemon, so tests can
+ * run several side by side.
+ */
+export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
+  const registry = new Registry();
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+  const reg = [registry];
+  return {
+    registry,
+    scrapes: new Counter({
+      name: 'pprof_scraper_scrapes_total',
+      help: 'Scrapes by provider, profile type and result (success, or why it failed).',
+      labelNames: ['provider', 'type', 'result'] as const,
+      registers: reg,
+    }),
+    scrapeDuration: new Histogram({
+      name: 'pprof_scraper_scrape_duration_seconds',
+      help: 'Time from request to a checked profile, by profile type.',
+      labelNames: ['type'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: reg,
+    }),
+    scrapedBytes: new Counter({
+      name: 'pprof_scraper_scraped_bytes_total',
+      help: 'Bytes of profile bodies received, by profile type.',
+      labelNames: ['type'] as const,
+      registers: reg,
+    }),
+    skippedTicks: new Counter({
+      name: 'pprof_scraper_skipped_ticks_total',
+      help: 'Ticks skipped because the previous scrape of the same target and type still ran.',
+      labelNames: ['type'] as const,
+      registers: reg,
+    }),
+    lateness: new Summary({
+      name: 'pprof_scraper_schedule_lateness_seconds',
+      help: 'How long after its planned time a scrape got its concurrency slot.',
+      percentiles: [0.5, 0.9, 0.99],
+      maxAgeSeconds: 300,
+      ageBuckets: 5,
+      registers: reg,
+    }),
+    targets: new Gauge({
+      name: 'pprof_scraper_targets',
+      help: 'Targets being scraped, by provider.',
+      labelNames: ['provider'] as const,
+      registers: reg,
+    }),
+    droppedTargets: new Gauge({
+      name: 'pprof_scraper_dropped_targets',
+      help: 'Targets discovery found that are not scraped (bad override value, drop rule, other shard), by provider.',
+      labelNames: ['provider'] as const,
+      registers: reg,
+    }),
+    discoveryRefreshes: new Counter({
+      name: 'pprof_scraper_discovery_refreshes_total',
+      help: 'Discovery refreshes by provider entry and result.',
+      labelNames: ['provider', 'source', 'result'] as const,
+      registers: reg,
+    }),
+    discoveryFailures: new Counter({
+      name: 'pprof_scraper_discovery_failures_total',
+      help: 'Discovery refreshes that failed (the last good targets stay), by provider entry.',
+      labelNames: ['provider', 'source'] as const,
+      registers: reg,
+    }),
+    profilesSent: new Counter({
+      name: 'pprof_scraper_profiles_sent_total',
+      help: 'Profiles handed to a repository, by repository and result (ok, skipped, permanent, dropped).',
+      labelNames: ['repository', 'result'] as const,
+      registers: reg,
+    }),
+    sendRetries: new Counter({
+      name: 'pprof_scraper_send_retries_total',
+      help: 'Send attempts that failed with a retryable error and will be tried again.',
+      labelNames: ['repository'] as const,
+      registers: reg,
+    }),
+    queueDropped: new Counter({
+      name: 'pprof_scraper_queue_dropped_total',
+      help: 'Profiles dropped from a repository queue, by reason.',
+      labelNames: ['repository', 'reason'] as const,
+      registers: reg,
+    }),
+    queueLength: new Gauge({
+      name: 'pprof_scraper_queue_length',
+      help: 'Profiles waiting for a repository.',
+      labelNames: ['repository'] as const,
+      registers: reg,
+    }),
+    queueBytes: new Gauge({
+      name: 'pprof_scraper_queue_bytes',
+      help: 'Bytes of profiles waiting for a repository.',
+      labelNames: ['repository'] as const,
+      registers: reg,
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,152 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { DirectoryConfig } from '../config/index.js';
+import type { ScrapedProfile } from '../profiles/profile.js';
+import type { Repository, SendResult } from './repository.js';
+
+const SAFE = /[^A-Za-z0-9._-]/g;
+
+/** A file or folder name from free text: no separators, never `.` or `..`. */
+export function safeName(text: string): string {
+  const cleaned = text.replace(SAFE, '_').replace(/^\.+/, (dots) => '_'.repeat(dots.length));
+  return cleaned === '' ? '_' : cleaned.slice(0, 120);
+}
+
+/** `20261125T085800.123Z`: sorts by time, and has no `:` for the file systems that mind. */
+export function fileTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/[-:]/g, '');
+}
+
+/** Where a profile lands, relative to the repository's path. */
+export function profileFileName(profile: ScrapedProfile): { dir: string; file: string } {
+  const instance = profile.labels['instance'] ?? profile.targetId;
+  return {
+    dir: join(safeName(profile.service), safeName(profile.type)),
+    file: `${fileTime(profile.time)}_${safeName(instance)}.pb.gz`,
+  };
+}
+
+export interface DirectoryRepository extends Repository {
+  /** Applies retention now; returns what it removed. */
+  sweep(): Promise<{ removedFiles: number; removedBytes: number }>;
+}
+
+/**
+ * `{path}/{service}/{type}/{time}_{instance}.pb.gz` plus a `.json` sidecar with
+ * the labels. Each file is written to a temp name, synced and renamed, so a
+ * reader (or a crash) never sees half a profile. Retention by age and total size.
+ */
+export function createDirectoryRepository(name: string, config: DirectoryConfig, options: { sweepEveryMs?: number } = {}): DirectoryRepository {
+  const root = resolve(config.path);
+  const maxAge = config.retention?.max_age;
+  const maxSize = config.retention?.max_size;
+  let sweeping: Promise<{ removedFiles: number; removedBytes: number }> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+
+  const sweep = (): Promise<{ removedFiles: number; removedBytes: number }> => {
+    sweeping ??= applyRetention(root, maxAge, maxSize).finally(() => {
+      sweeping = undefined;
+    });
+    return sweeping;
+  };
+  if (maxAge !== undefined || maxSize !== undefined) {
+    timer = setInterval(() => void sweep().catch(() => undefined), options.sweepEveryMs ?? 60_000);
+    timer.unref();
+  }
+
+  return {
+    name,
+    kind: 'directory',
+    async send(profile: ScrapedProfile): Promise<SendResult> {
+      const { dir, file } = profileFileName(profile);
+      const folder = join(root, dir);
+      const sidecar = {
+        service: profile.service,
+        type: profile.type,
+        time: new Date(profile.time).toISOString(),
+        ...(profile.durationMs !== undefined ? { duration_ms: profile.durationMs } : {}),
+        labels: profile.labels,
+        url: profile.url,
+        target_id: profile.targetId,
+        samples: profile.sampleCount,
+      };
+      try {
+        await mkdir(folder, { recursive: true });
+        await writeAtomic(join(folder, file.replace(/\.pb\.gz$/, '.json')), Buffer.from(JSON.stringify(sidecar, null, 2) + '\n'));
+        await writeAtomic(join(folder, file), profile.data);
+        return { status: 'ok' };
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        const hint = e.code === 'ENOSPC' ? ': the disk is full; profiles wait until there is room' : e.code === 'EACCES' || e.code === 'EROFS' ? ': the daemon cannot write there' : '';
+        return { status: 'retryable', error: `writing ${join(folder, file)}: ${e.code ?? e.message}${hint}` };
+      }
+    },
+    sweep,
+    async close(): Promise<void> {
+      if (timer) clearInterval(timer);
+      timer = undefined;
+      await sweeping?.catch(() => undefined);
+    },
+  };
+}
+
+async function writeAtomic(path: string, data: Buffer): Promise<void> {
+  const tmp = join(resolve(path, '..'), `.${randomBytes(6).toString('hex')}.tmp`);
+  const fh = await open(tmp, 'w', 0o644);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } catch (err) {
+    await fh.close();
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+  await fh.close();
+  try {
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+}
+
+interface StoredFile {
+  path: string;
+  size: number;
+  mtime: number;
+}
+
+async function applyRetention(root: string, maxAge: number | undefined, maxSize: number | undefined): Promise<{ removedFiles: number; removedBytes: number }> {
+  const files: StoredFile[] = [];
+  for (const service of await readdirSafe(root)) {
+    for (const type of await readdirSafe(join(root, service))) {
+      const folder = join(root, service, type);
+      for (const name of await readdirSafe(folder)) {
+        if (name.startsWith('.') || !(name.endsWith('.pb.gz') || name.endsWith('.json'))) continue;
+        const st = await stat(join(folder, name)).catch(() => undefined);
+        if (st?.isFile()) files.push({ path: join(folder, name), size: st.size, mtime: st.mtimeMs });
+      }
+    }
+  }
+  files.sort((a, b) => a.mtime - b.mtime);
+  let total = files.reduce((n, f) => n + f.size, 0);
+  const now = Date.now();
+  let removedFiles = 0;
+  let removedBytes = 0;
+  for (const f of files) {
+    const tooOld = maxAge !== undefined && now - f.mtime > maxAge;
+    const tooBig = maxSize !== undefined && total > maxSize;
+    if (!tooOld && !tooBig) continue;
+    if (await unlink(f.path).then(() => true, () => false)) {
+      total -= f.size;
+      removedFiles++;
+      removedBytes += f.size;
+    }
+  }
+  return { removedFiles, removedBytes };
+}
+
+async function readdirSafe(path: string): Promise<string[]> {
+  return readdir(path).catch(() => []);
+}

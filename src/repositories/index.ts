@@ -1,0 +1,12 @@
+export { createFanOut } from './delivery.js';
+export type { Delivery } from './delivery.js';
+export { createDirectoryRepository, fileTime, profileFileName, safeName } from './directory.js';
+export type { DirectoryRepository } from './directory.js';
+export { createRepository, repositoryCommonOf, repositoryKindOf, repositoryNameOf, UnsupportedError } from './factory.js';
+export { parseRetryAfter, resultOfError, resultOfStatus } from './http-result.js';
+export { createMemoryOutbox } from './outbox.js';
+export type { MemoryOutboxOptions, Outbox } from './outbox.js';
+export { createProfefeRepository, profefeQuery, profefeType } from './profefe.js';
+export type { Repository, SendResult } from './repository.js';
+export { backoffDelay, nextDelay, sendWithRetry, sendWithTimeout } from './retry.js';
+export type { BackoffPolicy } from './retry.js';

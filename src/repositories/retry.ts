@@ -1,0 +1,61 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ScrapedProfile } from '../profiles/profile.js';
+import type { Repository, SendResult } from './repository.js';
+
+export interface BackoffPolicy {
+  /** First wait, ms. */
+  readonly initialMs: number;
+  /** Longest wait, ms. */
+  readonly maxMs: number;
+}
+
+/** Exponential backoff with full jitter: a random wait up to initial × 2^attempt, capped. */
+export function backoffDelay(policy: BackoffPolicy, attempt: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(policy.maxMs, policy.initialMs * 2 ** attempt);
+  return Math.max(policy.initialMs / 2, ceiling * random());
+}
+
+/** How long to wait before the next attempt: the repository's Retry-After when it gave one. */
+export function nextDelay(result: SendResult, policy: BackoffPolicy, attempt: number): number {
+  if (result.status === 'retryable' && result.retryAfterMs !== undefined) return Math.min(Math.max(result.retryAfterMs, 0), Math.max(policy.maxMs, result.retryAfterMs));
+  return backoffDelay(policy, attempt);
+}
+
+/** Bounds one send attempt: the adapter sees an aborted signal after `timeoutMs`. */
+export async function sendWithTimeout(repository: Repository, profile: ScrapedProfile, timeoutMs: number, signal: AbortSignal): Promise<SendResult> {
+  const deadline = AbortSignal.timeout(timeoutMs);
+  const combined = AbortSignal.any([signal, deadline]);
+  const result = await repository.send(profile, combined);
+  if (result.status === 'retryable' && deadline.aborted && !signal.aborted) {
+    return { status: 'retryable', error: `no answer within the send timeout (${timeoutMs} ms): ${result.error}` };
+  }
+  return result;
+}
+
+export interface RetryReport {
+  onRetry?(result: SendResult & { status: 'retryable' }, attempt: number, delayMs: number): void;
+}
+
+/**
+ * Sends with retries: retryable failures are tried again after a backoff, up
+ * to `maxAttempts`; permanent ones and successes return at once.
+ */
+export async function sendWithRetry(
+  repository: Repository,
+  profile: ScrapedProfile,
+  options: { policy: BackoffPolicy; timeoutMs: number; maxAttempts: number; signal: AbortSignal } & RetryReport,
+): Promise<SendResult> {
+  let result: SendResult = { status: 'retryable', error: 'not sent' };
+  for (let attempt = 0; attempt < options.maxAttempts; attempt++) {
+    result = await sendWithTimeout(repository, profile, options.timeoutMs, options.signal);
+    if (result.status !== 'retryable' || attempt === options.maxAttempts - 1 || options.signal.aborted) return result;
+    const delay = nextDelay(result, options.policy, attempt);
+    options.onRetry?.(result, attempt, delay);
+    try {
+      await sleep(delay, undefined, { signal: options.signal, ref: false });
+    } catch {
+      return result;
+    }
+  }
+  return result;
+}

@@ -1,0 +1,327 @@
+import { createHash } from 'node:crypto';
+import { Cron } from 'croner';
+import type { Target, TargetProfile, Timing } from '../targets/index.js';
+import { Semaphore } from './semaphore.js';
+
+/** One loop: a target × profile type. */
+export interface ScrapeTask {
+  readonly key: string;
+  readonly target: Target;
+  readonly profile: TargetProfile;
+}
+
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const realClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, ms);
+    t.unref();
+    return t;
+  },
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+export interface SchedulerHooks {
+  /** Does the scrape and hands the result on. Resolves when done; never rejects for expected failures. */
+  run(task: ScrapeTask, plannedAt: number, signal: AbortSignal): Promise<void>;
+  /** A tick came while the previous scrape of the same loop still ran. */
+  onSkipped?(task: ScrapeTask, plannedAt: number): void;
+  /** The scrape got its concurrency slot this late after its planned time. */
+  onStarted?(task: ScrapeTask, latenessMs: number): void;
+}
+
+export interface SchedulerOptions {
+  readonly concurrency: number;
+  readonly clock?: Clock;
+}
+
+interface Loop {
+  task: ScrapeTask;
+  nextAt: number;
+  heapIndex: number;
+  running: boolean;
+  removed: boolean;
+  controller: AbortController | undefined;
+  cron: Cron | undefined;
+}
+
+/**
+ * Runs every target × profile type on its own schedule at a stable offset
+ * (so a fleet spreads out instead of bursting), under one global concurrency
+ * limit, never two CPU-style profiles against one target at once, and skips
+ * (never queues) a tick whose previous scrape still runs. One timer for all
+ * loops: a min-heap of next ticks.
+ */
+export class Scheduler {
+  readonly #hooks: SchedulerHooks;
+  readonly #clock: Clock;
+  readonly #gate: Semaphore;
+  readonly #loops = new Map<string, Loop>();
+  readonly #heap: Loop[] = [];
+  readonly #cpuLocks = new Map<string, Semaphore>();
+  readonly #inFlight = new Set<Promise<void>>();
+  #timer: unknown;
+  #timerAt = Infinity;
+  #stopped = false;
+
+  constructor(options: SchedulerOptions, hooks: SchedulerHooks) {
+    this.#hooks = hooks;
+    this.#clock = options.clock ?? realClock;
+    this.#gate = new Semaphore(options.concurrency);
+  }
+
+  /** Replaces the set of targets. Loops that stay keep their schedule and their in-flight scrape. */
+  update(targets: readonly Target[]): { added: number; removed: number; changed: number } {
+    const wanted = new Map<string, ScrapeTask>();
+    for (const target of targets) {
+      for (const profile of target.profiles) {
+        const key = `${target.id}/${profile.type}`;
+        wanted.set(key, { key, target, profile });
+      }
+    }
+    let added = 0;
+    let removed = 0;
+    let changed = 0;
+    for (const [key, loop] of this.#loops) {
+      if (wanted.has(key)) continue;
+      this.#loops.delete(key);
+      loop.removed = true;
+      this.#heapRemove(loop);
+      removed++;
+    }
+    const now = this.#clock.now();
+    for (const [key, task] of wanted) {
+      const loop = this.#loops.get(key);
+      if (!loop) {
+        const fresh: Loop = { task, nextAt: 0, heapIndex: -1, running: false, removed: false, controller: undefined, cron: undefined };
+        fresh.cron = cronOf(task.target.timing);
+        fresh.nextAt = this.#nextTick(fresh, now);
+        this.#loops.set(key, fresh);
+        this.#heapPush(fresh);
+        added++;
+        continue;
+      }
+      if (loop.task === task || sameTask(loop.task, task)) {
+        loop.task = task;
+        continue;
+      }
+      const timingChanged = !sameTiming(loop.task.target.timing, task.target.timing);
+      loop.task = task;
+      changed++;
+      if (timingChanged) {
+        loop.cron = cronOf(task.target.timing);
+        loop.nextAt = this.#nextTick(loop, now);
+        this.#heapFix(loop);
+      }
+    }
+    this.#arm();
+    return { added, removed, changed };
+  }
+
+  /** Changes the global concurrency limit (a reload). */
+  setConcurrency(slots: number): void {
+    this.#gate.resize(slots);
+  }
+
+  /** Planned time of a loop's next tick (for tests and the status page). */
+  nextTickOf(key: string): number | undefined {
+    return this.#loops.get(key)?.nextAt;
+  }
+
+  get size(): number {
+    return this.#loops.size;
+  }
+
+  /** Stops new ticks. In-flight scrapes go on until drain() or abort(). */
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Waits for in-flight scrapes, up to `deadlineMs`, then aborts what is left. */
+  async drain(deadlineMs: number): Promise<void> {
+    this.stop();
+    if (this.#inFlight.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, deadlineMs);
+      timer.unref();
+    });
+    await Promise.race([Promise.allSettled([...this.#inFlight]), timeout]);
+    clearTimeout(timer);
+    for (const loop of this.#loops.values()) loop.controller?.abort();
+    await Promise.allSettled([...this.#inFlight]);
+  }
+
+  #nextTick(loop: Loop, after: number): number {
+    const { target, profile } = loop.task;
+    const timing = target.timing;
+    const offsetSeed = hashToUnit(`${target.id}/${profile.type}`);
+    if (timing.kind === 'interval') {
+      const offset = Math.floor(offsetSeed * timing.ms);
+      // aligned to the epoch, so a restart or a reload keeps the same phase
+      const k = Math.floor((after - offset) / timing.ms) + 1;
+      return k * timing.ms + offset;
+    }
+    const next = loop.cron?.nextRun(new Date(after - Math.floor(offsetSeed * timing.spreadMs)));
+    return next ? next.getTime() + Math.floor(offsetSeed * timing.spreadMs) : Infinity;
+  }
+
+  #arm(): void {
+    if (this.#stopped) return;
+    const first = this.#heap[0];
+    if (!first || first.nextAt === Infinity) {
+      if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#timerAt = Infinity;
+      return;
+    }
+    if (this.#timer !== undefined && this.#timerAt === first.nextAt) return;
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timerAt = first.nextAt;
+    this.#timer = this.#clock.setTimeout(() => this.#fire(), Math.max(0, first.nextAt - this.#clock.now()));
+  }
+
+  #fire(): void {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    if (this.#stopped) return;
+    const now = this.#clock.now();
+    for (let loop = this.#heap[0]; loop && loop.nextAt <= now; loop = this.#heap[0]) {
+      const planned = loop.nextAt;
+      loop.nextAt = this.#nextTick(loop, Math.max(now, planned));
+      this.#heapFix(loop);
+      if (loop.running) {
+        this.#hooks.onSkipped?.(loop.task, planned);
+        continue;
+      }
+      this.#start(loop, planned);
+    }
+    this.#arm();
+  }
+
+  #start(loop: Loop, planned: number): void {
+    loop.running = true;
+    const controller = new AbortController();
+    loop.controller = controller;
+    const task = loop.task;
+    const run = async (): Promise<void> => {
+      const cpuLock = task.profile.seconds !== undefined ? this.#cpuLock(task.target.id) : undefined;
+      const releaseCpu = cpuLock ? await cpuLock.acquire() : undefined;
+      try {
+        const release = await this.#gate.acquire();
+        try {
+          if (controller.signal.aborted || this.#stopped) return;
+          this.#hooks.onStarted?.(task, this.#clock.now() - planned);
+          await this.#hooks.run(task, planned, controller.signal);
+        } finally {
+          release();
+        }
+      } finally {
+        releaseCpu?.();
+        if (cpuLock && cpuLock.idle) this.#cpuLocks.delete(task.target.id);
+      }
+    };
+    const p = run()
+      .catch(() => {
+        // run() reports its own failures; nothing may stop the loop
+      })
+      .finally(() => {
+        loop.running = false;
+        loop.controller = undefined;
+        this.#inFlight.delete(p);
+      });
+    this.#inFlight.add(p);
+  }
+
+  #cpuLock(targetId: string): Semaphore {
+    let lock = this.#cpuLocks.get(targetId);
+    if (!lock) {
+      lock = new Semaphore(1);
+      this.#cpuLocks.set(targetId, lock);
+    }
+    return lock;
+  }
+
+  // binary min-heap on nextAt, each loop knowing its index
+  #heapPush(loop: Loop): void {
+    loop.heapIndex = this.#heap.length;
+    this.#heap.push(loop);
+    this.#up(loop.heapIndex);
+  }
+
+  #heapRemove(loop: Loop): void {
+    const i = loop.heapIndex;
+    if (i < 0) return;
+    const last = this.#heap.pop();
+    loop.heapIndex = -1;
+    if (!last || last === loop) return;
+    this.#heap[i] = last;
+    last.heapIndex = i;
+    this.#down(i);
+    this.#up(i);
+  }
+
+  #heapFix(loop: Loop): void {
+    if (loop.heapIndex < 0) return;
+    this.#down(loop.heapIndex);
+    this.#up(loop.heapIndex);
+  }
+
+  #up(i: number): void {
+    const heap = this.#heap;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      const a = heap[i] as Loop;
+      const b = heap[parent] as Loop;
+      if (b.nextAt <= a.nextAt) break;
+      heap[i] = b;
+      heap[parent] = a;
+      b.heapIndex = i;
+      a.heapIndex = parent;
+      i = parent;
+    }
+  }
+
+  #down(i: number): void {
+    const heap = this.#heap;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let smallest = i;
+      if (l < heap.length && (heap[l] as Loop).nextAt < (heap[smallest] as Loop).nextAt) smallest = l;
+      if (r < heap.length && (heap[r] as Loop).nextAt < (heap[smallest] as Loop).nextAt) smallest = r;
+      if (smallest === i) return;
+      const a = heap[i] as Loop;
+      const b = heap[smallest] as Loop;
+      heap[i] = b;
+      heap[smallest] = a;
+      b.heapIndex = i;
+      a.heapIndex = smallest;
+      i = smallest;
+    }
+  }
+}
+
+function cronOf(timing: Timing): Cron | undefined {
+  return timing.kind === 'cron' ? new Cron(timing.schedule, { paused: true }) : undefined;
+}
+
+function sameTiming(a: Timing, b: Timing): boolean {
+  return a.kind === 'interval' && b.kind === 'interval' ? a.ms === b.ms : a.kind === 'cron' && b.kind === 'cron' ? a.schedule === b.schedule && a.spreadMs === b.spreadMs : false;
+}
+
+function sameTask(a: ScrapeTask, b: ScrapeTask): boolean {
+  return a.profile.url === b.profile.url && a.profile.seconds === b.profile.seconds && sameTiming(a.target.timing, b.target.timing);
+}
+
+/** A stable number in [0, 1) from a key. */
+export function hashToUnit(key: string): number {
+  return createHash('sha256').update(key).digest().readUInt32BE(0) / 2 ** 32;
+}

@@ -1,0 +1,183 @@
+import { request } from 'undici';
+import type { Dispatcher } from 'undici';
+import { formatDuration, formatSize } from '../config/index.js';
+import type { ScrapedProfile } from '../profiles/profile.js';
+import type { Target, TargetProfile } from '../targets/index.js';
+import { BodyError, checkProfileBody, describeBody } from './body.js';
+import type { TargetClient } from './clients.js';
+
+/** What went wrong, as the `result` label of the scrape metrics shows it. */
+export type ScrapeFailure = 'http_error' | 'busy' | 'timeout' | 'network' | 'invalid' | 'too_large' | 'redirect';
+
+export type ScrapeOutcome =
+  | { readonly ok: true; readonly profile: ScrapedProfile; readonly bytes: number; readonly durationMs: number }
+  | { readonly ok: false; readonly result: ScrapeFailure; readonly reason: string; readonly bytes: number; readonly durationMs: number };
+
+export interface ScraperOptions {
+  /** Per request; a CPU-style type gets its seconds on top. */
+  readonly timeout: number;
+  readonly maxProfileSize: number;
+  readonly maxDecompressedSize: number;
+}
+
+const MAX_REDIRECTS = 5;
+
+class ScrapeError extends Error {
+  override readonly name = 'ScrapeError';
+  constructor(
+    readonly result: ScrapeFailure,
+    message: string,
+    readonly bytes = 0,
+  ) {
+    super(message);
+  }
+}
+
+/** Takes one profile from one target: one HTTP GET, limits, and the pprof check. */
+export async function scrapeProfile(target: Target, profile: TargetProfile, client: TargetClient, options: ScraperOptions, signal: AbortSignal): Promise<ScrapeOutcome> {
+  const started = Date.now();
+  const budget = options.timeout + (profile.seconds ?? 0) * 1000;
+  const deadline = AbortSignal.timeout(budget);
+  const combined = AbortSignal.any([signal, deadline]);
+  try {
+    const { body, contentType } = await fetchBody(profile.url, client, options.maxProfileSize, combined);
+    const checked = await checkProfileBody(body, options.maxDecompressedSize, contentType);
+    const summary = checked.summary;
+    const scraped: ScrapedProfile = {
+      targetId: target.id,
+      service: target.service,
+      type: profile.type,
+      labels: target.labels,
+      time: summary.timeMs ?? started,
+      ...(summary.durationMs !== undefined ? { durationMs: summary.durationMs } : {}),
+      sampleCount: summary.sampleCount,
+      url: profile.url,
+      data: checked.data,
+    };
+    return { ok: true, profile: scraped, bytes: body.length, durationMs: Date.now() - started };
+  } catch (err) {
+    const durationMs = Date.now() - started;
+    if (err instanceof ScrapeError) return { ok: false, result: err.result, reason: err.message, bytes: err.bytes, durationMs };
+    if (err instanceof BodyError) return { ok: false, result: err.kind, reason: err.message, bytes: 0, durationMs };
+    if (deadline.aborted && !signal.aborted) {
+      return { ok: false, result: 'timeout', reason: `no complete answer within ${formatDuration(budget)} (${profile.seconds !== undefined ? `seconds ${profile.seconds} + ` : ''}timeout ${formatDuration(options.timeout)})`, bytes: 0, durationMs };
+    }
+    if (signal.aborted) return { ok: false, result: 'timeout', reason: 'cancelled: the daemon is stopping or the target was removed', bytes: 0, durationMs };
+    return { ok: false, result: 'network', reason: describeNetworkError(err), bytes: 0, durationMs };
+  }
+}
+
+async function fetchBody(url: string, client: TargetClient, maxSize: number, signal: AbortSignal): Promise<{ body: Buffer; contentType: string | undefined }> {
+  let current = url;
+  for (let hop = 0; ; hop++) {
+    const res = await request(current, {
+      method: 'GET',
+      dispatcher: client.dispatcher,
+      headers: { 'accept-encoding': 'gzip', ...client.headers },
+      signal,
+    });
+    if (res.statusCode >= 300 && res.statusCode < 400 && res.statusCode !== 304) {
+      await res.body.dump();
+      current = followable(current, res.headers['location'], res.statusCode, hop);
+      continue;
+    }
+    const contentType = headerValue(res.headers['content-type']);
+    if (res.statusCode < 200 || res.statusCode >= 300) {
+      const snippet = await readSome(res.body, 512);
+      const text = snippet.toString('utf8').trim().replace(/\s+/g, ' ');
+      if (res.statusCode === 500 && /already in use/i.test(text)) {
+        throw new ScrapeError('busy', `HTTP 500: ${JSON.stringify(text)}: another CPU profile of this process is running (another profiler, or a second scraper); this one is skipped`);
+      }
+      throw new ScrapeError('http_error', `HTTP ${res.statusCode}${text ? `: ${JSON.stringify(text.slice(0, 200))}` : ''}`);
+    }
+    const declared = Number(headerValue(res.headers['content-length']) ?? NaN);
+    if (declared > maxSize) {
+      res.body.destroy();
+      throw new ScrapeError('too_large', `body of ${formatSize(declared)} (Content-Length) is over max_profile_size (${formatSize(maxSize)})`);
+    }
+    const body = await readLimited(res.body, maxSize);
+    if (body.length === 0) throw new ScrapeError('invalid', `HTTP ${res.statusCode} with an empty body, not a pprof profile`);
+    if (contentType !== undefined && /text\/html|application\/json/i.test(contentType) && !(body[0] === 0x1f && body[1] === 0x8b)) {
+      throw new ScrapeError('invalid', `answered ${contentType.split(';')[0]}, not a pprof profile: it ${describeBody(body, contentType)}; is the path right?`);
+    }
+    return { body, contentType };
+  }
+}
+
+function followable(from: string, location: string | string[] | undefined, status: number, hop: number): string {
+  const loc = headerValue(location);
+  if (loc === undefined) throw new ScrapeError('http_error', `HTTP ${status} redirect without a Location`);
+  const next = new URL(loc, from);
+  const origin = new URL(from);
+  if (next.origin !== origin.origin) {
+    throw new ScrapeError('redirect', `HTTP ${status} redirect to another host (${next.origin}${next.pathname}): not followed; point the target at the final address`);
+  }
+  if (hop + 1 >= MAX_REDIRECTS) throw new ScrapeError('redirect', `more than ${MAX_REDIRECTS} redirects`);
+  return next.toString();
+}
+
+function headerValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+async function readLimited(body: Dispatcher.ResponseData['body'], max: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of body) {
+    const buf = chunk as Buffer;
+    total += buf.length;
+    if (total > max) {
+      body.destroy();
+      throw new ScrapeError('too_large', `body is over max_profile_size (${formatSize(max)}): stopped reading at ${formatSize(total)}`, total);
+    }
+    chunks.push(buf);
+  }
+  return chunks.length === 1 && chunks[0] ? chunks[0] : Buffer.concat(chunks, total);
+}
+
+async function readSome(body: Dispatcher.ResponseData['body'], max: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of body) {
+      const buf = chunk as Buffer;
+      chunks.push(buf);
+      total += buf.length;
+      if (total >= max) break;
+    }
+  } catch {
+    // the status line is what matters
+  } finally {
+    body.destroy();
+  }
+  return Buffer.concat(chunks).subarray(0, max);
+}
+
+function describeNetworkError(err: unknown): string {
+  const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
+  const inner = e.cause ?? e;
+  const code = inner.code ?? e.code;
+  switch (code) {
+    case 'ECONNREFUSED':
+      return `connection refused (${inner.message.replace(/^connect /, '')}): nothing listens there; is the port right?`;
+    case 'ECONNRESET':
+    case 'UND_ERR_SOCKET':
+      return `connection reset by the target (${code})`;
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `host not found (${code}): ${inner.message}`;
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return `host unreachable (${code})`;
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return 'connect timed out';
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'ERR_TLS_CERT_ALTNAME_INVALID':
+    case 'CERT_HAS_EXPIRED':
+      return `TLS: ${inner.message} (${code}): set tls.ca_file, or tls.insecure_skip_verify for testing`;
+    default:
+      return `${code ? `${code}: ` : ''}${inner.message || String(err)}`;
+  }
+}

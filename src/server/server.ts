@@ -1,0 +1,107 @@
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { cpuProfile, heapProfile, ProfilerBusyError, startHeapSampling } from './self-profile.js';
+
+export type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void> | void;
+
+export interface StatusServer {
+  /** `host:port` it listens on (the real port when 0 was asked). */
+  readonly address: string;
+  close(): Promise<void>;
+}
+
+/** The routes of the status listener: path → handler, GET unless the key says `POST /path`. */
+export type Routes = ReadonlyMap<string, Handler>;
+
+export function sendText(res: ServerResponse, status: number, text: string, type = 'text/plain; charset=utf-8'): void {
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+export function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  sendText(res, status, JSON.stringify(value, null, 2) + '\n', 'application/json');
+}
+
+/** Own /debug/pprof: heap and CPU (wall-clock) profiles of the daemon itself. */
+export function pprofRoutes(): Map<string, Handler> {
+  startHeapSampling();
+  return new Map<string, Handler>([
+    [
+      '/debug/pprof/',
+      (_req, res) =>
+        sendText(res, 200, '<html><body><a href="heap">heap</a><br><a href="profile?seconds=5">profile?seconds=5</a></body></html>', 'text/html; charset=utf-8'),
+    ],
+    [
+      '/debug/pprof/heap',
+      async (_req, res) => {
+        const body = await heapProfile();
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-disposition': 'attachment; filename="heap"' });
+        res.end(body);
+      },
+    ],
+    [
+      '/debug/pprof/profile',
+      async (_req, res, url) => {
+        const seconds = Number(url.searchParams.get('seconds') ?? '30');
+        if (!Number.isInteger(seconds) || seconds < 1 || seconds > 300) {
+          sendText(res, 400, 'seconds must be a whole number from 1 to 300\n');
+          return;
+        }
+        try {
+          const body = await cpuProfile(seconds);
+          res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-disposition': 'attachment; filename="profile"' });
+          res.end(body);
+        } catch (err) {
+          if (err instanceof ProfilerBusyError) sendText(res, 500, 'Could not enable CPU profiling: cpu profiling already in use\n');
+          else throw err;
+        }
+      },
+    ],
+  ]);
+}
+
+export async function startStatusServer(listen: string, routes: Routes, logger: Logger): Promise<StatusServer> {
+  const server: Server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://status');
+    const key = req.method === 'GET' || req.method === 'HEAD' ? url.pathname : `${req.method ?? ''} ${url.pathname}`;
+    const handler = routes.get(key);
+    if (!handler) {
+      const other = req.method === 'GET' ? routes.get(`POST ${url.pathname}`) : routes.get(url.pathname);
+      if (other) sendText(res, 405, `method ${req.method ?? ''} not allowed here\n`);
+      else sendText(res, 404, 'not found\n');
+      return;
+    }
+    Promise.resolve()
+      .then(() => handler(req, res, url))
+      .catch((err: unknown) => {
+        logger.error({ path: url.pathname, error: err instanceof Error ? err.message : String(err) }, 'status server handler failed');
+        if (!res.headersSent) sendText(res, 500, 'internal error\n');
+        else res.destroy();
+      });
+  });
+  server.keepAliveTimeout = 5_000;
+  const colon = listen.lastIndexOf(':');
+  const host = listen.slice(0, colon).replace(/^\[|\]$/g, '') || '0.0.0.0';
+  const port = Number(listen.slice(colon + 1));
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      reject(new Error(`server.listen ${listen}: ${err.code === 'EADDRINUSE' ? 'the address is in use (another pprof-scraper?); set server.listen to a free one' : err.message}`, { cause: err }));
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  const addr = server.address() as AddressInfo;
+  return {
+    address: addr.family === 'IPv6' ? `[${addr.address}]:${addr.port}` : `${addr.address}:${addr.port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,236 @@
+import { createHash } from 'node:crypto';
+import type { Config, MatchValue, OverrideSettings } from '../config/index.js';
+import { formatDuration, parseDuration } from '../config/index.js';
+import { joinHostPort, parseAddress, parsePort } from './address.js';
+import { sanitizeLabelName } from './labels.js';
+import type { BuildResult, Discovered, DroppedTarget, Target, TargetGroup, TargetProfile, Timing } from './types.js';
+
+const DEFAULT_PORT = 6060;
+const DEFAULT_PATH_PREFIX = '/debug/pprof';
+
+/**
+ * Turns what discovery found into targets: defaults, then scrape:/profiles:,
+ * the provider block, the target's own metadata, then overrides: rules in
+ * order. One pure function, so the dry run prints exactly what the daemon runs.
+ */
+export function buildTargets(config: Config, groups: readonly TargetGroup[]): BuildResult {
+  const targets: Target[] = [];
+  const dropped: DroppedTarget[] = [];
+  const seen = new Map<string, Target>();
+  for (const group of groups) {
+    for (const found of group.targets) {
+      const result = buildOne(config, group, found);
+      if ('reason' in result) {
+        dropped.push(result);
+        continue;
+      }
+      const first = seen.get(result.id);
+      if (first) {
+        dropped.push(droppedOf(group, found, `duplicate of target ${first.id} (${first.address}, from discovery[${first.source}])`, result.address));
+        continue;
+      }
+      seen.set(result.id, result);
+      targets.push(result);
+    }
+  }
+  if (!config.shard) return { targets, dropped };
+  const { count, index } = config.shard;
+  const kept: Target[] = [];
+  for (const t of targets) {
+    const shard = shardOf(t.id, count);
+    if (shard === index) kept.push(t);
+    else dropped.push({ provider: t.provider, source: t.source, address: t.address, labels: t.labels, reason: `belongs to shard ${shard} of ${count}; this daemon is shard ${index}` });
+  }
+  return { targets: kept, dropped };
+}
+
+export function shardOf(id: string, count: number): number {
+  return Number.parseInt(id.slice(0, 8), 16) % count;
+}
+
+interface Draft {
+  service: string | undefined;
+  host: string;
+  port: number;
+  scheme: 'http' | 'https';
+  pathPrefix: string;
+  labels: Record<string, string>;
+  profiles: string[];
+  interval: number | undefined;
+}
+
+function buildOne(config: Config, group: TargetGroup, found: Discovered): Target | DroppedTarget {
+  const entry = config.discovery[group.source];
+  const block = (entry?.[group.provider] ?? {}) as OverrideSettings;
+  const fail = (reason: string, address?: string): DroppedTarget => droppedOf(group, found, reason, address);
+
+  if (found.address === undefined) return fail(found.addressError ?? 'discovery found no address for it');
+  const parsed = parseAddress(found.address);
+  if (!parsed.ok) return fail(parsed.error, found.address);
+  const addr = parsed.value;
+
+  const draft: Draft = {
+    service: undefined,
+    host: addr.host,
+    port: DEFAULT_PORT,
+    scheme: 'http',
+    pathPrefix: DEFAULT_PATH_PREFIX,
+    labels: { ...found.labels },
+    profiles: Object.entries(config.profiles)
+      .filter(([, t]) => t.enabled)
+      .map(([name]) => name),
+    interval: undefined,
+  };
+  const explicitLabels: Record<string, string> = { ...config.scrape.labels };
+
+  // provider block
+  applySettings(draft, block, explicitLabels);
+  draft.service = found.fallbackService ?? draft.service;
+  if (block.service !== undefined) draft.service = block.service;
+  if (found.service !== undefined) draft.service = found.service;
+  // the target's own metadata: the address as written, a static entry's fields, tags or labels
+  if (addr.port !== undefined) draft.port = addr.port;
+  if (addr.scheme !== undefined) draft.scheme = addr.scheme;
+  if (addr.pathPrefix !== undefined) draft.pathPrefix = addr.pathPrefix;
+  if (found.settings) applySettings(draft, found.settings, explicitLabels);
+  if (found.directives) {
+    const bad = applyDirectives(draft, found.directives, explicitLabels, config, group.directiveNoun ?? 'label');
+    if (bad) return fail(bad, joinHostPort(draft.host, draft.port));
+  }
+  Object.assign(draft.labels, explicitLabels);
+
+  // overrides: rules, in order; each sees what the ones before it set
+  for (let i = 0; i < config.overrides.length; i++) {
+    const rule = config.overrides[i];
+    if (!rule || !matches(rule.match, draft, found, group)) continue;
+    if (rule.drop) return fail(`dropped by overrides[${i}] (match ${describeMatch(rule.match)})`, joinHostPort(draft.host, draft.port));
+    applySettings(draft, rule, draft.labels);
+  }
+
+  const address = joinHostPort(draft.host, draft.port);
+  const service = draft.service ?? draft.host;
+  const labels: Record<string, string> = { instance: address, provider: group.provider, ...draft.labels };
+
+  const timing: Timing =
+    draft.interval !== undefined || config.scrape.schedule === undefined
+      ? { kind: 'interval', ms: draft.interval ?? config.scrape.interval }
+      : { kind: 'cron', schedule: config.scrape.schedule, spreadMs: config.scrape.spread ?? 30_000 };
+
+  const profiles: TargetProfile[] = [];
+  for (const type of draft.profiles) {
+    const def = config.profiles[type];
+    if (!def) return fail(`profile type ${JSON.stringify(type)} is not defined under profiles:`, address);
+    if (def.seconds !== undefined && timing.kind === 'interval' && def.seconds * 1000 >= timing.ms) {
+      return fail(`interval ${formatDuration(timing.ms)} is not longer than profiles.${type}.seconds (${def.seconds}s)`, address);
+    }
+    const path = def.path === DEFAULT_PATH_PREFIX || def.path.startsWith(`${DEFAULT_PATH_PREFIX}/`) ? draft.pathPrefix + def.path.slice(DEFAULT_PATH_PREFIX.length) : def.path;
+    const url = `${draft.scheme}://${address}${path}${def.seconds !== undefined ? `?seconds=${def.seconds}` : ''}`;
+    profiles.push({ type, url, seconds: def.seconds, delta: def.delta });
+  }
+
+  const id = targetId(draft.scheme, address, draft.pathPrefix, service, labels);
+  return { id, provider: group.provider, source: group.source, service, address, scheme: draft.scheme, labels, timing, profiles };
+}
+
+function applySettings(draft: Draft, s: OverrideSettings, labels: Record<string, string>): void {
+  if (s.service !== undefined) draft.service = s.service;
+  if (s.port !== undefined) draft.port = s.port;
+  if (s.scheme !== undefined) draft.scheme = s.scheme;
+  if (s.path !== undefined) draft.pathPrefix = s.path.replace(/\/+$/, '');
+  if (s.profiles !== undefined) draft.profiles = [...s.profiles];
+  if (s.interval !== undefined) draft.interval = s.interval;
+  if (s.labels !== undefined) Object.assign(labels, s.labels);
+}
+
+/** Applies `pprof.*` metadata; returns the reason to drop the target when a value is bad. */
+function applyDirectives(draft: Draft, directives: Readonly<Record<string, string>>, labels: Record<string, string>, config: Config, noun: string): string | undefined {
+  const bad = (key: string, value: string, why: string): string => `${noun} ${key}: ${JSON.stringify(value)} ${why}`;
+  for (const [key, value] of Object.entries(directives)) {
+    switch (key) {
+      case 'pprof.port': {
+        const p = parsePort(value);
+        if (typeof p === 'string') return bad(key, value, /out of range/.test(p) ? 'is out of range 1..65535' : 'is not a port');
+        draft.port = p;
+        break;
+      }
+      case 'pprof.path':
+        if (!value.startsWith('/')) return bad(key, value, 'is not a path (it must start with /)');
+        draft.pathPrefix = value.replace(/\/+$/, '');
+        break;
+      case 'pprof.scheme':
+        if (value !== 'http' && value !== 'https') return bad(key, value, 'is not http or https');
+        draft.scheme = value;
+        break;
+      case 'pprof.service':
+        if (value.trim() === '') return bad(key, value, 'is empty');
+        draft.service = value;
+        break;
+      case 'pprof.profiles': {
+        const types = value.split(',').map((t) => t.trim()).filter((t) => t !== '');
+        const unknown = types.filter((t) => !config.profiles[t]);
+        if (types.length === 0) return bad(key, value, 'names no profile type');
+        if (unknown.length > 0) return bad(key, value, `names unknown profile type${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (known: ${Object.keys(config.profiles).join(', ')})`);
+        draft.profiles = types;
+        break;
+      }
+      case 'pprof.interval': {
+        const ms = parseDuration(value.trim());
+        if (ms === undefined || ms <= 0) return bad(key, value, 'is not a duration (like 30s or 5m)');
+        draft.interval = ms;
+        break;
+      }
+      default:
+        if (key.startsWith('pprof.label.')) {
+          const name = sanitizeLabelName(key.slice('pprof.label.'.length));
+          if (name !== undefined) labels[name] = value;
+        }
+      // other pprof.* keys (pprof.scrape=true, used in filters) carry no setting
+    }
+  }
+  return undefined;
+}
+
+function matches(match: Readonly<Record<string, MatchValue>>, draft: Draft, found: Discovered, group: TargetGroup): boolean {
+  const view: Record<string, string> = {
+    ...found.hidden,
+    ...draft.labels,
+    instance: draft.labels['instance'] ?? joinHostPort(draft.host, draft.port),
+    provider: group.provider,
+    service: draft.service ?? draft.host,
+    address: joinHostPort(draft.host, draft.port),
+    scheme: draft.scheme,
+  };
+  for (const [key, m] of Object.entries(match)) {
+    const value = view[key] ?? '';
+    if ('equals' in m ? value !== m.equals : !m.regex.test(value)) return false;
+  }
+  return true;
+}
+
+function describeMatch(match: Readonly<Record<string, MatchValue>>): string {
+  return Object.entries(match)
+    .map(([k, m]) => `${k}=${'equals' in m ? m.equals : String(m.regex)}`)
+    .join(', ');
+}
+
+function droppedOf(group: TargetGroup, found: Discovered, reason: string, address?: string): DroppedTarget {
+  return {
+    provider: group.provider,
+    source: group.source,
+    address: address ?? found.address,
+    labels: { ...found.hidden, ...found.labels },
+    reason,
+  };
+}
+
+export function targetId(scheme: string, address: string, pathPrefix: string, service: string, labels: Readonly<Record<string, string>>): string {
+  const sorted = Object.keys(labels)
+    .sort()
+    .map((k) => [k, labels[k]]);
+  return createHash('sha256').update(JSON.stringify([scheme, address, pathPrefix, service, sorted])).digest('hex').slice(0, 16);
+}
+
+/** Interval as the dry run shows it. */
+export function describeTiming(t: Timing): { interval?: string; schedule?: string; spread?: string } {
+  return t.kind === 'interval' ? { interval: formatDuration(t.ms) } : { schedule: t.schedule, spread: formatDuration(t.spreadMs) };
+}

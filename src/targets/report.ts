@@ -1,0 +1,60 @@
+import { describeTiming } from './builder.js';
+import type { BuildResult, DroppedTarget, Target } from './types.js';
+
+/** A target as `targets --output json` and `/targets` show it. */
+export interface TargetJson {
+  id: string;
+  provider: string;
+  service: string;
+  address: string;
+  scheme: string;
+  labels: Record<string, string>;
+  interval?: string;
+  schedule?: string;
+  spread?: string;
+  profiles: { type: string; url: string }[];
+}
+
+export interface DroppedJson {
+  provider: string;
+  address?: string;
+  labels: Record<string, string>;
+  reason: string;
+}
+
+export interface ErrorJson {
+  provider: string;
+  source: string;
+  error: string;
+}
+
+export interface TargetsReport {
+  targets: TargetJson[];
+  dropped: DroppedJson[];
+  errors: ErrorJson[];
+}
+
+export function targetJson(t: Target): TargetJson {
+  return {
+    id: t.id,
+    provider: t.provider,
+    service: t.service,
+    address: t.address,
+    scheme: t.scheme,
+    labels: { ...t.labels },
+    ...describeTiming(t.timing),
+    profiles: t.profiles.map((p) => ({ type: p.type, url: p.url })),
+  };
+}
+
+export function droppedJson(d: DroppedTarget): DroppedJson {
+  return { provider: d.provider, ...(d.address !== undefined ? { address: d.address } : {}), labels: { ...d.labels }, reason: d.reason };
+}
+
+export function targetsReport(result: BuildResult, problems: readonly { provider: string; source: number; error: string }[]): TargetsReport {
+  return {
+    targets: result.targets.map(targetJson),
+    dropped: result.dropped.map(droppedJson),
+    errors: problems.map((p) => ({ provider: p.provider, source: `discovery[${p.source}]`, error: p.error })),
+  };
+}
