@@ -3,7 +3,6 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, parse as parseYaml, visit } from 'yaml';
 import type { Document, Node as YamlNode } from 'yaml';
-import type { z } from 'zod';
 import { createConfigSchema } from './schema.js';
 import type { Config } from './schema.js';
 import { crossFieldIssues } from './validate.js';
@@ -100,7 +99,7 @@ export function parseConfig(text: string, source: string, options: LoadOptions &
     const schema = createConfigSchema({ baseDir: options.baseDir, checkFiles: true });
     const result = schema.safeParse(raw);
     if (!result.success) {
-      for (const issue of result.error.issues) issues.push(...describeIssue(issue as z.core.$ZodIssue, raw, schema));
+      for (const issue of result.error.issues) issues.push(...describeIssue(issue, raw, schema));
     }
     issues.push(...crossFieldIssues(raw as Record<string, unknown>, options.baseDir));
     if (issues.length === 0 && errors.length === 0 && result.success) {

@@ -70,7 +70,7 @@ const urlPath = z.string().refine((p) => p.startsWith('/'), { error: (iss) => `p
 
 const labelValue = z
   .union([z.string(), z.number(), z.boolean()], { error: (iss) => `a label value must be a string, got ${describeInput(iss.input)}` })
-  .transform((v) => String(v));
+  .transform((v) => `${v}`);
 
 export const labelMap = z.record(
   z.string().regex(LABEL_NAME_RE, { error: (iss) => `label name ${quote(iss.input)} is not valid: use letters, digits and _ (not first)` }),

@@ -69,7 +69,7 @@ export class DiscoveryManager {
       started++;
     }
     this.#slots = next;
-    await Promise.all([...old.values()].map((s) => s.runner?.stop()));
+    await Promise.all([...old.values()].map((s) => s.runner?.stop() ?? Promise.resolve()));
     this.#deps.onChange();
     return { started, stopped: old.size, kept };
   }
@@ -102,12 +102,12 @@ export class DiscoveryManager {
 
   /** Resolves when every provider has tried its first refresh. */
   async firstRefresh(): Promise<void> {
-    await Promise.all(this.#slots.map((s) => s.runner?.firstTry()));
+    await Promise.all(this.#slots.map((s) => s.runner?.firstTry() ?? Promise.resolve()));
   }
 
   async stop(): Promise<void> {
     const slots = this.#slots;
     this.#slots = [];
-    await Promise.all(slots.map((s) => s.runner?.stop()));
+    await Promise.all(slots.map((s) => s.runner?.stop() ?? Promise.resolve()));
   }
 }

@@ -1,4 +1,4 @@
-import { Agent, request } from 'undici';
+import { request } from 'undici';
 import type { ProfefeConfig } from '../config/index.js';
 import { createTargetClient } from '../scrape/clients.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
@@ -41,7 +41,7 @@ export async function createProfefeRepository(name: string, config: ProfefeConfi
       if (profile.sampleCount === 0) return { status: 'skipped', reason: 'empty profile (no samples): profefe rejects those' };
       const url = `${base}/api/0/profiles?${profefeQuery(profile.service, type, profile.labels)}`;
       try {
-        const res = await request(url, { method: 'POST', body: profile.data, headers, dispatcher: client.dispatcher as Agent, signal });
+        const res = await request(url, { method: 'POST', body: profile.data, headers, dispatcher: client.dispatcher, signal });
         const text = res.statusCode >= 300 ? await res.body.text() : (await res.body.dump(), '');
         return resultOfStatus(res.statusCode, text, firstHeader(res.headers['retry-after']));
       } catch (err) {
