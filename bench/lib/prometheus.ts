@@ -1,0 +1,58 @@
+/** Just enough of the Prometheus text format to read the daemon's /metrics. */
+
+export interface Sample {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly value: number;
+}
+
+export interface Exposition {
+  readonly samples: Sample[];
+  /** Metric names with a # TYPE line: a labelled counter never incremented has one but no samples. */
+  readonly declared: Set<string>;
+}
+
+const LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$/;
+const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+const TYPE = /^#\s*TYPE\s+(\S+)\s+\S+/;
+
+export function parsePrometheus(text: string): Exposition {
+  const samples: Sample[] = [];
+  const declared = new Set<string>();
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line === '') continue;
+    if (line.startsWith('#')) {
+      const t = TYPE.exec(line);
+      if (t) declared.add(t[1]!);
+      continue;
+    }
+    const m = LINE.exec(line);
+    if (!m) continue;
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? '').matchAll(LABEL)) {
+      labels[l[1]!] = l[2]!.replace(/\\n/g, '\n').replace(/\\(["\\])/g, '$1');
+    }
+    const v = m[3]!;
+    const value = v === '+Inf' ? Infinity : v === '-Inf' ? -Infinity : Number(v);
+    samples.push({name: m[1]!, labels, value});
+  }
+  return {samples, declared};
+}
+
+/**
+ * Sum of a metric's samples whose labels include every pair in `match`: 0
+ * when the metric is declared with no matching sample, null when the
+ * daemon does not expose it at all.
+ */
+export function sumOf(exp: Exposition, name: string, match: Record<string, string> = {}): number | null {
+  let found = exp.declared.has(name);
+  let sum = 0;
+  for (const s of exp.samples) {
+    if (s.name !== name) continue;
+    if (Object.entries(match).some(([k, v]) => s.labels[k] !== v)) continue;
+    found = true;
+    sum += s.value;
+  }
+  return found ? sum : null;
+}
