@@ -50,7 +50,7 @@ export function describeIssue(issue: Issue, raw: unknown, schema: z.ZodType, pre
     case 'invalid_type': {
       const key = path[path.length - 1];
       if (value === undefined && typeof key === 'string') {
-        return [{ path, message: `missing required key ${JSON.stringify(key)}` }];
+        return [{ path: path.slice(0, -1), message: `missing required key ${JSON.stringify(key)}` }];
       }
       if (!isDefaultMessage(issue.message)) return [{ path, message: issue.message }];
       return [{ path, message: `expected ${TYPE_WORDS[issue.expected] ?? issue.expected}, got ${describeInput(value)}` }];

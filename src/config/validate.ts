@@ -178,7 +178,7 @@ export function crossFieldIssues(raw: Raw, _baseDir: string): ConfigIssue[] {
 
   // shard:
   const shard = raw['shard'];
-  if (isMap(shard) && typeof shard['count'] === 'number' && typeof shard['index'] === 'number' && shard['index'] >= shard['count']) {
+  if (isMap(shard) && typeof shard['count'] === 'number' && typeof shard['index'] === 'number' && shard['count'] >= 1 && shard['index'] >= shard['count']) {
     add(['shard', 'index'], `shard index ${shard['index']} must be below shard count ${shard['count']} (0..${shard['count'] - 1})`);
   }
   return issues;

@@ -129,7 +129,7 @@ export function createMemoryOutbox(repository: Repository, options: MemoryOutbox
         }
       })();
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([done, new Promise((r) => { timer = setTimeout(r, deadlineMs); timer.unref(); })]);
+      await Promise.race([done, new Promise((r) => { timer = setTimeout(r, deadlineMs); })]);
       clearTimeout(timer);
       closed = true;
       controller.abort();

@@ -149,9 +149,9 @@ export class Scheduler {
     this.stop();
     if (this.#inFlight.size === 0) return;
     let timer: NodeJS.Timeout | undefined;
+    // held, not unref()ed: a stopping process must wait out its deadline
     const timeout = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, deadlineMs);
-      timer.unref();
     });
     await Promise.race([Promise.allSettled([...this.#inFlight]), timeout]);
     clearTimeout(timer);

@@ -1,0 +1,209 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { Scheduler } from '../../src/scrape/scheduler.js';
+import type { ScrapeTask } from '../../src/scrape/scheduler.js';
+import type { Target, TargetProfile } from '../../src/targets/index.js';
+import { FakeClock, settle } from '../helpers/fake-clock.js';
+
+function target(id: string, intervalMs: number, profiles: Partial<TargetProfile>[] = [{ type: 'heap' }]): Target {
+  return {
+    id,
+    provider: 'static',
+    source: 0,
+    service: 'svc',
+    address: `${id}:6060`,
+    scheme: 'http',
+    labels: {},
+    timing: { kind: 'interval', ms: intervalMs },
+    profiles: profiles.map((p) => ({ type: p.type ?? 'heap', url: `http://${id}:6060/${p.type ?? 'heap'}`, seconds: p.seconds, delta: false })),
+  };
+}
+
+/** A run() whose scrapes finish only when the test says so. */
+function controlledRun() {
+  const pending: { task: ScrapeTask; finish: () => void }[] = [];
+  const started: { key: string; at: number }[] = [];
+  let inFlight = 0;
+  let maxInFlight = 0;
+  return {
+    pending,
+    started,
+    get maxInFlight() {
+      return maxInFlight;
+    },
+    get inFlight() {
+      return inFlight;
+    },
+    run: (clock: FakeClock) => (task: ScrapeTask) =>
+      new Promise<void>((resolve) => {
+        inFlight++;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        started.push({ key: task.key, at: clock.now() });
+        pending.push({
+          task,
+          finish: () => {
+            inFlight--;
+            resolve();
+          },
+        });
+      }),
+    finishAll() {
+      for (const p of pending.splice(0)) p.finish();
+    },
+  };
+}
+
+describe('scheduler', () => {
+  test('offsets are stable and spread evenly over the interval', () => {
+    const clock = new FakeClock();
+    const make = (): Scheduler => new Scheduler({ concurrency: 8, clock }, { run: async () => undefined });
+    const targets = Array.from({ length: 2000 }, (_, i) => target(`t${i}`, 60_000));
+    const a = make();
+    a.update(targets);
+    const b = make();
+    b.update([...targets].reverse());
+    const buckets = new Array<number>(10).fill(0);
+    for (const t of targets) {
+      const tick = a.nextTickOf(`${t.id}/heap`);
+      assert.ok(tick !== undefined);
+      assert.equal(b.nextTickOf(`${t.id}/heap`), tick, 'same target, same offset');
+      const delay = tick - clock.now();
+      assert.ok(delay > 0 && delay <= 60_000);
+      buckets[Math.floor((delay - 1) / 6000)]!++;
+    }
+    // 200 expected per bucket
+    for (const n of buckets) assert.ok(n > 140 && n < 260, `uneven spread: ${buckets.join(',')}`);
+    a.stop();
+    b.stop();
+  });
+
+  test('the concurrency limit is never exceeded, and waiting ticks run as slots free', async () => {
+    const clock = new FakeClock();
+    const r = controlledRun();
+    const s = new Scheduler({ concurrency: 3, clock }, { run: r.run(clock) });
+    s.update(Array.from({ length: 20 }, (_, i) => target(`c${i}`, 10_000)));
+    await clock.advance(10_000);
+    assert.equal(r.started.length, 3);
+    assert.equal(r.maxInFlight, 3);
+    while (r.started.length < 20) {
+      r.pending.shift()?.finish();
+      await settle();
+      assert.ok(r.inFlight <= 3);
+    }
+    assert.equal(r.maxInFlight, 3);
+    r.finishAll();
+    s.stop();
+  });
+
+  test('a tick whose previous scrape still runs is skipped, not queued', async () => {
+    const clock = new FakeClock();
+    const r = controlledRun();
+    const skipped: number[] = [];
+    const s = new Scheduler({ concurrency: 4, clock }, { run: r.run(clock), onSkipped: (_t, planned) => skipped.push(planned) });
+    s.update([target('slow', 10_000)]);
+    await clock.advance(10_000);
+    assert.equal(r.started.length, 1);
+    await clock.advance(25_000); // two more ticks come while the first scrape runs
+    assert.equal(skipped.length, 2);
+    assert.equal(r.started.length, 1);
+    r.finishAll();
+    await settle();
+    assert.equal(r.started.length, 1, 'nothing queued behind the slow scrape');
+    await clock.advance(10_000);
+    assert.equal(r.started.length, 2, 'the next tick after it finished runs');
+    r.finishAll();
+    s.stop();
+  });
+
+  test('never two CPU-style profiles against one target at once', async () => {
+    const clock = new FakeClock();
+    const r = controlledRun();
+    const s = new Scheduler({ concurrency: 10, clock }, { run: r.run(clock) });
+    // two CPU-style types on one target, a plain type, and another target's CPU
+    s.update([
+      target('a', 1_000, [{ type: 'cpu', seconds: 1 }, { type: 'fgprof', seconds: 1 }, { type: 'heap' }]),
+      target('b', 1_000, [{ type: 'cpu', seconds: 1 }]),
+    ]);
+    await clock.advance(1_000);
+    const keys = (): string[] => r.pending.map((p) => p.task.key).sort();
+    const running = keys();
+    assert.ok(running.includes('a/heap'));
+    assert.ok(running.includes('b/cpu'));
+    assert.equal(running.filter((k) => k === 'a/cpu' || k === 'a/fgprof').length, 1, `two CPU profiles of target a at once: ${running.join(' ')}`);
+    // when it finishes, the other one of target a starts
+    const first = r.pending.find((p) => p.task.key === 'a/cpu' || p.task.key === 'a/fgprof');
+    first?.finish();
+    r.pending.splice(r.pending.indexOf(first!), 1);
+    await settle();
+    assert.equal(r.pending.filter((p) => p.task.key === 'a/cpu' || p.task.key === 'a/fgprof').length, 1);
+    r.finishAll();
+    s.stop();
+  });
+
+  test('an update keeps the schedule of targets that stay and stops removed ones', async () => {
+    const clock = new FakeClock();
+    const runs: { key: string; at: number }[] = [];
+    const s = new Scheduler({ concurrency: 10, clock }, { run: async (task) => void runs.push({ key: task.key, at: clock.now() }) });
+    const start = clock.now();
+    s.update([target('keep', 15_000), target('gone', 15_000)]);
+    await clock.advance(7_000);
+    const before = s.nextTickOf('keep/heap');
+    const change = s.update([target('keep', 15_000), target('new', 15_000)]);
+    assert.deepEqual(change, { added: 1, removed: 1, changed: 0 });
+    assert.equal(s.nextTickOf('keep/heap'), before);
+    assert.equal(s.nextTickOf('gone/heap'), undefined);
+    await clock.advance(60_000);
+    const end = clock.now();
+    const at = (k: string): number[] => runs.filter((r) => r.key === k).map((r) => r.at);
+    // every tick of the kept loop, exactly one interval apart: none extra, none missed
+    const keep = at('keep/heap');
+    const expected = Math.floor((end - (keep[0] ?? 0)) / 15_000) + 1;
+    assert.equal(keep.length, expected);
+    for (let i = 1; i < keep.length; i++) assert.equal((keep[i] ?? 0) - (keep[i - 1] ?? 0), 15_000);
+    assert.ok((keep[0] ?? 0) - start <= 15_000);
+    assert.ok(at('gone/heap').every((t) => t <= start + 7_000), 'a removed loop runs no more');
+    assert.ok(at('new/heap').length >= 4);
+    s.stop();
+  });
+
+  test('a changed interval reschedules only that loop', async () => {
+    const clock = new FakeClock();
+    const s = new Scheduler({ concurrency: 10, clock }, { run: async () => undefined });
+    s.update([target('x', 60_000), target('y', 60_000)]);
+    const y = s.nextTickOf('y/heap');
+    const change = s.update([target('x', 30_000), target('y', 60_000)]);
+    assert.equal(change.changed, 1);
+    assert.equal(s.nextTickOf('y/heap'), y);
+    assert.ok((s.nextTickOf('x/heap') ?? Infinity) - clock.now() <= 30_000);
+    s.stop();
+  });
+
+  test('drain waits for in-flight scrapes, then aborts what is left at the deadline', async () => {
+    const clock = new FakeClock();
+    let aborted = 0;
+    let finished = 0;
+    const s = new Scheduler(
+      { concurrency: 10, clock },
+      {
+        run: (task, _planned, signal) =>
+          new Promise<void>((resolve) => {
+            if (task.key.startsWith('quick')) {
+              setTimeout(() => {
+                finished++;
+                resolve();
+              }, 20);
+            }
+            signal.addEventListener('abort', () => {
+              aborted++;
+              resolve();
+            });
+          }),
+      },
+    );
+    s.update([target('quick', 1000), target('stuck', 1000)]);
+    await clock.advance(1000);
+    await s.drain(200);
+    assert.equal(finished, 1);
+    assert.equal(aborted, 1);
+  });
+});
