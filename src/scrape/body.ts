@@ -61,8 +61,8 @@ export async function checkProfileBody(body: Buffer, maxDecompressed: number, co
 
 /** "starts with "<!DOCTYPE html>" (Content-Type text/html)" — enough for an operator to see what answered. */
 export function describeBody(raw: Buffer, contentType: string | undefined): string {
-  const head = raw.subarray(0, 48).toString('latin1');
-  const printable = head.replace(/[^\x20-\x7e]/g, '.');
+  const head = raw.subarray(0, 64).toString('latin1');
+  const printable = head.replace(/[^\x20-\x7e]/g, '.') + (raw.length > 64 ? '…' : '');
   const type = contentType ? ` (Content-Type ${contentType})` : '';
   if (raw.length === 0) return `was empty${type}`;
   return `starts with ${JSON.stringify(printable)}${type}`;
