@@ -121,7 +121,7 @@ function parseOptions(): Options {
     port: parseWhole(values.port, '--port', 1, 65535),
     timeoutMs: parseDuration(values.timeout, '--timeout'),
     cpuSeconds: parseWhole(values['cpu-seconds'], '--cpu-seconds', 1),
-    only: values.only as Options['only'],
+    only: values.only,
     daemonCli: resolve(REPO_ROOT, values.daemon),
     outDir: resolve(REPO_ROOT, values.out),
   };

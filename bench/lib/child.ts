@@ -12,7 +12,7 @@ export interface Child {
   /** Resolves when the process has exited. */
   readonly exited: Promise<{code: number | null; signal: NodeJS.Signals | null}>;
   isRunning(): boolean;
-  /** Everything written to stdout so far (kept whole: the bench children print little). */
+  /** The last 256 KiB written to stdout. */
   stdout(): string;
   /** The last 4 KiB of stderr, for error messages. */
   stderrTail(): string;
@@ -23,6 +23,7 @@ export interface Child {
 }
 
 const live = new Map<number, Child>();
+const STDOUT_KEEP = 256 * 1024;
 
 /** Every child still running, so an interrupted orchestrator can stop them by PID. */
 export function liveChildren(): Child[] {
@@ -40,7 +41,9 @@ export function startChild(name: string, command: string, args: string[], opts: 
   const lineWaiters = new Set<() => void>();
 
   proc.stdout.setEncoding('utf8').on('data', (s: string) => {
+    // The daemon logs to stdout: keep a tail, the log file has the rest.
     out += s;
+    if (out.length > STDOUT_KEEP) out = out.slice(-STDOUT_KEEP);
     log?.write(s);
     for (const w of lineWaiters) w();
   });

@@ -28,7 +28,12 @@ export class GoTargetError extends Error {
 function run(file: string, args: string[], opts: {cwd?: string; env?: NodeJS.ProcessEnv; timeout?: number}): Promise<{stdout: string; stderr: string}> {
   return new Promise((resolve, reject) => {
     execFile(file, args, {...opts, maxBuffer: 16 * 1024 * 1024}, (err, stdout, stderr) => {
-      if (err) reject(Object.assign(err, {stdout, stderr}));
+      if (err) {
+        const failure: Error & {stdout?: string; stderr?: string} = err;
+        failure.stdout = stdout;
+        failure.stderr = stderr;
+        reject(failure);
+      }
       else resolve({stdout, stderr});
     });
   });

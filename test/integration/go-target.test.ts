@@ -16,7 +16,7 @@ function alive(pid: number): boolean {
   }
 }
 
-test('the Go target serves every profile type with samples, and stops on SIGTERM', {skip, timeout: 120_000}, async () => {
+void test('the Go target serves every profile type with samples, and stops on SIGTERM', {skip, timeout: 120_000}, async () => {
   const target = await startGoTarget({host: '127.0.0.3', work: 1});
   try {
     assert.match(target.address, /^127\.0\.0\.3:\d+$/);

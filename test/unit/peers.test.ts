@@ -14,18 +14,18 @@ function withEnv<T>(value: string | undefined, fn: () => T): T {
   }
 }
 
-test('a present peer runs the test', () => {
+void test('a present peer runs the test', () => {
   assert.equal(withEnv(undefined, () => requirePeer('go', true, 'unused')), false);
   assert.equal(withEnv('1', () => requirePeer('docker', true, 'unused')), false);
 });
 
-test('a missing peer skips with a reason that says what to install', () => {
+void test('a missing peer skips with a reason that says what to install', () => {
   const reason = withEnv(undefined, () => requirePeer('go', false, 'go not found on PATH'));
   assert.equal(reason, "needs Go (Debian's golang-go): go not found on PATH");
   assert.match(String(withEnv('0', () => requirePeer('chromium', false, 'no binary'))), /^needs Chromium .*: no binary$/);
 });
 
-test('PPROF_SCRAPER_REQUIRE_PEERS=1 turns a missing peer into an error', () => {
+void test('PPROF_SCRAPER_REQUIRE_PEERS=1 turns a missing peer into an error', () => {
   assert.throws(
     () => withEnv('1', () => requirePeer('docker', false, 'connect ENOENT /var/run/docker.sock')),
     (err: unknown) =>

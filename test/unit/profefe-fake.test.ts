@@ -39,7 +39,7 @@ function emptyProfile(): Buffer {
   return gzipSync(profile.encode());
 }
 
-test('accepts a real heap profile and records it as sent', async () => {
+void test('accepts a real heap profile and records it as sent', async () => {
   const before = fake.received.length;
   const {status, json} = await post('?service=api&type=heap&labels=instance=10.0.0.5:6060,env=prod');
   assert.equal(status, 200);
@@ -57,13 +57,13 @@ test('accepts a real heap profile and records it as sent', async () => {
   assert.ok(got.sampleCount > 0);
 });
 
-test('accepts a raw (not gzipped) profile and a trailing slash', async () => {
+void test('accepts a raw (not gzipped) profile and a trailing slash', async () => {
   const {gunzipSync} = await import('node:zlib');
   const {status} = await post('?service=api&type=heap', gunzipSync(heap), '/api/0/profiles/');
   assert.equal(status, 200);
 });
 
-test('rejects what profefe rejects, with its status and error', async () => {
+void test('rejects what profefe rejects, with its status and error', async () => {
   const cases: Array<{name: string; query: string; body?: Buffer; status: number; error: string}> = [
     {name: 'unknown type', query: '?service=api&type=allocs', status: 400, error: 'bad request: bad profile type "allocs": bad profile type unknown'},
     {name: 'missing type', query: '?service=api', status: 400, error: 'bad request: unknown profile type unknown'},
@@ -84,7 +84,7 @@ test('rejects what profefe rejects, with its status and error', async () => {
   }
 });
 
-test('decodes double-escaped labels as profefe does', async () => {
+void test('decodes double-escaped labels as profefe does', async () => {
   // The daemon escapes each key and value, joins them, then escapes the
   // whole string as the query value: k=x / v,y travels as k%253Dx%3Dv%252Cy.
   const joined = `${encodeURIComponent('k=x')}=${encodeURIComponent('v,y')},${encodeURIComponent('a b')}=${encodeURIComponent('c+d')}`;
@@ -94,7 +94,7 @@ test('decodes double-escaped labels as profefe does', async () => {
   assert.deepEqual(fake.received.at(-1)?.labels, [['k=x', 'v,y'], ['a b', 'c+d']]);
 });
 
-test('label parsing follows profefe: trimmed, + is a space, empty keys skipped', () => {
+void test('label parsing follows profefe: trimmed, + is a space, empty keys skipped', () => {
   assert.deepEqual(parseProfefeLabels(' a = 1 ,=skipped,b=x+y,c,d=%41'), [['a', '1'], ['b', 'x y'], ['c', ''], ['d', 'A']]);
   assert.deepEqual(parseProfefeLabels(''), []);
   assert.throws(() => parseProfefeLabels('k=%4'), /invalid URL escape "%4"/);
@@ -102,7 +102,7 @@ test('label parsing follows profefe: trimmed, + is a space, empty keys skipped',
   assert.deepEqual(parseProfefeLabels('=%zz'), []);
 });
 
-test('query parsing follows Go: a pair with a bad escape or a semicolon is dropped', async () => {
+void test('query parsing follows Go: a pair with a bad escape or a semicolon is dropped', async () => {
   const q = new GoQuery('service=a&labels=%zz&x=1;y=2&type=heap&type=cpu');
   assert.equal(q.get('service'), 'a');
   assert.equal(q.get('labels'), '');
@@ -116,7 +116,7 @@ test('query parsing follows Go: a pair with a bad escape or a semicolon is dropp
   assert.equal(goUnescape('a+b', 'path'), 'a+b');
 });
 
-test('an unclean path gets ServeMux\'s 301, not a profile', async () => {
+void test('an unclean path gets ServeMux\'s 301, not a profile', async () => {
   assert.equal(goCleanPath('/api//0/profiles'), '/api/0/profiles');
   assert.equal(goCleanPath('/api/0/profiles/'), '/api/0/profiles/');
   const count = fake.received.length;
@@ -126,7 +126,7 @@ test('an unclean path gets ServeMux\'s 301, not a profile', async () => {
   assert.equal(fake.received.length, count);
 });
 
-test('GET /api/0/version answers 200 JSON', async () => {
+void test('GET /api/0/version answers 200 JSON', async () => {
   const res = await request(`${fake.url}/api/0/version`);
   assert.equal(res.statusCode, 200);
   const json = (await res.body.json()) as {code: number; body: {version: string}};
@@ -134,7 +134,7 @@ test('GET /api/0/version answers 200 JSON', async () => {
   assert.equal(typeof json.body.version, 'string');
 });
 
-test('setFailure overrides answers until cleared', async () => {
+void test('setFailure overrides answers until cleared', async () => {
   const count = fake.received.length;
   fake.setFailure((req) => (req.method === 'POST' ? {status: 503, body: 'down', headers: {'retry-after': '2'}} : undefined));
   const failed = await post('?service=api&type=heap');
