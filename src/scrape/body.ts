@@ -1,10 +1,14 @@
 import { promisify } from 'node:util';
-import { gunzip as gunzipCb, gzip as gzipCb } from 'node:zlib';
+import { gunzip as gunzipCb, gunzipSync, gzip as gzipCb } from 'node:zlib';
 import { formatSize } from '../config/index.js';
 import { ProfileFormatError, scanProfile } from '../profiles/scan.js';
 import type { ProfileSummary } from '../profiles/scan.js';
 
 const gunzip = promisify(gunzipCb);
+
+// Below this, inflating on the main thread costs less than the hand-off to the
+// thread pool and back; a typical Go profile is a few KiB to a few hundred.
+const SYNC_GUNZIP_MAX = 512 * 1024;
 const gzip = promisify(gzipCb);
 
 export interface CheckedBody {
@@ -34,7 +38,7 @@ export async function checkProfileBody(body: Buffer, maxDecompressed: number, co
   let raw: Buffer;
   if (gzipped) {
     try {
-      raw = await gunzip(body, { maxOutputLength: maxDecompressed });
+      raw = body.length <= SYNC_GUNZIP_MAX ? gunzipSync(body, { maxOutputLength: maxDecompressed }) : await gunzip(body, { maxOutputLength: maxDecompressed });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ERR_BUFFER_TOO_LARGE' || err instanceof RangeError) {

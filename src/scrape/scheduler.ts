@@ -42,6 +42,8 @@ export interface SchedulerOptions {
 
 interface Loop {
   task: ScrapeTask;
+  /** Stable in [0, 1): where in each interval (or spread) this loop ticks. */
+  phase: number;
   nextAt: number;
   heapIndex: number;
   running: boolean;
@@ -98,7 +100,7 @@ export class Scheduler {
     for (const [key, task] of wanted) {
       const loop = this.#loops.get(key);
       if (!loop) {
-        const fresh: Loop = { task, nextAt: 0, heapIndex: -1, running: false, removed: false, controller: undefined, cron: undefined };
+        const fresh: Loop = { task, phase: hashToUnit(key), nextAt: 0, heapIndex: -1, running: false, removed: false, controller: undefined, cron: undefined };
         fresh.cron = cronOf(task.target.timing);
         fresh.nextAt = this.#nextTick(fresh, now);
         this.#loops.set(key, fresh);
@@ -160,9 +162,8 @@ export class Scheduler {
   }
 
   #nextTick(loop: Loop, after: number): number {
-    const { target, profile } = loop.task;
-    const timing = target.timing;
-    const offsetSeed = hashToUnit(`${target.id}/${profile.type}`);
+    const timing = loop.task.target.timing;
+    const offsetSeed = loop.phase;
     if (timing.kind === 'interval') {
       const offset = Math.floor(offsetSeed * timing.ms);
       // aligned to the epoch, so a restart or a reload keeps the same phase
