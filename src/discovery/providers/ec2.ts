@@ -1,0 +1,166 @@
+import type { EC2Client, EC2ClientConfig } from '@aws-sdk/client-ec2';
+import type { Ec2Config } from '../../config/index.js';
+import type { Discovered } from '../../targets/index.js';
+import { DiscoveryError } from '../provider.js';
+import type { Provider, ProviderDeps } from '../provider.js';
+import { Ec2CredentialsError, ec2DiscoveryError } from './ec2-errors.js';
+import type { CallContext } from './ec2-errors.js';
+import { filtersOf, instanceMetadata } from './ec2-metadata.js';
+import type { MetadataOptions } from './ec2-metadata.js';
+
+/** EC2's largest page. */
+const PAGE_SIZE = 1000;
+/** A runaway pagination (a server that always answers with a token) stops here: a million instances. */
+const MAX_PAGES = 1000;
+/** The SDK's standard mode retries throttling, 5xx and network errors; never fewer attempts than this. */
+const MIN_ATTEMPTS = 3;
+const ROLE_SESSION_NAME = 'pprof-scraper';
+const CONNECT_TIMEOUT_MS = 10_000;
+/** One page of a thousand instances is a few MiB; a call that takes longer is retried. */
+const REQUEST_TIMEOUT_MS = 30_000;
+const NODE_WARNING_SWITCH = 'AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED';
+
+interface RegionClient {
+  /** The configured region; undefined when the SDK finds it (AWS_REGION, the profile). */
+  readonly region: string | undefined;
+  readonly client: EC2Client;
+}
+
+/**
+ * EC2 instances by DescribeInstances filters, in one region or several. Each
+ * refresh reads every page of every region, or fails as a whole.
+ */
+export async function createEc2Provider(config: Ec2Config, source: number, deps: ProviderDeps): Promise<Provider> {
+  // The SDK's documented switch for its Node-version notice, which would
+  // otherwise land in the daemon's output. An operator's own setting stays.
+  process.env[NODE_WARNING_SWITCH] ??= 'true';
+  const { EC2Client, DescribeInstancesCommand } = await import('@aws-sdk/client-ec2');
+  const where = `discovery[${source}].ec2`;
+  const credentials = config.role_arn !== undefined ? await assumedRoleCredentials(config) : undefined;
+  const regions = [...new Set([...(config.regions ?? []), ...(config.region !== undefined ? [config.region] : [])])];
+  // The HTTP handler's own warnings (socket pool exhausted) go to the daemon's log, not to the console.
+  const log = deps.logger.child({ provider: 'ec2', source: where });
+  const sdkLogger = {
+    debug: () => undefined,
+    info: () => undefined,
+    warn: (...args: unknown[]) => log.warn(args.map(String).join(' ')),
+    error: (...args: unknown[]) => log.error(args.map(String).join(' ')),
+  };
+
+  const clientConfig = (region: string | undefined): EC2ClientConfig => ({
+    ...(region !== undefined ? { region } : {}),
+    ...(config.profile !== undefined ? { profile: config.profile } : {}),
+    ...(config.endpoint !== undefined ? { endpoint: config.endpoint } : {}),
+    ...(credentials !== undefined ? { credentials } : {}),
+    retryMode: 'standard',
+    maxAttempts: maxAttempts(),
+    requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, throwOnRequestTimeout: true, logger: sdkLogger },
+  });
+  const clients: RegionClient[] = (regions.length > 0 ? regions : [undefined]).map((region) => ({ region, client: new EC2Client(clientConfig(region)) }));
+
+  const filters = filtersOf(config);
+  const metadata: MetadataOptions = { address: config.address, serviceTag: config.service_tag, tagLabels: config.tag_labels };
+
+  const describeRegion = async (rc: RegionClient, signal: AbortSignal): Promise<Discovered[]> => {
+    const ctx: CallContext = {
+      where,
+      region: rc.region ?? '(region from the AWS environment)',
+      action: 'DescribeInstances',
+      endpoint: config.endpoint,
+      roleArn: config.role_arn,
+      profile: config.profile,
+    };
+    try {
+      const region = rc.region ?? (await rc.client.config.region());
+      const context = { ...ctx, region };
+      const found = new Map<string, Discovered>();
+      let token: string | undefined;
+      for (let page = 1; ; page++) {
+        if (page > MAX_PAGES) throw new DiscoveryError(`${where}: DescribeInstances in ${region} still had more pages after ${MAX_PAGES}: narrow the filters`, { code: 'TooManyPages' });
+        let answer;
+        try {
+          answer = await rc.client.send(new DescribeInstancesCommand({ Filters: filters, MaxResults: PAGE_SIZE, NextToken: token }), { abortSignal: signal });
+        } catch (err) {
+          throw ec2DiscoveryError(err, context);
+        }
+        // Each page becomes compact metadata at once; the SDK's objects go with it.
+        for (const reservation of answer.Reservations ?? []) {
+          for (const instance of reservation.Instances ?? []) {
+            if (instance.InstanceId === undefined) continue;
+            found.set(instance.InstanceId, instanceMetadata(instance, region, metadata));
+          }
+        }
+        const next = answer.NextToken;
+        if (next === undefined || next === '') break;
+        if (next === token) throw new DiscoveryError(`${where}: DescribeInstances in ${region} answered the same page token twice: the endpoint does not paginate correctly`, { code: 'PaginationLoop' });
+        token = next;
+      }
+      return [...found.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, d]) => d);
+    } catch (err) {
+      throw ec2DiscoveryError(err, ctx);
+    }
+  };
+
+  return {
+    kind: 'ec2',
+    source,
+    directiveNoun: 'tag',
+    refreshInterval: config.refresh,
+    async refresh(signal: AbortSignal): Promise<Discovered[]> {
+      // The first region that fails stops the others: a partial answer is never used.
+      const failed = new AbortController();
+      const both = AbortSignal.any([signal, failed.signal]);
+      const results = await Promise.all(
+        clients.map((rc) =>
+          describeRegion(rc, both).catch((err: unknown) => {
+            failed.abort();
+            throw err;
+          }),
+        ),
+      );
+      return results.flat();
+    },
+    close(): Promise<void> {
+      for (const rc of clients) rc.client.destroy();
+      return Promise.resolve();
+    },
+  };
+}
+
+/** AWS_MAX_ATTEMPTS may ask for more attempts, never for fewer than MIN_ATTEMPTS. */
+function maxAttempts(): number {
+  const fromEnv = Number.parseInt(process.env['AWS_MAX_ATTEMPTS'] ?? '', 10);
+  return Number.isFinite(fromEnv) ? Math.max(MIN_ATTEMPTS, fromEnv) : MIN_ATTEMPTS;
+}
+
+type CredentialsProvider = NonNullable<EC2ClientConfig['credentials']>;
+
+/**
+ * Credentials of `role_arn`, assumed with the standard chain's credentials
+ * (and `profile`). AssumeRole failures are told apart from EC2's own.
+ */
+async function assumedRoleCredentials(config: Ec2Config): Promise<CredentialsProvider> {
+  const { fromTemporaryCredentials } = await import('@aws-sdk/credential-providers');
+  const stsRegion = config.region ?? config.regions?.[0];
+  const assume = fromTemporaryCredentials({
+    params: {
+      RoleArn: config.role_arn,
+      RoleSessionName: ROLE_SESSION_NAME,
+      ...(config.external_id !== undefined ? { ExternalId: config.external_id } : {}),
+    },
+    ...(stsRegion !== undefined || config.profile !== undefined
+      ? { clientConfig: { ...(stsRegion !== undefined ? { region: stsRegion } : {}), ...(config.profile !== undefined ? { profile: config.profile } : {}) } }
+      : {}),
+  });
+  return async (props) => {
+    try {
+      return await assume(props);
+    } catch (err) {
+      throw new Ec2CredentialsError(isChainError(err) ? 'chain' : 'assume-role', { cause: err });
+    }
+  };
+}
+
+function isChainError(err: unknown): boolean {
+  return err instanceof Error && err.name === 'CredentialsProviderError';
+}
