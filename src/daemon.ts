@@ -13,9 +13,13 @@ import { Scheduler } from './scrape/scheduler.js';
 import type { Clock, ScrapeTask } from './scrape/scheduler.js';
 import { scrapeProfile } from './scrape/scraper.js';
 import { buildTargets, targetsReport } from './targets/index.js';
-import type { BuildResult, TargetsReport } from './targets/index.js';
-import { pprofRoutes, sendJson, sendText, startStatusServer } from './server/server.js';
+import type { BuildResult } from './targets/index.js';
+import { rebindStatusServer, startStatusServer } from './server/server.js';
 import type { Handler, StatusServer } from './server/server.js';
+import { LastProfiles } from './server/last-profiles.js';
+import { lastProfileLink, statusRoutes } from './server/routes.js';
+import type { StatusReport, StatusSource } from './server/routes.js';
+import type { ScrapedProfile } from './profiles/profile.js';
 
 /** The last scrape of one target × type, as /targets shows it. */
 export interface LastScrape {
@@ -24,6 +28,8 @@ export interface LastScrape {
   readonly bytes: number;
   readonly result: string;
   readonly error?: string;
+  /** Download link of this profile while it is held in memory. */
+  readonly profile?: string;
 }
 
 export interface DaemonOptions {
@@ -33,6 +39,10 @@ export interface DaemonOptions {
   readonly clock?: Clock;
   /** Wraps a repository in its outbox; the default keeps profiles in memory with a few retries. */
   readonly outboxFactory?: (repository: Repository, config: Config, entryIndex: number, deps: { logger: Logger; metrics: Metrics }) => Promise<Outbox>;
+  /** Memory for the last profile of each target × type, for the status page's downloads (default 32 MiB). */
+  readonly lastProfilesBytes?: number;
+  /** How long a reload waits for a restarted provider's first answer before judging its targets gone (default 10 s). */
+  readonly handoverMs?: number;
 }
 
 interface RepositorySlot {
@@ -45,17 +55,23 @@ interface RepositorySlot {
 export interface ApplyReport {
   readonly providers: { started: number; stopped: number; kept: number };
   readonly repositories: { added: string[]; removed: string[]; swapped: string[]; kept: string[] };
+  readonly targets: { added: number; removed: number; kept: number };
+  /** Set when server.listen changed. */
+  readonly listen?: { from: string; to: string };
 }
 
 const OUTBOX_DEFAULTS = { maxAttempts: 5, parallelism: 8, maxBytes: 256 * 1024 ** 2 };
 const SHUTDOWN_SCRAPE_DEADLINE_MS = 10_000;
 const SHUTDOWN_SEND_DEADLINE_MS = 5_000;
+const LAST_PROFILES_BYTES = 32 * 1024 ** 2;
+const HANDOVER_MS = 10_000;
+const REBIND_GRACE_MS = 5_000;
 
 /**
  * Wires the stages: discovery → target builder → scheduler → scraper →
  * delivery → repositories. apply(config) is both the start and a reload.
  */
-export class Daemon {
+export class Daemon implements StatusSource {
   readonly metrics: Metrics;
   readonly #logger: Logger;
   readonly #options: DaemonOptions;
@@ -70,6 +86,11 @@ export class Daemon {
   #current: BuildResult = { targets: [], dropped: [] };
   #rebuildTimer: NodeJS.Timeout | undefined;
   readonly #lastScrapes = new Map<string, LastScrape>();
+  readonly #lastProfiles: LastProfiles;
+  /** An apply is between its discovery change and its rebuild: rebuilds wait for it. */
+  #applying = false;
+  /** Outboxes of repositories a reload removed or swapped, still delivering what they hold. */
+  readonly #retiring = new Set<RepositorySlot>();
   readonly #extraRoutes = new Map<string, Handler>();
   #stopping: Promise<void> | undefined;
 
@@ -77,6 +98,7 @@ export class Daemon {
     this.#options = options;
     this.#logger = options.logger;
     this.metrics = options.metrics ?? createMetrics();
+    this.#lastProfiles = new LastProfiles(options.lastProfilesBytes ?? LAST_PROFILES_BYTES);
   }
 
   get config(): Config | undefined {
@@ -102,22 +124,43 @@ export class Daemon {
     return this.#config !== undefined && (this.#discovery?.ready ?? false);
   }
 
-  /** Starts the daemon on a config, or moves a running one to a new config. */
+  /**
+   * Starts the daemon on a config, or moves a running one to a new config as
+   * a difference: unchanged providers keep running, targets that stay keep
+   * their loops, changed repositories are swapped. The steps that can fail
+   * (the listener, clients, repositories) come first and are undone on
+   * failure, so a failed apply leaves the old config running. Callers
+   * serialise applies (see Reloader).
+   */
   async apply(loaded: LoadedConfig): Promise<ApplyReport> {
+    if (this.#stopping) throw new Error('the daemon is stopping; the config was not applied');
     const config = loaded.config;
-    const first = this.#config === undefined;
+    const previous = this.#config;
+    const first = previous === undefined;
 
-    const clients = new Map<number, TargetClient & { close(): Promise<void> }>();
-    for (let source = 0; source < config.discovery.length; source++) {
-      clients.set(source, await createTargetClient(clientSettingsFor(config, source)));
+    let listen: { from: string; to: string } | undefined;
+    if (first) {
+      this.#server = await startStatusServer(config.server.listen, this.#routes(), this.#logger);
+      this.#logger.info({ listen: this.#server.address }, 'status listener up');
+    } else if (config.server.listen !== previous.server.listen) {
+      listen = { from: previous.server.listen, to: config.server.listen };
+      await this.#rebind(config.server.listen);
     }
-    const repositories = await this.#applyRepositories(config);
+    const clients = new Map<number, TargetClient & { close(): Promise<void> }>();
+    let repositories: ApplyReport['repositories'];
+    try {
+      for (let source = 0; source < config.discovery.length; source++) {
+        clients.set(source, await createTargetClient(clientSettingsFor(config, source)));
+      }
+      repositories = await this.#applyRepositories(config);
+    } catch (err) {
+      await Promise.all([...clients.values()].map((c) => c.close().catch(() => undefined)));
+      if (listen) await this.#rebind(listen.from).catch(() => undefined);
+      throw err;
+    }
 
-    const oldClients = this.#clients;
-    this.#clients = clients;
     this.#config = config;
     this.#loaded = loaded;
-
     if (!this.#scheduler) {
       this.#scheduler = new Scheduler(
         { concurrency: config.scrape.concurrency, ...(this.#options.clock ? { clock: this.#options.clock } : {}) },
@@ -139,16 +182,37 @@ export class Daemon {
       onChange: () => this.#scheduleRebuild(),
       ...(this.#options.providerFactory ? { factory: this.#options.providerFactory } : {}),
     });
-    const providers = await this.#discovery.apply(config.discovery);
-    this.#rebuild();
-
-    if (first) {
-      this.#server = await startStatusServer(config.server.listen, this.#routes(), this.#logger);
-      this.#logger.info({ listen: this.#server.address }, 'status listener up');
+    this.#applying = true;
+    let providers: ApplyReport['providers'];
+    try {
+      providers = await this.#discovery.apply(config.discovery);
+      // A restarted provider (its block changed, or moved in the list) gets a
+      // moment to answer, so the targets it finds again keep their loops and
+      // in-flight scrapes instead of being dropped and re-added.
+      if (!first && providers.started > 0) await withDeadline(this.#discovery.firstRefresh(), this.#options.handoverMs ?? HANDOVER_MS);
+    } finally {
+      this.#applying = false;
     }
+    // targets are built with the new config's discovery indexes: the clients by index switch with them
+    const oldClients = this.#clients;
+    this.#clients = clients;
+    const targets = this.#rebuild();
     // agents of the old config finish what they carry, then close
     for (const c of oldClients.values()) void c.close().catch(() => undefined);
-    return { providers, repositories };
+    return { providers, repositories, targets, ...(listen ? { listen } : {}) };
+  }
+
+  async #rebind(listen: string): Promise<void> {
+    const old = this.#server;
+    if (!old) return;
+    const moved = await rebindStatusServer(old, listen, this.#routes(), this.#logger, REBIND_GRACE_MS);
+    if ('server' in moved) {
+      this.#server = moved.server;
+      this.#logger.info({ listen: moved.server.address, was: old.address }, 'status listener moved');
+      return;
+    }
+    this.#server = moved.restored;
+    throw moved.error;
   }
 
   async #applyRepositories(config: Config): Promise<ApplyReport['repositories']> {
@@ -197,10 +261,12 @@ export class Daemon {
     // outboxes that were replaced or removed still deliver what they hold
     for (const [name, slot] of old) {
       if (next.get(name) === slot) continue;
+      this.#retiring.add(slot);
       void slot.outbox
         .close(SHUTDOWN_SEND_DEADLINE_MS * 6)
         .then(() => slot.repository.close())
-        .catch(() => undefined);
+        .catch(() => undefined)
+        .finally(() => this.#retiring.delete(slot));
     }
     return { added, removed, swapped, kept };
   }
@@ -214,10 +280,14 @@ export class Daemon {
     this.#rebuildTimer.unref();
   }
 
-  #rebuild(): void {
+  #rebuild(): ApplyReport['targets'] {
     const config = this.#config;
-    if (!config || !this.#discovery || !this.#scheduler || this.#stopping) return;
+    const none = { added: 0, removed: 0, kept: this.#current.targets.length };
+    if (!config || !this.#discovery || !this.#scheduler || this.#stopping || this.#applying) return none;
     const result = buildTargets(config, this.#discovery.groups());
+    const before = new Set(this.#current.targets.map((t) => t.id));
+    const kept = result.targets.filter((t) => before.has(t.id)).length;
+    const targets = { added: result.targets.length - kept, removed: before.size - kept, kept };
     this.#current = result;
     const change = this.#scheduler.update(result.targets);
     const byProvider = new Map<string, number>();
@@ -233,6 +303,8 @@ export class Daemon {
     }
     const live = new Set(result.targets.flatMap((t) => t.profiles.map((p) => `${t.id}/${p.type}`)));
     for (const key of this.#lastScrapes.keys()) if (!live.has(key)) this.#lastScrapes.delete(key);
+    this.#lastProfiles.retain(live);
+    return targets;
   }
 
   async #scrape(task: ScrapeTask, _planned: number, signal: AbortSignal): Promise<void> {
@@ -256,6 +328,8 @@ export class Daemon {
       result,
       ...(outcome.ok ? {} : { error: outcome.reason }),
     });
+    if (outcome.ok) this.#lastProfiles.set(task.key, outcome.profile);
+    else this.#lastProfiles.delete(task.key);
     if (!outcome.ok) {
       this.#logger.warn({ target: target.address, service: target.service, type: profile.type, url: profile.url, result, reason: outcome.reason }, 'scrape failed');
       return;
@@ -264,7 +338,7 @@ export class Daemon {
   }
 
   /** The dry-run JSON of what runs now, plus the last scrape of each target × type. */
-  report(): TargetsReport & { targets: (TargetsReport['targets'][number] & { last?: Record<string, LastScrape> })[] } {
+  report(): StatusReport {
     const problems: DiscoveryProblem[] = this.#discovery?.problems() ?? [];
     const base = targetsReport(this.#current, problems);
     return {
@@ -272,20 +346,22 @@ export class Daemon {
       targets: base.targets.map((t) => {
         const last: Record<string, LastScrape> = {};
         for (const p of t.profiles) {
-          const l = this.#lastScrapes.get(`${t.id}/${p.type}`);
-          if (l) last[p.type] = l;
+          const key = `${t.id}/${p.type}`;
+          const l = this.#lastScrapes.get(key);
+          if (l) last[p.type] = this.#lastProfiles.has(key) ? { ...l, profile: lastProfileLink(t.id, p.type) } : l;
         }
         return { ...t, last };
       }),
     };
   }
 
+  /** The last good profile of a target × type, while it is held (status page downloads). */
+  lastProfile(targetId: string, type: string): ScrapedProfile | undefined {
+    return this.#lastProfiles.get(`${targetId}/${type}`);
+  }
+
   #routes(): Map<string, Handler> {
-    const routes = pprofRoutes();
-    routes.set('/healthz', (_req, res) => sendText(res, 200, 'ok\n'));
-    routes.set('/-/ready', (_req, res) => (this.ready ? sendText(res, 200, 'ready\n') : sendText(res, 503, 'not ready: discovery has not answered yet\n')));
-    routes.set('/metrics', async (_req, res) => sendText(res, 200, await this.metrics.registry.metrics(), this.metrics.registry.contentType));
-    routes.set('/targets', (_req, res) => sendJson(res, 200, this.report()));
+    const routes = statusRoutes(this);
     for (const [k, h] of this.#extraRoutes) routes.set(k, h);
     return routes;
   }
@@ -297,10 +373,19 @@ export class Daemon {
       await this.#discovery?.stop();
       await this.#scheduler?.drain(options.scrapeDeadlineMs ?? SHUTDOWN_SCRAPE_DEADLINE_MS);
       await this.#delivery.close(options.sendDeadlineMs ?? SHUTDOWN_SEND_DEADLINE_MS);
+      // a shorter deadline for outboxes a reload retired: close() again cuts theirs short
+      await Promise.all([...this.#retiring].map((s) => s.outbox.close(options.sendDeadlineMs ?? SHUTDOWN_SEND_DEADLINE_MS).catch(() => undefined)));
       await Promise.all([...this.#repositories.values()].map((s) => s.repository.close()));
       await Promise.all([...this.#clients.values()].map((c) => c.close().catch(() => undefined)));
       await this.#server?.close();
     })();
     return this.#stopping;
   }
+}
+
+/** Resolves when `p` settles or after `ms`, whichever comes first. */
+async function withDeadline(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p.catch(() => undefined), new Promise<void>((resolve) => { timer = setTimeout(resolve, ms); timer.unref(); })]);
+  clearTimeout(timer);
 }

@@ -98,6 +98,27 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['repository'] as const,
       registers: reg,
     }),
+    configLastReloadSuccessful: new Gauge({
+      name: 'pprof_scraper_config_last_reload_successful',
+      help: 'Whether the last config (re)load was applied (1) or refused, the old config still running (0).',
+      registers: reg,
+    }),
+    configLastReloadSuccessTimestamp: new Gauge({
+      name: 'pprof_scraper_config_last_reload_success_timestamp_seconds',
+      help: 'When a config was last applied, in seconds since the epoch.',
+      registers: reg,
+    }),
+    configHash: new Gauge({
+      name: 'pprof_scraper_config_hash',
+      help: 'The running config file: the first 48 bits of its sha256, as a number (compare across hosts).',
+      registers: reg,
+    }),
+    configReloads: new Counter({
+      name: 'pprof_scraper_config_reloads_total',
+      help: 'Config reloads by trigger (signal, file, http) and result (applied, invalid, failed).',
+      labelNames: ['trigger', 'result'] as const,
+      registers: reg,
+    }),
   };
 }
 

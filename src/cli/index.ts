@@ -28,10 +28,11 @@ let exitCode = 0;
 
 program
   .command('run', { isDefault: false })
-  .description('run the daemon (logs as JSON lines on stdout; SIGHUP reloads, SIGTERM stops)')
+  .description('run the daemon (logs as JSON lines on stdout; SIGHUP, a change to the config file or POST /-/reload reloads; SIGTERM stops)')
   .addOption(configOption())
-  .action(async (opts: { config?: string }) => {
-    exitCode = await runCommand({ config: opts.config, logLevel: program.opts<{ logLevel: string }>().logLevel });
+  .addOption(new Option('--no-watch-config', 'do not reload when the config file changes (SIGHUP and POST /-/reload still do)'))
+  .action(async (opts: { config?: string; watchConfig: boolean }) => {
+    exitCode = await runCommand({ config: opts.config, logLevel: program.opts<{ logLevel: string }>().logLevel, watchConfig: opts.watchConfig });
   });
 
 program

@@ -1,46 +1,36 @@
 import { Daemon } from '../daemon.js';
 import { createLogger } from '../log.js';
-import type { Logger } from '../log.js';
-import { ConfigLoadError, loadConfig, logConfigErrors } from './common.js';
+import { reloadRoute, Reloader } from '../reload.js';
+import type { ConfigWatcher } from '../reload.js';
 
 export interface RunOptions {
   readonly config?: string | undefined;
   readonly logLevel: string;
+  /** Reload when the config file changes (default true). */
+  readonly watchConfig?: boolean;
 }
+
+/** After a clean stop, a handle someone forgot must not keep the process up. */
+const EXIT_GRACE_MS = 2_000;
 
 /**
  * `pprof-scraper run`: the daemon, in this very process, so signals reach it.
  * SIGTERM or SIGINT stop it cleanly (exit 0); a second one exits at once.
- * SIGHUP reloads the config file.
+ * SIGHUP, a change to the config file and POST /-/reload reload the config.
  */
 export async function runCommand(options: RunOptions): Promise<number> {
   const logger = createLogger({ level: options.logLevel, stream: 'stdout' });
-  let loaded;
-  try {
-    loaded = await loadConfig(options.config);
-  } catch (err) {
-    if (!(err instanceof ConfigLoadError)) throw err;
-    logConfigErrors(logger, err);
-    logger.fatal({ errors: err.errors.length }, 'the config is not valid; not starting');
-    return 1;
-  }
   const daemon = new Daemon({ logger });
-  try {
-    await daemon.apply(loaded);
-  } catch (err) {
-    logger.fatal({ error: err instanceof Error ? err.message : String(err) }, 'could not start');
-    await daemon.stop({ scrapeDeadlineMs: 0, sendDeadlineMs: 0 }).catch(() => undefined);
-    return 1;
-  }
-  logger.info({ config: loaded.source, targets: daemon.report().targets.length, listen: daemon.serverAddress }, 'pprof-scraper running');
-
-  let reloading = Promise.resolve();
-  const reload = (): void => {
-    reloading = reloading.then(() => reloadOnce(daemon, options.config, logger));
-  };
+  const reloader = new Reloader({ daemon, path: options.config, logger, metrics: daemon.metrics });
+  daemon.addRoute('POST /-/reload', reloadRoute(reloader));
+  let watcher: ConfigWatcher | undefined;
 
   return new Promise<number>((resolve) => {
     let stopping = false;
+    const finish = (code: number): void => {
+      resolve(code);
+      setTimeout(() => process.exit(code), EXIT_GRACE_MS).unref();
+    };
     const onStop = (signal: NodeJS.Signals): void => {
       if (stopping) {
         logger.warn({ signal }, 'second signal: exiting now');
@@ -48,37 +38,39 @@ export async function runCommand(options: RunOptions): Promise<number> {
       }
       stopping = true;
       logger.info({ signal }, 'stopping: finishing in-flight scrapes and handing profiles over');
-      daemon
-        .stop()
+      watcher?.close();
+      reloader
+        .close()
+        .then(() => daemon.stop())
         .then(() => {
           logger.info('stopped');
-          resolve(0);
+          finish(0);
         })
         .catch((err: unknown) => {
           logger.error({ error: err instanceof Error ? err.message : String(err) }, 'error while stopping');
-          resolve(1);
+          finish(1);
         });
     };
+    // Installed before the start, so a signal during it is handled, not fatal.
     process.on('SIGTERM', onStop);
     process.on('SIGINT', onStop);
     process.on('SIGHUP', () => {
       logger.info({ signal: 'SIGHUP' }, 'reloading the config');
-      reload();
+      void reloader.reload('signal');
     });
-  });
-}
 
-async function reloadOnce(daemon: Daemon, path: string | undefined, logger: Logger): Promise<void> {
-  try {
-    const loaded = await loadConfig(path);
-    const report = await daemon.apply(loaded);
-    logger.info({ ...report }, 'config reloaded');
-  } catch (err) {
-    if (err instanceof ConfigLoadError) {
-      logConfigErrors(logger, err);
-      logger.error({ errors: err.errors.length }, 'reload refused: the new config is not valid; running on the old one');
-      return;
-    }
-    logger.error({ error: err instanceof Error ? err.message : String(err) }, 'reload failed; running on the old config');
-  }
+    void (async () => {
+      const started = await reloader.reload('start');
+      if (started.status !== 'applied') {
+        stopping = true;
+        await reloader.close();
+        await daemon.stop({ scrapeDeadlineMs: 0, sendDeadlineMs: 0 }).catch(() => undefined);
+        finish(1);
+        return;
+      }
+      if (stopping) return;
+      if (options.config !== undefined && options.watchConfig !== false) watcher = reloader.watch();
+      logger.info({ config: daemon.loaded?.source, targets: daemon.report().targets.length, listen: daemon.serverAddress, watching: watcher !== undefined }, 'pprof-scraper running');
+    })();
+  });
 }

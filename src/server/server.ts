@@ -9,7 +9,11 @@ export type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => P
 export interface StatusServer {
   /** `host:port` it listens on (the real port when 0 was asked). */
   readonly address: string;
-  close(): Promise<void>;
+  /**
+   * Stops listening at once (the port is free again right away), lets
+   * requests in progress finish for up to `graceMs`, then cuts them.
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 /** The routes of the status listener: path → handler, GET unless the key says `POST /path`. */
@@ -98,10 +102,58 @@ export async function startStatusServer(listen: string, routes: Routes, logger: 
   const addr = server.address() as AddressInfo;
   return {
     address: addr.family === 'IPv6' ? `[${addr.address}]:${addr.port}` : `${addr.address}:${addr.port}`,
-    close: () =>
+    close: (graceMs = 0) =>
       new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
+        server.close(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+        server.closeIdleConnections();
+        const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+        timer.unref();
       }),
   };
+}
+
+const REBIND_ATTEMPTS = 6;
+
+async function listenWithRetry(listen: string, routes: Routes, logger: Logger): Promise<StatusServer> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await startStatusServer(listen, routes, logger);
+    } catch (err) {
+      // the old listener's port may take a loop turn to be released
+      const inUse = ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE';
+      if (!inUse || attempt + 1 >= REBIND_ATTEMPTS) throw err;
+      await new Promise((r) => setTimeout(r, 25 * 2 ** attempt));
+    }
+  }
+}
+
+/**
+ * Moves the listener to a new address (a reload changed server.listen). The
+ * old one stops listening first, so host-only changes on one port work;
+ * requests it is answering (the POST /-/reload that asked for this) get
+ * `graceMs`. If the new address cannot be bound, the old one is bound
+ * again and the error says why.
+ */
+export async function rebindStatusServer(
+  old: StatusServer,
+  listen: string,
+  routes: Routes,
+  logger: Logger,
+  graceMs: number,
+): Promise<{ server: StatusServer } | { error: Error; restored: StatusServer | undefined }> {
+  void old.close(graceMs);
+  try {
+    return { server: await listenWithRetry(listen, routes, logger) };
+  } catch (err) {
+    const error = err instanceof Error ? err : new Error(String(err));
+    try {
+      return { error, restored: await listenWithRetry(old.address, routes, logger) };
+    } catch (again) {
+      logger.error({ listen: old.address, error: again instanceof Error ? again.message : String(again) }, 'could not bind the old status listener again: no status listener now');
+      return { error, restored: undefined };
+    }
+  }
 }

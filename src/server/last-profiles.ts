@@ -1,0 +1,68 @@
+import type { ScrapedProfile } from '../profiles/profile.js';
+
+/**
+ * The last good profile of each target × type, for the status page's
+ * download links, within a fixed byte budget: the most recently taken stay,
+ * the oldest go first. With 10k targets the budget holds a few hundred of
+ * them; a link whose profile was evicted says so, and the repository still
+ * has every profile.
+ */
+export class LastProfiles {
+  readonly #maxBytes: number;
+  // Map order is insertion order: re-inserting on every set keeps it oldest-first.
+  readonly #entries = new Map<string, ScrapedProfile>();
+  #bytes = 0;
+
+  constructor(maxBytes: number) {
+    this.#maxBytes = maxBytes;
+  }
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  set(key: string, profile: ScrapedProfile): void {
+    this.delete(key);
+    if (profile.data.length > this.#maxBytes) return;
+    // a slice of a larger network buffer would pin all of it: keep a copy of just the slice
+    const whole = profile.data.byteLength === profile.data.buffer.byteLength;
+    this.#entries.set(key, whole ? profile : { ...profile, data: ownCopy(profile.data) });
+    this.#bytes += profile.data.length;
+    for (const [oldKey, old] of this.#entries) {
+      if (this.#bytes <= this.#maxBytes) break;
+      this.#entries.delete(oldKey);
+      this.#bytes -= old.data.length;
+    }
+  }
+
+  get(key: string): ScrapedProfile | undefined {
+    return this.#entries.get(key);
+  }
+
+  has(key: string): boolean {
+    return this.#entries.has(key);
+  }
+
+  delete(key: string): void {
+    const old = this.#entries.get(key);
+    if (!old) return;
+    this.#entries.delete(key);
+    this.#bytes -= old.data.length;
+  }
+
+  /** Forgets every key not in `live` (targets that went away). */
+  retain(live: ReadonlySet<string>): void {
+    for (const key of [...this.#entries.keys()]) if (!live.has(key)) this.delete(key);
+  }
+}
+
+/** A copy in its own memory (Buffer.from would take a slice of the shared pool). */
+function ownCopy(data: Buffer): Buffer {
+  const copy = Buffer.allocUnsafeSlow(data.length);
+  data.copy(copy);
+  return copy;
+}
