@@ -9,12 +9,13 @@
  * tests into silent skips.
  */
 
-export type PeerName = 'go' | 'docker' | 'chromium';
+export type PeerName = 'go' | 'docker' | 'chromium' | 'systemd';
 
 const PEERS: Record<PeerName, string> = {
   go: "Go (Debian's golang-go)",
   docker: "a Docker engine (Debian's docker.io, daemon running and its socket reachable)",
   chromium: "Chromium (Debian's chromium)",
+  systemd: "systemd-analyze (Debian's systemd)",
 };
 
 export const REQUIRE_PEERS_ENV = 'PPROF_SCRAPER_REQUIRE_PEERS';

@@ -1,0 +1,53 @@
+# pprof-scraper container image.
+#
+#   docker build -t pprof-scraper .
+#   docker run -d --name pprof-scraper -p 127.0.0.1:10101:10101 \
+#     -v "$PWD/config.yaml:/etc/pprof-scraper/config.yaml:ro" \
+#     -v pprof-scraper-state:/var/lib/pprof-scraper pprof-scraper
+#
+# Without a mounted config the image runs docker/config.yaml: it profiles
+# itself into the state volume. `docker kill -s HUP pprof-scraper` reloads.
+
+ARG NODE_IMAGE=node:22-bookworm-slim
+
+# --- build: compile the TypeScript, then keep only production dependencies
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json tsconfig.json ./
+COPY src ./src
+# `npm ci` runs the package's `prepare` script, which is `npm run build`
+RUN npm ci --no-audit --no-fund \
+ && test -x dist/cli/index.js \
+ && npm prune --omit=dev --no-audit --no-fund \
+ && npm cache clean --force
+
+# --- runtime: the built CLI, its production node_modules, nothing else
+FROM ${NODE_IMAGE}
+ENV NODE_ENV=production
+WORKDIR /opt/pprof-scraper
+COPY --from=build /src/package.json ./package.json
+COPY --from=build /src/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+COPY docker/config.yaml /etc/pprof-scraper/config.yaml
+COPY config.example.yaml /usr/share/doc/pprof-scraper/config.example.yaml
+RUN ln -s /opt/pprof-scraper/dist/cli/index.js /usr/local/bin/pprof-scraper \
+ && mkdir -p /var/lib/pprof-scraper \
+ && chown node:node /var/lib/pprof-scraper
+
+# the official image's unprivileged user (uid 1000)
+USER node
+# relative paths in the config (./profiles, state_dir) land in the volume
+WORKDIR /var/lib/pprof-scraper
+VOLUME ["/var/lib/pprof-scraper"]
+EXPOSE 10101
+
+# slim images have no curl: ask /healthz with node itself
+ENV PPROF_SCRAPER_HEALTHCHECK_URL=http://127.0.0.1:10101/healthz
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["node", "-e", "require('http').get(process.env.PPROF_SCRAPER_HEALTHCHECK_URL, (r) => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1)).setTimeout(4000, () => process.exit(1))"]
+
+# the daemon finishes in-flight scrapes and hands profiles over on SIGTERM;
+# give it `docker stop -t 30`
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["node", "/opt/pprof-scraper/dist/cli/index.js"]
+CMD ["run", "--config", "/etc/pprof-scraper/config.yaml"]

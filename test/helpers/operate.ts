@@ -1,0 +1,174 @@
+/**
+ * Helpers for the operator tests: a pprof target that counts its requests,
+ * a forwarding proxy that shows when a request is in flight, a logger that
+ * keeps its records, and small HTTP and Prometheus-text readers.
+ */
+import { readFileSync } from 'node:fs';
+import { createServer, request as httpRequest } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import type { Logger } from 'pino';
+import { request } from 'undici';
+
+export const HEAP_FIXTURE = readFileSync(new URL('../fixtures/heap.pb.gz', import.meta.url));
+
+export interface Hit {
+  readonly path: string;
+  readonly at: number;
+}
+
+export interface FakePprofTarget {
+  /** host:port */
+  readonly address: string;
+  /** Every request, in arrival order. */
+  readonly hits: Hit[];
+  /** Requests answered in full. */
+  readonly answered: () => number;
+  close(): Promise<void>;
+}
+
+export interface FakePprofOptions {
+  readonly host?: string;
+  /** Holds every answer back this long. */
+  readonly delayMs?: number;
+  /** Answers this instead of a profile (an error page). */
+  readonly reply?: { status: number; contentType: string; body: string };
+}
+
+/** An HTTP server that answers every /debug/pprof/* request with a real heap profile. */
+export async function startFakePprofTarget(options: FakePprofOptions = {}): Promise<FakePprofTarget> {
+  const hits: Hit[] = [];
+  let answered = 0;
+  const server = createServer((req, res) => {
+    hits.push({ path: req.url ?? '/', at: Date.now() });
+    const answer = (): void => {
+      if (res.destroyed) return;
+      if (options.reply) {
+        res.writeHead(options.reply.status, { 'content-type': options.reply.contentType });
+        res.end(options.reply.body);
+      } else {
+        res.writeHead(200, { 'content-type': 'application/octet-stream' });
+        res.end(HEAP_FIXTURE);
+      }
+      answered++;
+    };
+    if (options.delayMs) setTimeout(answer, options.delayMs);
+    else answer();
+  });
+  await new Promise<void>((resolve) => server.listen(0, options.host ?? '127.0.0.1', resolve));
+  const { address, port } = server.address() as AddressInfo;
+  return {
+    address: `${address}:${port}`,
+    hits,
+    answered: () => answered,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+export interface RecordingProxy {
+  readonly address: string;
+  /** Requests that arrived, with when they were answered (undefined while in flight). */
+  readonly requests: { path: string; startedAt: number; endedAt: number | undefined; status: number | undefined }[];
+  close(): Promise<void>;
+}
+
+/** Forwards every request to `upstream` (host:port), `delayMs` late, and records when each starts and ends. */
+export async function startRecordingProxy(upstream: string, options: { delayMs?: number } = {}): Promise<RecordingProxy> {
+  const colon = upstream.lastIndexOf(':');
+  const host = upstream.slice(0, colon);
+  const port = Number(upstream.slice(colon + 1));
+  const requests: RecordingProxy['requests'] = [];
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const rec: RecordingProxy['requests'][number] = { path: req.url ?? '/', startedAt: Date.now(), endedAt: undefined, status: undefined };
+    requests.push(rec);
+    const up = httpRequest({ host, port, path: req.url, method: req.method, headers: req.headers }, (upRes) => {
+      rec.status = upRes.statusCode;
+      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+      upRes.pipe(res);
+      upRes.on('end', () => {
+        rec.endedAt = Date.now();
+      });
+    });
+    up.on('error', () => res.destroy());
+    if (options.delayMs) {
+      req.pause();
+      setTimeout(() => req.pipe(up), options.delayMs);
+    } else {
+      req.pipe(up);
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port: own } = server.address() as AddressInfo;
+  return {
+    address: `127.0.0.1:${own}`,
+    requests,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+export interface CapturedLogger {
+  readonly logger: Logger;
+  readonly records: Record<string, unknown>[];
+  /** Records whose msg matches. */
+  find(msg: RegExp): Record<string, unknown>[];
+}
+
+/** A pino logger that keeps every record (JSON-parsed) for assertions. */
+export function captureLogger(level = 'debug'): CapturedLogger {
+  const records: Record<string, unknown>[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line) records.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  const logger = pino({ level, base: null }, stream);
+  return { logger, records, find: (msg) => records.filter((r) => typeof r['msg'] === 'string' && msg.test(r['msg'])) };
+}
+
+/** Log records from a child's JSON-lines output. */
+export function logRecords(output: string): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  for (const line of output.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      out.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      // a line still being written
+    }
+  }
+  return out;
+}
+
+export async function httpGet(url: string): Promise<{ status: number; text: string; headers: Record<string, string | string[] | undefined> }> {
+  const res = await request(url);
+  return { status: res.statusCode, text: await res.body.text(), headers: res.headers };
+}
+
+export async function httpPost(url: string, headers: Record<string, string> = {}): Promise<{ status: number; text: string }> {
+  const res = await request(url, { method: 'POST', headers });
+  return { status: res.statusCode, text: await res.body.text() };
+}
+
+/** The value of one sample in Prometheus text format, or undefined when absent. */
+export function metricValue(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#') || !line.startsWith(name)) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = new Map<string, string>();
+    for (const lm of (m[3] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) have.set(lm[1]!, lm[2]!);
+    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) return Number(m[4]);
+  }
+  return undefined;
+}

@@ -1,0 +1,173 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { startDaemon, waitFor } from '../helpers/cli.js';
+import type { DaemonProcess } from '../helpers/cli.js';
+import { httpGet, httpPost, logRecords, metricValue, startFakePprofTarget } from '../helpers/operate.js';
+import type { FakePprofTarget } from '../helpers/operate.js';
+
+// `pprof-scraper run` as a real child process, reloaded by each trigger:
+// SIGHUP, an edit of the file (in place, renamed over, backup-then-write),
+// and POST /-/reload; invalid edits keep the old targets.
+
+function config(dir: string, services: Record<string, FakePprofTarget>): string {
+  const targets = Object.entries(services).map(([service, t]) => `        - {address: "${t.address}", service: ${service}}`);
+  return `scrape: {interval: 1h}
+profiles:
+  heap: {path: /debug/pprof/heap}
+discovery:
+  - static:
+      targets:
+${targets.join('\n')}
+repositories:
+  - directory: {path: "${join(dir, 'profiles')}"}
+server: {listen: "127.0.0.1:0"}
+`;
+}
+
+// two errors, on lines 1 and 9, so the answer must list both with line:column
+const INVALID = `scrape: {interval: soon}
+profiles:
+  heap: {path: /debug/pprof/heap}
+discovery:
+  - static:
+      targets:
+        - {address: "127.0.0.1:6060", service: bad}
+repositories:
+  - directory: {path: ./profiles, retention: {max_age: forever}}
+server: {listen: "127.0.0.1:0"}
+`;
+
+async function services(base: string): Promise<string[]> {
+  const res = await httpGet(`${base}/targets`);
+  const body = JSON.parse(res.text) as { targets: { service: string }[] };
+  return body.targets.map((t) => t.service).sort();
+}
+
+async function started(d: DaemonProcess): Promise<string> {
+  const up = await d.waitForLog(/^status listener up$/);
+  await d.waitForLog(/^pprof-scraper running$/);
+  return `http://${String(up['listen'])}`;
+}
+
+function reloads(d: DaemonProcess, msg: RegExp): Record<string, unknown>[] {
+  return logRecords(d.output()).filter((r) => typeof r['msg'] === 'string' && msg.test(r['msg']));
+}
+
+async function servicesBecome(base: string, want: string[]): Promise<void> {
+  await waitFor(`targets ${want.join(', ')}`, async () => ((await services(base)).join(',') === want.join(',') ? true : undefined), 10_000, 50);
+}
+
+test('reload by SIGHUP and by POST /-/reload; an invalid file is refused with every error and the old targets stay', { timeout: 60_000 }, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'pprof-scraper-reload-'));
+  const alpha = await startFakePprofTarget();
+  const beta = await startFakePprofTarget();
+  const file = join(dir, 'config.yaml');
+  await writeFile(file, config(dir, { alpha }));
+  const d = startDaemon(['--config', file, '--no-watch-config'], { cwd: dir });
+  try {
+    const base = await started(d);
+    assert.deepEqual(await services(base), ['alpha']);
+
+    // SIGHUP: watching is off, so only the signal can make this edit count
+    await writeFile(file, config(dir, { alpha, beta }));
+    await new Promise((r) => setTimeout(r, 400));
+    assert.deepEqual(await services(base), ['alpha'], 'nothing reloads before the signal');
+    d.child.kill('SIGHUP');
+    await servicesBecome(base, ['alpha', 'beta']);
+    const bySignal = reloads(d, /^config reloaded$/);
+    assert.equal(bySignal.length, 1);
+    assert.equal(bySignal[0]?.['trigger'], 'signal');
+    assert.deepEqual(bySignal[0]?.['targets'], { added: 1, removed: 0, kept: 1 });
+
+    // POST /-/reload with an invalid file: 400, every error with line:column, old targets stay
+    await writeFile(file, INVALID);
+    const refused = await httpPost(`${base}/-/reload`);
+    assert.equal(refused.status, 400);
+    assert.match(refused.text, new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:1:\\d+: scrape.interval: .*soon`));
+    assert.match(refused.text, /:9:\d+: repositories\[0\]\.directory\.retention\.max_age: .*forever/);
+    assert.deepEqual(await services(base), ['alpha', 'beta']);
+    const metrics = (await httpGet(`${base}/metrics`)).text;
+    assert.equal(metricValue(metrics, 'pprof_scraper_config_last_reload_successful'), 0);
+    assert.equal(metricValue(metrics, 'pprof_scraper_config_reloads_total', { trigger: 'http', result: 'invalid' }), 1);
+    // the log has each error with its line and column
+    const logged = logRecords(d.output()).filter((r) => r['trigger'] === 'http' && typeof r['line'] === 'number');
+    assert.deepEqual(logged.map((r) => r['line']).sort(), [1, 9]);
+    assert.ok(logged.every((r) => typeof r['column'] === 'number' && r['file'] === file));
+
+    // JSON errors on request
+    const asJson = await httpPost(`${base}/-/reload`, { accept: 'application/json' });
+    assert.equal(asJson.status, 400);
+    const errors = (JSON.parse(asJson.text) as { errors: { line: number; column: number; path: string }[] }).errors;
+    assert.deepEqual(errors.map((e) => e.line), [1, 9]);
+
+    // a valid file again: 200, beta gone, the metrics say so
+    const text = config(dir, { alpha });
+    await writeFile(file, text);
+    const okay = await httpPost(`${base}/-/reload`);
+    assert.equal(okay.status, 200, okay.text);
+    assert.deepEqual(await services(base), ['alpha']);
+    const after = (await httpGet(`${base}/metrics`)).text;
+    assert.equal(metricValue(after, 'pprof_scraper_config_last_reload_successful'), 1);
+    assert.equal(metricValue(after, 'pprof_scraper_config_hash'), Number.parseInt(createHash('sha256').update(text).digest('hex').slice(0, 12), 16));
+    const stamp = metricValue(after, 'pprof_scraper_config_last_reload_success_timestamp_seconds') ?? 0;
+    assert.ok(Math.abs(stamp - Date.now() / 1000) < 30, `success timestamp ${stamp}`);
+    assert.equal((await httpGet(`${base}/-/reload`)).status, 405, 'GET /-/reload is not a reload');
+  } finally {
+    const exit = await d.stop();
+    await Promise.all([alpha.close(), beta.close()]);
+    await rm(dir, { recursive: true, force: true });
+    assert.equal(exit.code, 0, d.output());
+  }
+});
+
+test('reload on a file change: in place, renamed over, backup-then-write; an invalid edit keeps the old targets', { timeout: 60_000 }, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'pprof-scraper-watch-'));
+  const alpha = await startFakePprofTarget();
+  const beta = await startFakePprofTarget();
+  const gamma = await startFakePprofTarget();
+  const file = join(dir, 'config.yaml');
+  await writeFile(file, config(dir, { alpha }));
+  const d = startDaemon(['--config', file], { cwd: dir });
+  try {
+    const base = await started(d);
+    assert.deepEqual(await services(base), ['alpha']);
+
+    // in place, as `echo > file` does
+    await writeFile(file, config(dir, { alpha, beta }));
+    await servicesBecome(base, ['alpha', 'beta']);
+
+    // renamed over the old file, as most editors and config managers save
+    await writeFile(`${file}.tmp`, config(dir, { beta }));
+    await rename(`${file}.tmp`, file);
+    await servicesBecome(base, ['beta']);
+
+    // an invalid edit, renamed over: refused, targets stay
+    const refusedBefore = reloads(d, /^reload refused/).length;
+    await writeFile(`${file}.tmp`, INVALID);
+    await rename(`${file}.tmp`, file);
+    await waitFor('the refusal in the log', () => (reloads(d, /^reload refused/).length > refusedBefore ? true : undefined), 10_000, 50);
+    assert.deepEqual(await services(base), ['beta']);
+    assert.equal(metricValue((await httpGet(`${base}/metrics`)).text, 'pprof_scraper_config_last_reload_successful'), 0);
+
+    // backup-then-write (vim's default): the old file moves away, a new one appears
+    await rename(file, `${file}~`);
+    await writeFile(file, config(dir, { beta, gamma }));
+    await servicesBecome(base, ['beta', 'gamma']);
+    assert.equal(metricValue((await httpGet(`${base}/metrics`)).text, 'pprof_scraper_config_last_reload_successful'), 1);
+
+    const byFile = reloads(d, /^config reloaded/).filter((r) => r['trigger'] === 'file');
+    assert.ok(byFile.length >= 3, `three reloads by file change, saw ${byFile.length}`);
+    // the debounce makes one save one reload: no reload applied the same text twice
+    const hashes = byFile.map((r) => r['hash']);
+    for (let i = 1; i < hashes.length; i++) assert.notEqual(hashes[i], hashes[i - 1]);
+  } finally {
+    const exit = await d.stop();
+    await Promise.all([alpha.close(), beta.close(), gamma.close()]);
+    await rm(dir, { recursive: true, force: true });
+    assert.equal(exit.code, 0, d.output());
+  }
+});

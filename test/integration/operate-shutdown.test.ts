@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { gunzipSync } from 'node:zlib';
+import { Profile } from 'pprof-format';
+import { startDaemon, waitFor } from '../helpers/cli.js';
+import { skipWithoutGo, startGoTarget } from '../helpers/go-target.js';
+import type { GoTarget } from '../helpers/go-target.js';
+import { startRecordingProxy } from '../helpers/operate.js';
+import type { RecordingProxy } from '../helpers/operate.js';
+
+// A real Go target's CPU profile (seconds=3) is in flight when SIGTERM
+// arrives: the daemon waits for it, hands it to the repository, exits 0.
+// A second signal exits at once.
+
+const skip = await skipWithoutGo();
+
+async function setup(): Promise<{ dir: string; file: string; go: GoTarget; proxy: RecordingProxy; cleanup: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'pprof-scraper-shutdown-'));
+  const go = await startGoTarget();
+  // the proxy shows when the CPU request is in flight
+  const proxy = await startRecordingProxy(go.address);
+  const file = join(dir, 'config.yaml');
+  await writeFile(
+    file,
+    `scrape: {interval: 4s, timeout: 5s}
+profiles:
+  cpu: {path: /debug/pprof/profile, seconds: 3}
+discovery:
+  - static: {service: go-app, targets: ["${proxy.address}"]}
+repositories:
+  - directory: {path: "${join(dir, 'profiles')}"}
+server: {listen: "127.0.0.1:0"}
+`,
+  );
+  return {
+    dir,
+    file,
+    go,
+    proxy,
+    cleanup: async () => {
+      await proxy.close();
+      await go.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function cpuFiles(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(join(dir, 'profiles', 'go-app', 'cpu'))).filter((f) => f.endsWith('.pb.gz'));
+  } catch {
+    return [];
+  }
+}
+
+test('SIGTERM with a CPU profile in flight: the profile still lands, exit 0', { skip, timeout: 60_000 }, async () => {
+  const { dir, file, proxy, cleanup } = await setup();
+  const d = startDaemon(['--config', file], { cwd: dir });
+  try {
+    await d.waitForLog(/^pprof-scraper running$/);
+    const inFlight = await waitFor('a CPU request in flight', () => proxy.requests.find((r) => r.endedAt === undefined), 15_000, 10);
+    // let it run a little, well short of its 3 s
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(await cpuFiles(dir), [], 'nothing landed before the signal');
+    const signalledAt = Date.now();
+    const exit = await d.stop('SIGTERM');
+    assert.equal(exit.code, 0, d.output());
+    assert.ok(inFlight.endedAt !== undefined && inFlight.endedAt >= signalledAt, 'the scrape finished after the signal');
+    assert.equal(inFlight.status, 200);
+    const files = await cpuFiles(dir);
+    assert.equal(files.length, 1, `one CPU profile landed: ${files.join(', ')}; output:\n${d.output()}`);
+    const profile = Profile.decode(gunzipSync(await readFile(join(dir, 'profiles', 'go-app', 'cpu', files[0]!))));
+    assert.ok(profile.sample.length > 0, 'the profile has samples');
+    assert.ok(Number(profile.durationNanos) >= 2.5e9, `a 3 s profile, got ${Number(profile.durationNanos) / 1e9} s`);
+    assert.match(d.output(), /"msg":"stopped"/);
+    assert.equal(proxy.requests.filter((r) => r.startedAt > signalledAt).length, 0, 'no scrape started after the signal');
+  } finally {
+    await d.stop('SIGKILL');
+    await cleanup();
+  }
+});
+
+test('a second signal exits at once, without waiting for the scrape in flight', { skip, timeout: 60_000 }, async () => {
+  const { dir, file, proxy, cleanup } = await setup();
+  const d = startDaemon(['--config', file], { cwd: dir });
+  try {
+    await d.waitForLog(/^pprof-scraper running$/);
+    await waitFor('a CPU request in flight', () => proxy.requests.find((r) => r.endedAt === undefined), 15_000, 10);
+    const signalledAt = Date.now();
+    d.child.kill('SIGTERM');
+    await d.waitForLog(/^stopping/);
+    const exit = await d.stop('SIGINT');
+    const took = Date.now() - signalledAt;
+    assert.equal(exit.code, 1);
+    assert.ok(took < 2_000, `exited ${took} ms after the first signal, before the 3 s profile could finish`);
+    assert.match(d.output(), /second signal: exiting now/);
+  } finally {
+    await d.stop('SIGKILL');
+    await cleanup();
+  }
+});

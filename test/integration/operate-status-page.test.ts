@@ -1,0 +1,151 @@
+import assert from 'node:assert/strict';
+import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
+import { chromium } from 'playwright-core';
+import { Profile } from 'pprof-format';
+import { Daemon } from '../../src/daemon.js';
+import { createMetrics } from '../../src/metrics.js';
+import { Reloader } from '../../src/reload.js';
+import { skipWithoutGo, startGoTarget } from '../helpers/go-target.js';
+import { captureLogger, httpGet, startFakePprofTarget } from '../helpers/operate.js';
+import { requirePeer } from '../helpers/peers.js';
+
+// The status page in Debian's headless Chromium, driven by playwright-core:
+// targets grouped by service, health per profile type, the last error, and a
+// download link that yields the real profile. Leaves a screenshot in
+// test/artifacts/ (gitignored).
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url));
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const skip = (await skipWithoutGo()) || requirePeer('chromium', await exists(CHROMIUM), `${CHROMIUM} not found`);
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test('the status page in headless Chromium: services, health per type, errors, a working download link', { skip, timeout: 120_000 }, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'pprof-scraper-page-'));
+  const go = await startGoTarget();
+  const broken = await startFakePprofTarget({ reply: { status: 200, contentType: 'text/html', body: '<html><body>Welcome to nginx!</body></html>' } });
+  const file = join(dir, 'config.yaml');
+  await writeFile(
+    file,
+    `scrape: {interval: 1s, timeout: 5s}
+profiles:
+  heap: {path: /debug/pprof/heap}
+  goroutine: {path: /debug/pprof/goroutine}
+discovery:
+  - static:
+      targets:
+        - {address: "${go.address}", service: checkout, labels: {team: payments}}
+        - {address: "${broken.address}", service: frontend, profiles: [heap]}
+repositories:
+  - directory: {path: "${join(dir, 'profiles')}"}
+server: {listen: "127.0.0.1:0"}
+`,
+  );
+  const { logger } = captureLogger('error');
+  const metrics = createMetrics({ defaultMetrics: false });
+  const daemon = new Daemon({ logger, metrics });
+  const reloader = new Reloader({ daemon, path: file, logger, metrics });
+  const userDataDir = await mkdtemp(join(tmpdir(), 'pprof-scraper-chromium-'));
+  let context: Awaited<ReturnType<typeof chromium.launchPersistentContext>> | undefined;
+  try {
+    const start = await reloader.reload('start');
+    assert.equal(start.status, 'applied', JSON.stringify(start));
+    const base = `http://${daemon.serverAddress ?? ''}/`;
+    await until('both targets scraped', async () => {
+      const r = JSON.parse((await httpGet(`${base}targets`)).text) as { targets: { last: Record<string, unknown> }[] };
+      return r.targets.length === 2 && r.targets.every((t) => Object.keys(t.last).length > 0) && r.targets.some((t) => Object.keys(t.last).length === 2);
+    });
+
+    context = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: CHROMIUM,
+      headless: true,
+      acceptDownloads: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      viewport: { width: 1280, height: 720 },
+    });
+    const page = context.pages()[0] ?? (await context.newPage());
+    const consoleErrors: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error') consoleErrors.push(m.text());
+    });
+    page.on('pageerror', (e) => consoleErrors.push(e.message));
+    await page.goto(base);
+
+    // grouped by service, each group a heading with its count
+    const checkout = page.locator('section.service[data-service="checkout"]');
+    const frontend = page.locator('section.service[data-service="frontend"]');
+    await checkout.waitFor({ state: 'visible', timeout: 10_000 });
+    await frontend.waitFor({ state: 'visible' });
+    assert.match((await checkout.locator('h2').innerText()).trim(), /^checkout\s*1 target$/);
+    const groups: (string | null)[] = [];
+    for (const section of await page.locator('section.service').all()) groups.push(await section.getAttribute('data-service'));
+    assert.deepEqual(groups, ['checkout', 'frontend']);
+    assert.match(await checkout.innerText(), /team=payments/);
+
+    // health per profile type
+    const heapOk = checkout.locator('.type[data-type="heap"]');
+    assert.equal(await heapOk.getAttribute('data-health'), 'ok');
+    assert.equal(await checkout.locator('.type[data-type="goroutine"]').getAttribute('data-health'), 'ok');
+    assert.ok(await heapOk.isVisible());
+    assert.match(await heapOk.innerText(), /heap ✓/);
+    const heapBad = frontend.locator('.type[data-type="heap"]');
+    assert.equal(await heapBad.getAttribute('data-health'), 'error');
+    assert.match(await heapBad.innerText(), /heap ✗/);
+
+    // the last error, visible, saying what came back
+    const error = frontend.locator('td.errors .error-text');
+    assert.ok(await error.isVisible());
+    assert.match(await error.innerText(), /^heap: .*html/i);
+    assert.equal(await checkout.locator('td.errors .error-text').count(), 0);
+    assert.match(await page.locator('#summary').innerText(), /2 targets in 2 services · 2 profile types healthy, 1 failing/);
+
+    // the download link gives the real profile; the failing type has none
+    assert.equal(await heapBad.locator('a').count(), 0);
+    const [download] = await Promise.all([page.waitForEvent('download'), heapOk.locator('a', { hasText: 'download' }).click()]);
+    assert.match(download.suggestedFilename(), /^checkout_heap_\d{8}T\d{6}Z_127\.0\.0\.1_\d+\.pb\.gz$/);
+    const saved = join(dir, 'downloaded.pb.gz');
+    await download.saveAs(saved);
+    const profile = Profile.decode(gunzipSync(await readFile(saved)));
+    assert.ok(profile.sample.length > 0, 'the downloaded profile has samples');
+
+    // the filter narrows the groups
+    await page.fill('#filter', 'team=payments');
+    await frontend.waitFor({ state: 'detached' });
+    assert.ok(await checkout.isVisible());
+    await page.fill('#filter', '');
+    await frontend.waitFor({ state: 'visible' });
+
+    await mkdir(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: join(ARTIFACTS, 'status-page.png'), fullPage: true });
+    assert.deepEqual(consoleErrors, []);
+  } finally {
+    await context?.close();
+    await reloader.close();
+    await daemon.stop();
+    await go.stop();
+    await broken.close();
+    await rm(dir, { recursive: true, force: true });
+    await rm(userDataDir, { recursive: true, force: true });
+  }
+});

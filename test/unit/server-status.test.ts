@@ -1,0 +1,166 @@
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import { request } from 'undici';
+import { createMetrics } from '../../src/metrics.js';
+import type { ScrapedProfile } from '../../src/profiles/profile.js';
+import { LastProfiles } from '../../src/server/last-profiles.js';
+import { lastProfileLink, statusRoutes } from '../../src/server/routes.js';
+import type { StatusReport, StatusSource } from '../../src/server/routes.js';
+import { rebindStatusServer, startStatusServer } from '../../src/server/server.js';
+import type { Handler } from '../../src/server/server.js';
+import { silentLogger } from '../../src/log.js';
+import { httpGet, httpPost } from '../helpers/operate.js';
+
+function profile(bytes: number, type = 'heap'): ScrapedProfile {
+  return { targetId: 'abc123', service: 'checkout api', type, labels: { instance: '10.0.0.7:6060' }, time: Date.UTC(2026, 0, 2, 3, 4, 5), sampleCount: 1, url: 'http://x', data: Buffer.alloc(bytes, 1) };
+}
+
+test('LastProfiles keeps the newest within its byte budget', () => {
+  const cache = new LastProfiles(1000);
+  cache.set('a', profile(400));
+  cache.set('b', profile(400));
+  assert.equal(cache.bytes, 800);
+  cache.set('c', profile(400));
+  assert.equal(cache.has('a'), false, 'the oldest went first');
+  assert.deepEqual([cache.has('b'), cache.has('c')], [true, true]);
+  assert.equal(cache.bytes, 800);
+  // a new profile of b makes it the newest
+  cache.set('b', profile(300));
+  cache.set('d', profile(500));
+  assert.deepEqual([cache.has('b'), cache.has('c'), cache.has('d')], [true, false, true]);
+  assert.equal(cache.bytes, 800);
+  // bigger than the whole budget: not kept, nothing else evicted for it
+  cache.set('e', profile(1001));
+  assert.equal(cache.has('e'), false);
+  assert.equal(cache.size, 2);
+  cache.retain(new Set(['d']));
+  assert.deepEqual([cache.has('b'), cache.has('d'), cache.bytes], [false, true, 500]);
+});
+
+test('LastProfiles copies a slice so a large network buffer is not pinned', () => {
+  const cache = new LastProfiles(1 << 20);
+  const big = Buffer.alloc(64 * 1024);
+  cache.set('a', { ...profile(0), data: big.subarray(0, 100) });
+  assert.equal(cache.get('a')?.data.buffer.byteLength, 100);
+});
+
+test('LastProfiles stays bounded with 10k targets × 6 types', () => {
+  const cache = new LastProfiles(32 * 1024 ** 2);
+  for (let t = 0; t < 10_000; t++) for (let k = 0; k < 6; k++) cache.set(`${t}/${k}`, profile(20_000));
+  assert.ok(cache.bytes <= 32 * 1024 ** 2);
+  assert.equal(cache.size, Math.floor((32 * 1024 ** 2) / 20_000));
+});
+
+function fakeSource(): StatusSource & { setReady(v: boolean): void; held: Map<string, ScrapedProfile> } {
+  let ready = false;
+  const held = new Map<string, ScrapedProfile>();
+  const report: StatusReport = {
+    targets: [{ id: 'abc123', provider: 'static', service: 'checkout api', address: '10.0.0.7:6060', scheme: 'http', labels: {}, interval: '60s', profiles: [{ type: 'heap', url: 'http://10.0.0.7:6060/debug/pprof/heap' }], last: {} }],
+    dropped: [],
+    errors: [],
+  };
+  return {
+    metrics: createMetrics({ defaultMetrics: false }),
+    get ready() {
+      return ready;
+    },
+    setReady: (v) => (ready = v),
+    held,
+    report: () => report,
+    lastProfile: (id, type) => held.get(`${id}/${type}`),
+  };
+}
+
+test('status routes: health, readiness, the page, /targets, downloads, methods', async () => {
+  const source = fakeSource();
+  const routes = statusRoutes(source);
+  routes.set('POST /-/reload', (_req, res) => {
+    res.end('reloaded');
+  });
+  const server = await startStatusServer('127.0.0.1:0', routes, silentLogger());
+  const base = `http://${server.address}`;
+  try {
+    assert.equal((await httpGet(`${base}/healthz`)).status, 200);
+    const notReady = await httpGet(`${base}/-/ready`);
+    assert.equal(notReady.status, 503);
+    source.setReady(true);
+    assert.equal((await httpGet(`${base}/-/ready`)).status, 200);
+
+    const page = await httpGet(`${base}/`);
+    assert.equal(page.status, 200);
+    assert.match(String(page.headers['content-type']), /^text\/html/);
+    assert.match(page.text, /<title>pprof-scraper<\/title>/);
+    assert.match(page.text, /fetch\('targets'/);
+    // discovery data reaches the DOM only as text
+    assert.doesNotMatch(page.text, /innerHTML/);
+
+    const targets = JSON.parse((await httpGet(`${base}/targets`)).text) as StatusReport;
+    assert.equal(targets.targets[0]?.service, 'checkout api');
+    assert.match((await httpGet(`${base}/metrics`)).text, /pprof_scraper_scrapes_total/);
+
+    const link = lastProfileLink('abc123', 'heap');
+    assert.equal(link, 'targets/last-profile?target=abc123&type=heap');
+    assert.equal((await httpGet(`${base}/${link}`)).status, 404);
+    assert.equal((await httpGet(`${base}/targets/last-profile`)).status, 400);
+    source.held.set('abc123/heap', profile(10));
+    const res = await request(`${base}/${link}`);
+    assert.equal(res.statusCode, 200);
+    assert.equal(res.headers['content-disposition'], 'attachment; filename="checkout_api_heap_20260102T030405Z_10.0.0.7_6060.pb.gz"');
+    assert.equal((await res.body.arrayBuffer()).byteLength, 10);
+
+    assert.equal((await httpPost(`${base}/-/reload`)).status, 200);
+    assert.equal((await httpGet(`${base}/-/reload`)).status, 405);
+    assert.equal((await httpPost(`${base}/targets`)).status, 405);
+    assert.equal((await httpGet(`${base}/nope`)).status, 404);
+  } finally {
+    await server.close();
+  }
+});
+
+test('close(grace) stops listening at once and lets a request in progress finish', async () => {
+  let release: () => void = () => undefined;
+  const routes = new Map<string, Handler>([
+    [
+      '/slow',
+      async (_req, res) => {
+        await new Promise<void>((r) => (release = r));
+        res.end('done');
+      },
+    ],
+  ]);
+  const server = await startStatusServer('127.0.0.1:0', routes, silentLogger());
+  const pending = httpGet(`http://${server.address}/slow`);
+  await new Promise((r) => setTimeout(r, 50));
+  const closed = server.close(2_000);
+  await new Promise((r) => setTimeout(r, 20));
+  await assert.rejects(httpGet(`http://${server.address}/slow`), /ECONNREFUSED/);
+  release();
+  assert.equal((await pending).text, 'done');
+  await closed;
+});
+
+test('rebind moves the listener; a port in use leaves it where it was', async () => {
+  const routes = statusRoutes(fakeSource());
+  const first = await startStatusServer('127.0.0.1:0', routes, silentLogger());
+  const moved = await rebindStatusServer(first, '127.0.0.1:0', routes, silentLogger(), 0);
+  assert.ok('server' in moved);
+  assert.notEqual(moved.server.address, first.address);
+  assert.equal((await httpGet(`http://${moved.server.address}/healthz`)).status, 200);
+  await assert.rejects(httpGet(`http://${first.address}/healthz`));
+
+  const squatter = createServer();
+  await new Promise<void>((r) => squatter.listen(0, '127.0.0.1', r));
+  const taken = `127.0.0.1:${(squatter.address() as AddressInfo).port}`;
+  try {
+    const refused = await rebindStatusServer(moved.server, taken, routes, silentLogger(), 0);
+    assert.ok('error' in refused);
+    assert.match(refused.error.message, /in use/);
+    assert.equal(refused.restored?.address, moved.server.address, 'back on the old address');
+    assert.equal((await httpGet(`http://${moved.server.address}/healthz`)).status, 200);
+    await refused.restored?.close();
+  } finally {
+    await new Promise<void>((r) => squatter.close(() => r()));
+  }
+});
