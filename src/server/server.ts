@@ -67,7 +67,14 @@ export function pprofRoutes(): Map<string, Handler> {
 }
 
 export async function startStatusServer(listen: string, routes: Routes, logger: Logger): Promise<StatusServer> {
+  // requests in progress, so a closing listener can end their connections after them
+  const inFlight = new Set<ServerResponse>();
+  let closing = false;
   const server: Server = createServer((req, res) => {
+    // a kept-alive connection must not reach a listener that has moved on
+    if (closing) res.shouldKeepAlive = false;
+    inFlight.add(res);
+    res.once('close', () => inFlight.delete(res));
     const url = new URL(req.url ?? '/', 'http://status');
     const key = req.method === 'GET' || req.method === 'HEAD' ? url.pathname : `${req.method ?? ''} ${url.pathname}`;
     const handler = routes.get(key);
@@ -104,6 +111,11 @@ export async function startStatusServer(listen: string, routes: Routes, logger: 
     address: addr.family === 'IPv6' ? `[${addr.address}]:${addr.port}` : `${addr.address}:${addr.port}`,
     close: (graceMs = 0) =>
       new Promise<void>((resolve) => {
+        closing = true;
+        for (const res of inFlight) {
+          if (!res.headersSent) res.shouldKeepAlive = false;
+          else res.once('finish', () => res.socket?.destroySoon());
+        }
         server.close(() => {
           clearTimeout(timer);
           resolve();

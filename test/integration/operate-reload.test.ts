@@ -13,7 +13,7 @@ import type { FakePprofTarget } from '../helpers/operate.js';
 // SIGHUP, an edit of the file (in place, renamed over, backup-then-write),
 // and POST /-/reload; invalid edits keep the old targets.
 
-function config(dir: string, services: Record<string, FakePprofTarget>): string {
+function config(dir: string, services: Record<string, FakePprofTarget>, listen = '127.0.0.1:0'): string {
   const targets = Object.entries(services).map(([service, t]) => `        - {address: "${t.address}", service: ${service}}`);
   return `scrape: {interval: 1h}
 profiles:
@@ -24,7 +24,7 @@ discovery:
 ${targets.join('\n')}
 repositories:
   - directory: {path: "${join(dir, 'profiles')}"}
-server: {listen: "127.0.0.1:0"}
+server: {listen: "${listen}"}
 `;
 }
 
@@ -116,6 +116,17 @@ test('reload by SIGHUP and by POST /-/reload; an invalid file is refused with ev
     const stamp = metricValue(after, 'pprof_scraper_config_last_reload_success_timestamp_seconds') ?? 0;
     assert.ok(Math.abs(stamp - Date.now() / 1000) < 30, `success timestamp ${stamp}`);
     assert.equal((await httpGet(`${base}/-/reload`)).status, 405, 'GET /-/reload is not a reload');
+
+    // a new server.listen moves the listener; the request that asked still gets its answer
+    await writeFile(file, config(dir, { alpha }, '127.0.0.2:0'));
+    const moved = await httpPost(`${base}/-/reload`);
+    assert.equal(moved.status, 200, moved.text);
+    const to = await d.waitForLog(/^status listener moved$/);
+    assert.match(String(to['listen']), /^127\.0\.0\.2:\d+$/);
+    assert.deepEqual(await services(`http://${String(to['listen'])}`), ['alpha']);
+    await assert.rejects(httpGet(`${base}/healthz`), /ECONNREFUSED/);
+    const logged2 = reloads(d, /^config reloaded$/).at(-1);
+    assert.deepEqual(logged2?.['listen'], { from: '127.0.0.1:0', to: '127.0.0.2:0' });
   } finally {
     const exit = await d.stop();
     await Promise.all([alpha.close(), beta.close()]);
