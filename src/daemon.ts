@@ -5,8 +5,8 @@ import { DiscoveryManager } from './discovery/index.js';
 import type { DiscoveryProblem, ProviderFactory } from './discovery/index.js';
 import { createMetrics } from './metrics.js';
 import type { Metrics } from './metrics.js';
-import { createFanOut, createMemoryOutbox, createRepository, repositoryCommonOf, repositoryNameOf } from './repositories/index.js';
-import type { Delivery, Outbox, Repository } from './repositories/index.js';
+import { createFanOut, createRepository, openSpool, queueSettingsOf, repositoryNameOf } from './repositories/index.js';
+import type { Delivery, Outbox, QueueHandle, Repository, Spool } from './repositories/index.js';
 import { clientSettingsFor, createTargetClient } from './scrape/clients.js';
 import type { TargetClient } from './scrape/clients.js';
 import { Scheduler } from './scrape/scheduler.js';
@@ -37,7 +37,7 @@ export interface DaemonOptions {
   readonly metrics?: Metrics;
   readonly providerFactory?: ProviderFactory;
   readonly clock?: Clock;
-  /** Wraps a repository in its outbox; the default keeps profiles in memory with a few retries. */
+  /** Wraps a repository in its outbox; the default is its durable queue under `state_dir/queues/<name>`. */
   readonly outboxFactory?: (repository: Repository, config: Config, entryIndex: number, deps: { logger: Logger; metrics: Metrics }) => Promise<Outbox>;
   /** Memory for the last profile of each target × type, for the status page's downloads (default 32 MiB). */
   readonly lastProfilesBytes?: number;
@@ -60,7 +60,6 @@ export interface ApplyReport {
   readonly listen?: { from: string; to: string };
 }
 
-const OUTBOX_DEFAULTS = { maxAttempts: 5, parallelism: 8, maxBytes: 256 * 1024 ** 2 };
 const SHUTDOWN_SCRAPE_DEADLINE_MS = 10_000;
 const SHUTDOWN_SEND_DEADLINE_MS = 5_000;
 const LAST_PROFILES_BYTES = 32 * 1024 ** 2;
@@ -82,6 +81,8 @@ export class Daemon implements StatusSource {
   #clients = new Map<number, TargetClient & { close(): Promise<void> }>();
   #repositories = new Map<string, RepositorySlot>();
   #delivery: Delivery = createFanOut(new Map());
+  /** The durable queues (state_dir/queues), opened at the first apply. */
+  #spool: Spool | undefined;
   #server: StatusServer | undefined;
   #current: BuildResult = { targets: [], dropped: [] };
   #rebuildTimer: NodeJS.Timeout | undefined;
@@ -233,18 +234,11 @@ export class Daemon implements StatusSource {
           kept.push(name);
           continue;
         }
-        const repository = await createRepository(entry);
-        const common = repositoryCommonOf(entry);
+        const repository = await createRepository(entry, { logger: this.#logger, metrics: this.metrics, previous: existing?.repository });
+        // a swapped repository binds to the same queue folder: nothing queued moves or is lost
         const outbox = this.#options.outboxFactory
           ? await this.#options.outboxFactory(repository, config, i, { logger: this.#logger, metrics: this.metrics })
-          : createMemoryOutbox(repository, {
-              ...OUTBOX_DEFAULTS,
-              maxBytes: Math.min(OUTBOX_DEFAULTS.maxBytes, common.queue.max_size),
-              policy: { initialMs: common.retry.initial_backoff, maxMs: common.retry.max_backoff },
-              timeoutMs: common.timeout,
-              logger: this.#logger,
-              metrics: this.metrics,
-            });
+          : await (await this.#openSpool(config)).attach(repository, queueSettingsOf(entry));
         const slot = { identity, outbox, repository };
         created.push(slot);
         next.set(name, slot);
@@ -256,7 +250,8 @@ export class Daemon implements StatusSource {
     }
     const old = this.#repositories;
     this.#repositories = next;
-    this.#delivery = createFanOut(new Map([...next].map(([n, s]) => [n, s.outbox])));
+    const outboxes = new Map([...next].map(([n, s]) => [n, s.outbox]));
+    this.#delivery = this.#spool && !this.#options.outboxFactory ? this.#spool.activate(outboxes as Map<string, QueueHandle>) : createFanOut(outboxes);
     const removed = [...old.keys()].filter((n) => !next.has(n));
     // outboxes that were replaced or removed still deliver what they hold
     for (const [name, slot] of old) {
@@ -269,6 +264,15 @@ export class Daemon implements StatusSource {
         .finally(() => this.#retiring.delete(slot));
     }
     return { added, removed, swapped, kept };
+  }
+
+  async #openSpool(config: Config): Promise<Spool> {
+    if (this.#spool) {
+      if (this.#spool.stateDir !== config.state_dir) this.#logger.warn({ state_dir: config.state_dir, in_use: this.#spool.stateDir }, 'state_dir changed: it takes effect at the next start');
+      return this.#spool;
+    }
+    this.#spool = await openSpool(config.state_dir, { logger: this.#logger, metrics: this.metrics });
+    return this.#spool;
   }
 
   #scheduleRebuild(): void {

@@ -9,6 +9,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
   const reg = [registry];
+  const queueAgeSources = new Map<string, () => number>();
   return {
     registry,
     scrapes: new Counter({
@@ -96,6 +97,47 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       name: 'pprof_scraper_queue_bytes',
       help: 'Bytes of profiles waiting for a repository.',
       labelNames: ['repository'] as const,
+      registers: reg,
+    }),
+    /** Per repository, how old its oldest queued profile is, in seconds; read when /metrics is scraped. */
+    queueAgeSources,
+    queueOldestAge: new Gauge({
+      name: 'pprof_scraper_queue_oldest_age_seconds',
+      help: 'Age of the oldest profile waiting for a repository (0 when none waits).',
+      labelNames: ['repository'] as const,
+      registers: reg,
+      collect() {
+        this.reset();
+        for (const [repository, age] of queueAgeSources) this.set({ repository }, age());
+      },
+    }),
+    spoolCommits: new Histogram({
+      name: 'pprof_scraper_spool_commit_seconds',
+      help: 'Time to make a group of scraped profiles durable in the state_dir (write and fdatasync).',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: reg,
+    }),
+    spoolWriteErrors: new Counter({
+      name: 'pprof_scraper_spool_write_errors_total',
+      help: 'Commits that could not be written to the state_dir (their profiles went on from memory only).',
+      registers: reg,
+    }),
+    deltaBaselines: new Gauge({
+      name: 'pprof_scraper_delta_baselines',
+      help: 'Target × type baselines held for computing deltas of cumulative profiles, by repository.',
+      labelNames: ['repository'] as const,
+      registers: reg,
+    }),
+    deltaBaselineBytes: new Gauge({
+      name: 'pprof_scraper_delta_baseline_bytes',
+      help: 'Memory held by those baselines, by repository.',
+      labelNames: ['repository'] as const,
+      registers: reg,
+    }),
+    deltaResets: new Counter({
+      name: 'pprof_scraper_delta_resets_total',
+      help: 'Profiles that only set a baseline instead of being sent as a delta, by repository and reason (first, restart).',
+      labelNames: ['repository', 'reason'] as const,
       registers: reg,
     }),
     configLastReloadSuccessful: new Gauge({

@@ -350,6 +350,12 @@ function repositoryEntry(ctx: SchemaContext) {
   });
 }
 
+/** `$STATE_DIRECTORY` (systemd's StateDirectory=; the first when it lists several), else `./data`. */
+export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
+  const fromSystemd = env['STATE_DIRECTORY']?.split(':')[0];
+  return fromSystemd !== undefined && fromSystemd !== '' ? fromSystemd : './data';
+}
+
 const listen = z.string().refine((v) => /^(\[[0-9a-fA-F:.]+\]|[^:\s]*):\d{1,5}$/.test(v) && Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535, {
   error: (iss) => `listen ${quote(iss.input)} must be host:port, like 127.0.0.1:10101`,
 });
@@ -368,7 +374,12 @@ export function createConfigSchema(ctx: SchemaContext) {
         index: z.number().int().min(0, { error: 'shard index must be 0 or more' }),
       })
       .optional(),
-    state_dir: z.string().min(1).optional(),
+    state_dir: z
+      .string()
+      .min(1)
+      .optional()
+      .transform((dir) => resolve(dir ?? defaultStateDir()))
+      .meta({ description: 'Folder for durable state (the delivery queues, under queues/). Default: $STATE_DIRECTORY when set (systemd StateDirectory=), else ./data. Relative to the working directory.' }),
   });
 }
 

@@ -22,6 +22,8 @@ export interface ScrapedProfile {
   readonly sampleCount: number;
   /** The URL it was scraped from (no credentials in it). */
   readonly url: string;
+  /** The endpoint serves deltas already (a `delta: true` type, godeltaprof): repositories that want deltas send it as it is. */
+  readonly delta?: boolean;
   /** gzip-compressed pprof protobuf. */
   readonly data: Buffer;
 }

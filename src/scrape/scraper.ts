@@ -60,6 +60,7 @@ export async function scrapeProfile(target: Target, profile: TargetProfile, clie
       ...(summary.durationMs !== undefined ? { durationMs: summary.durationMs } : {}),
       sampleCount: summary.sampleCount,
       url: profile.url,
+      ...(profile.delta ? { delta: true } : {}),
       data: checked.data,
     };
     return { ok: true, profile: scraped, bytes: body.length, durationMs: Date.now() - started };

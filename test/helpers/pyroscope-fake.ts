@@ -1,0 +1,296 @@
+/**
+ * A loopback Grafana Pyroscope that speaks the push API the way Pyroscope's
+ * distributor takes it: `POST /push.v1.PusherService/Push`, a Connect unary
+ * call with a protobuf PushRequest (api/push/v1/push.proto), labels checked
+ * as pkg/validation.ValidateLabels checks them, each raw profile decoded as
+ * pprof. Errors are answered as Connect does: a JSON {code, message} with the
+ * matching HTTP status.
+ */
+import {createServer} from 'node:http';
+import type {IncomingHttpHeaders, IncomingMessage, ServerResponse} from 'node:http';
+import type {AddressInfo} from 'node:net';
+import {gunzipSync} from 'node:zlib';
+import {Profile} from 'pprof-format';
+
+export const PUSH_PATH = '/push.v1.PusherService/Push';
+
+export interface ReceivedSeries {
+  /** Labels in the order sent. */
+  readonly labels: ReadonlyArray<readonly [string, string]>;
+  readonly label: (name: string) => string | undefined;
+  /** raw_profile exactly as sent. */
+  readonly raw: Buffer;
+  readonly profile: Profile;
+  readonly id: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly receivedAt: number;
+}
+
+export interface PyroscopeRejection {
+  readonly status: number;
+  readonly code: string;
+  readonly message: string;
+}
+
+export type PyroscopeFailure = {status: number; body?: string; headers?: Record<string, string>; delayMs?: number} | {destroy: true};
+
+export interface PyroscopeFake {
+  readonly url: string;
+  readonly received: ReceivedSeries[];
+  readonly rejected: PyroscopeRejection[];
+  /** Requests seen (accepted, refused or failed by the hook). */
+  readonly requests: () => number;
+  setFailure(hook: ((seq: number) => PyroscopeFailure | undefined) | undefined): void;
+  waitFor(count: number, timeoutMs?: number): Promise<ReceivedSeries[]>;
+  close(): Promise<void>;
+}
+
+export interface PyroscopeFakeOptions {
+  /** Multi-tenant mode: X-Scope-OrgID must be this. */
+  tenant?: string;
+  /** Authorization must be exactly this. */
+  authorization?: string;
+}
+
+// --- a strict protobuf reader for the push messages ---
+
+class Reader {
+  pos = 0;
+  constructor(readonly buf: Buffer) {}
+  get done(): boolean {
+    return this.pos >= this.buf.length;
+  }
+  varint(): number {
+    let v = 0;
+    let scale = 1;
+    for (let i = 0; i < 10; i++) {
+      const b = this.buf[this.pos++];
+      if (b === undefined) throw new Error('truncated varint');
+      v += (b & 0x7f) * scale;
+      if ((b & 0x80) === 0) return v;
+      scale *= 128;
+    }
+    throw new Error('varint too long');
+  }
+  field(): {field: number; wire: number} {
+    const key = this.varint();
+    return {field: Math.floor(key / 8), wire: key % 8};
+  }
+  bytes(): Buffer {
+    const len = this.varint();
+    if (this.pos + len > this.buf.length) throw new Error(`length ${len} runs past the message`);
+    const out = this.buf.subarray(this.pos, this.pos + len);
+    this.pos += len;
+    return out;
+  }
+  skip(wire: number): void {
+    if (wire === 0) this.varint();
+    else if (wire === 1) this.pos += 8;
+    else if (wire === 2) this.bytes();
+    else if (wire === 5) this.pos += 4;
+    else throw new Error(`wire type ${wire}`);
+  }
+}
+
+function utf8(b: Buffer, what: string): string {
+  const s = b.toString('utf8');
+  if (!Buffer.from(s, 'utf8').equals(b)) throw new Error(`${what} is not valid UTF-8`);
+  return s;
+}
+
+interface RawSeries {
+  labels: [string, string][];
+  samples: {raw: Buffer; id: string}[];
+}
+
+export function decodePushRequest(body: Buffer): RawSeries[] {
+  const series: RawSeries[] = [];
+  const r = new Reader(body);
+  while (!r.done) {
+    const {field, wire} = r.field();
+    if (field !== 1 || wire !== 2) {
+      r.skip(wire);
+      continue;
+    }
+    const s: RawSeries = {labels: [], samples: []};
+    const sr = new Reader(r.bytes());
+    while (!sr.done) {
+      const f = sr.field();
+      if (f.wire !== 2) throw new Error(`RawProfileSeries field ${f.field} has wire type ${f.wire}`);
+      const inner = new Reader(sr.bytes());
+      if (f.field === 1) {
+        let name = '';
+        let value = '';
+        while (!inner.done) {
+          const lf = inner.field();
+          if (lf.wire !== 2) throw new Error('LabelPair field with wrong wire type');
+          const b = inner.bytes();
+          if (lf.field === 1) name = utf8(b, 'label name');
+          else if (lf.field === 2) value = utf8(b, 'label value');
+        }
+        s.labels.push([name, value]);
+      } else if (f.field === 2) {
+        let raw: Buffer = Buffer.alloc(0);
+        let id = '';
+        while (!inner.done) {
+          const rf = inner.field();
+          if (rf.wire !== 2) throw new Error('RawSample field with wrong wire type');
+          const b = inner.bytes();
+          if (rf.field === 1) raw = b;
+          else if (rf.field === 2) id = utf8(b, 'ID');
+        }
+        s.samples.push({raw, id});
+      }
+    }
+    series.push(s);
+  }
+  return series;
+}
+
+const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+class Invalid extends Error {}
+
+/** What Pyroscope's distributor would refuse about one series, or undefined. */
+export function checkSeries(s: RawSeries): string | undefined {
+  if (s.labels.length === 0) return 'error at least one label pair is required per profile';
+  if (s.labels.length > 30) return `profile series has ${s.labels.length} label names; limit 30`;
+  const get = (n: string): string | undefined => s.labels.find(([k]) => k === n)?.[1];
+  if (!METRIC_NAME.test(get('__name__') ?? '')) return 'invalid labels: invalid metric name';
+  if (!get('service_name')) return 'invalid labels: service name is not provided';
+  const names = new Set<string>();
+  for (const [k, v] of s.labels) {
+    if (k.length > 1024) return `label name too long: '${k}'`;
+    if (Buffer.byteLength(v) > 2048) return `label value too long: '${v}'`;
+    if (!LABEL_NAME.test(k)) return `invalid label name '${k}'`;
+    if (names.has(k)) return `duplicate label name: '${k}'`;
+    names.add(k);
+  }
+  if (s.samples.length === 0) return 'no samples';
+  return undefined;
+}
+
+function decodeProfile(raw: Buffer): Profile {
+  const bytes = raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw;
+  const p = Profile.decode(bytes);
+  for (const t of p.sampleType) {
+    if ((p.stringTable.strings[Number(t.type)] ?? '').includes('-')) throw new Invalid('sample type contains -');
+  }
+  for (const l of p.location) if (Number(l.id) === 0) throw new Invalid('location id is 0');
+  for (const f of p.function) if (Number(f.id) === 0) throw new Invalid('function id is 0');
+  for (const s of p.sample) if (s.value.length !== p.sampleType.length) throw new Invalid('sample value count does not match sample types');
+  return p;
+}
+
+const CONNECT_STATUS: Record<string, number> = {invalid_argument: 400, unauthenticated: 401, not_found: 404, unimplemented: 404, resource_exhausted: 429};
+
+export async function startPyroscopeFake(opts: PyroscopeFakeOptions = {}): Promise<PyroscopeFake> {
+  const received: ReceivedSeries[] = [];
+  const rejected: PyroscopeRejection[] = [];
+  let hook: ((seq: number) => PyroscopeFailure | undefined) | undefined;
+  let seq = 0;
+  const waiters = new Set<() => void>();
+
+  const refuse = (res: ServerResponse, code: string, message: string): void => {
+    const status = CONNECT_STATUS[code] ?? 500;
+    rejected.push({status, code, message});
+    res.writeHead(status, {'content-type': 'application/json'});
+    res.end(JSON.stringify({code, message}));
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const body = Buffer.concat(chunks);
+    const failure = hook?.(seq++);
+    if (failure) {
+      if ('destroy' in failure) {
+        req.socket.destroy();
+        return;
+      }
+      if (failure.delayMs) await new Promise((r) => setTimeout(r, failure.delayMs).unref());
+      res.writeHead(failure.status, failure.headers ?? {});
+      res.end(failure.body ?? '');
+      return;
+    }
+    if (req.method !== 'POST' || req.url !== PUSH_PATH) return refuse(res, 'unimplemented', `${req.method} ${req.url}: not a push endpoint`);
+    const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim();
+    if (type !== 'application/proto') {
+      res.writeHead(415, {'accept-post': 'application/proto, application/json'});
+      res.end();
+      rejected.push({status: 415, code: 'unsupported media type', message: type ?? ''});
+      return;
+    }
+    const encoding = req.headers['content-encoding'];
+    if (encoding !== undefined && encoding !== 'identity') return refuse(res, 'unimplemented', `content-encoding ${encoding} not supported`);
+    const version = req.headers['connect-protocol-version'];
+    if (version !== undefined && version !== '1') return refuse(res, 'invalid_argument', `connect-protocol-version must be "1", got ${String(version)}`);
+    if (opts.tenant !== undefined && req.headers['x-scope-orgid'] !== opts.tenant) return refuse(res, 'unauthenticated', 'no org id');
+    if (opts.authorization !== undefined && req.headers['authorization'] !== opts.authorization) return refuse(res, 'unauthenticated', 'bad credentials');
+    let series: RawSeries[];
+    try {
+      series = decodePushRequest(body);
+    } catch (err) {
+      return refuse(res, 'invalid_argument', `decoding PushRequest: ${(err as Error).message}`);
+    }
+    const accepted: ReceivedSeries[] = [];
+    for (const s of series) {
+      const problem = checkSeries(s);
+      if (problem) return refuse(res, 'invalid_argument', problem);
+      for (const sample of s.samples) {
+        if (!UUID.test(sample.id)) return refuse(res, 'invalid_argument', `ID ${JSON.stringify(sample.id)} is not a UUID`);
+        let profile: Profile;
+        try {
+          profile = decodeProfile(sample.raw);
+        } catch (err) {
+          return refuse(res, 'invalid_argument', `failed to parse profile: ${(err as Error).message}`);
+        }
+        const labels = s.labels;
+        accepted.push({labels, label: (n) => labels.find(([k]) => k === n)?.[1], raw: sample.raw, profile, id: sample.id, headers: req.headers, receivedAt: Date.now()});
+      }
+    }
+    received.push(...accepted);
+    res.writeHead(200, {'content-type': 'application/proto'});
+    res.end();
+    for (const w of waiters) w();
+  };
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      if (!res.headersSent) refuse(res, 'internal', (err as Error).message);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const {port} = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    received,
+    rejected,
+    requests: () => seq,
+    setFailure(h) {
+      hook = h;
+    },
+    waitFor(count, timeoutMs = 15_000) {
+      return new Promise((resolve, reject) => {
+        const check = (): void => {
+          if (received.length < count) return;
+          clearTimeout(timer);
+          waiters.delete(check);
+          resolve(received.slice());
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`pyroscope fake: waited ${timeoutMs} ms for ${count} profiles, got ${received.length} (refused: ${JSON.stringify(rejected.slice(-3))})`));
+        }, timeoutMs);
+        waiters.add(check);
+        check();
+      });
+    },
+    close() {
+      server.closeAllConnections();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,99 @@
+/**
+ * The daemon as operators run it (`node dist/cli/index.js run --config …`),
+ * killed with SIGKILL while its repository is down, then started again:
+ * every profile it had taken arrives once the repository is back.
+ */
+import assert from 'node:assert/strict';
+import {spawn} from 'node:child_process';
+import type {ChildProcess} from 'node:child_process';
+import {existsSync} from 'node:fs';
+import {writeFile} from 'node:fs/promises';
+import {join} from 'node:path';
+import {test} from 'node:test';
+import {fileURLToPath} from 'node:url';
+import {startUniqueProfileTarget, tempDir, timeNanosOf, until} from '../helpers/delivery.js';
+import {startProfefeFake} from '../helpers/profefe-fake.js';
+
+const CLI = fileURLToPath(new URL('../../dist/cli/index.js', import.meta.url));
+
+function startDaemon(config: string, log: string[]): ChildProcess {
+  const child = spawn(process.execPath, [CLI, 'run', '--config', config, '--log-level', 'info'], {stdio: ['ignore', 'pipe', 'pipe']});
+  child.stdout.setEncoding('utf8').on('data', (s: string) => log.push(...s.split('\n').filter(Boolean)));
+  child.stderr.setEncoding('utf8').on('data', (s: string) => log.push(...s.split('\n').filter(Boolean)));
+  return child;
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once('exit', () => r()));
+}
+
+void test('kill -9 during a repository outage, restart: every profile taken arrives, once', {timeout: 90_000, skip: existsSync(CLI) ? false : 'dist/ is not built: run npm run build (npm test does)'}, async () => {
+  const target = await startUniqueProfileTarget();
+  const profefe = await startProfefeFake();
+  const {dir, cleanup} = await tempDir('pprof-kill-');
+  let isDown = true;
+  profefe.setFailure(() => (isDown ? {status: 503, body: 'down for maintenance'} : undefined));
+  const config = join(dir, 'config.yaml');
+  await writeFile(
+    config,
+    [
+      'scrape: {interval: 500ms, timeout: 5s}',
+      'profiles:',
+      '  heap: {path: /debug/pprof/heap}',
+      '  goroutine: {path: /debug/pprof/goroutine}',
+      'discovery:',
+      `  - static: {service: kill-test, targets: ["${target.address}"]}`,
+      'repositories:',
+      `  - profefe: {url: "${profefe.url}", retry: {initial_backoff: 50ms, max_backoff: 200ms}}`,
+      'server: {listen: "127.0.0.1:0"}',
+      `state_dir: ${JSON.stringify(join(dir, 'state'))}`,
+      '',
+    ].join('\n'),
+  );
+  const log: string[] = [];
+  let daemon = startDaemon(config, log);
+  try {
+    await until(() => target.served.length >= 10, '10 profiles served to the first daemon', 20_000);
+    // a profile served this long ago has been through the scraper and the spool
+    await new Promise((r) => setTimeout(r, 400));
+    daemon.kill('SIGKILL');
+    await exited(daemon);
+    const killedAt = Date.now();
+    const mustArrive = target.served.filter((s) => s.at < killedAt - 300).map((s) => s.timeNanos);
+    assert.ok(mustArrive.length >= 10);
+    assert.equal(profefe.received.length, 0, 'nothing could arrive during the outage');
+
+    daemon = startDaemon(config, log);
+    const servedAtRestart = target.served.length;
+    await until(() => target.served.length >= servedAtRestart + 4, 'profiles served to the second daemon', 20_000);
+    isDown = false;
+    const upAt = Date.now();
+    await new Promise((r) => setTimeout(r, 300));
+    const alsoMustArrive = target.served.filter((s) => s.at > killedAt && s.at < upAt).map((s) => s.timeNanos);
+    const expected = [...mustArrive, ...alsoMustArrive];
+    const arrived = async (): Promise<bigint[]> => Promise.all(profefe.received.map((r) => timeNanosOf(r.body)));
+    await until(async () => {
+      const got = new Set(await arrived());
+      return expected.every((t) => got.has(t));
+    }, `all ${expected.length} profiles taken before and after the kill to arrive`, 30_000);
+
+    daemon.kill('SIGTERM');
+    await exited(daemon);
+    const times = await arrived();
+    const servedSet = new Set(target.served.map((s) => s.timeNanos));
+    assert.ok(times.every((t) => servedSet.has(t)), 'only profiles the target served arrive');
+    const counts = new Map<bigint, number>();
+    for (const t of times) counts.set(t, (counts.get(t) ?? 0) + 1);
+    const twice = [...counts].filter(([, n]) => n > 1);
+    assert.deepEqual(twice, [], 'no profile arrives twice (no send was cut short: the repository answered 503 at once)');
+    assert.ok(log.some((l) => l.includes('queue backlog found on disk')), 'the second daemon found the backlog');
+  } finally {
+    if (daemon.exitCode === null && daemon.signalCode === null) {
+      daemon.kill('SIGKILL');
+      await exited(daemon);
+    }
+    await target.close();
+    await profefe.close();
+    await cleanup();
+  }
+});
