@@ -76,7 +76,8 @@ export class Reloader {
       if (trigger === 'file' && loaded.hash !== undefined && loaded.hash === this.#lastTried) return { status: 'unchanged', hash: loaded.hash };
       this.#lastTried = loaded.hash;
       for (const e of loaded.errors) logger.error({ file: e.source, line: e.line, column: e.column, path: e.path, trigger }, e.message);
-      logger.error({ trigger, errors: loaded.errors.length }, trigger === 'start' ? 'the config is not valid; not starting' : 'reload refused: the config is not valid; the old config runs on');
+      if (trigger === 'start') logger.fatal({ errors: loaded.errors.length }, 'the config is not valid; not starting');
+      else logger.error({ trigger, errors: loaded.errors.length }, 'reload refused: the config is not valid; the old config runs on');
       this.#count(trigger, 'invalid');
       return { status: 'invalid', errors: loaded.errors };
     }
@@ -87,7 +88,8 @@ export class Reloader {
       report = await daemon.apply(loaded);
     } catch (err) {
       const error = err instanceof Error ? err.message : String(err);
-      logger.error({ trigger, error }, trigger === 'start' ? 'could not start' : 'reload failed; the old config runs on');
+      if (trigger === 'start') logger.fatal({ error }, 'could not start');
+      else logger.error({ trigger, error }, 'reload failed; the old config runs on');
       this.#count(trigger, 'failed');
       return { status: 'failed', error };
     }
