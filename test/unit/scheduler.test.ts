@@ -178,6 +178,27 @@ describe('scheduler', () => {
     s.stop();
   });
 
+  test('a cron schedule ticks at its times, each target delayed by a stable offset within spread', async () => {
+    const clock = new FakeClock(Date.UTC(2026, 0, 1, 9, 59));
+    const runs: { key: string; at: number }[] = [];
+    const s = new Scheduler({ concurrency: 10, clock }, { run: async (task) => void runs.push({ key: task.key, at: clock.now() }) });
+    const cron = (id: string): Target => ({ ...target(id, 1), timing: { kind: 'cron', schedule: '*/5 * * * *', spreadMs: 60_000 } });
+    s.update(Array.from({ length: 50 }, (_, i) => cron(`k${i}`)));
+    await clock.advance(12 * 60_000);
+    const offsets = new Set<number>();
+    for (let i = 0; i < 50; i++) {
+      const at = runs.filter((r) => r.key === `k${i}/heap`).map((r) => r.at);
+      assert.equal(at.length, 3, 'ticks at 10:00, 10:05 and 10:10');
+      const offset = (at[0] ?? 0) - Date.UTC(2026, 0, 1, 10, 0);
+      assert.ok(offset >= 0 && offset < 60_000, `offset ${offset}`);
+      assert.equal((at[1] ?? 0) - (at[0] ?? 0), 5 * 60_000, 'the same offset every tick');
+      assert.equal((at[2] ?? 0) - (at[1] ?? 0), 5 * 60_000);
+      offsets.add(Math.floor(offset / 10_000));
+    }
+    assert.ok(offsets.size >= 5, 'targets spread over the window');
+    s.stop();
+  });
+
   test('drain waits for in-flight scrapes, then aborts what is left at the deadline', async () => {
     const clock = new FakeClock();
     let aborted = 0;
