@@ -32,7 +32,7 @@ interface Baseline {
   readonly values: Float64Array;
   /** Indexes of the cumulative sample types, and their names: a profile with other ones is not comparable. */
   readonly signature: string;
-  readonly timeNs: number;
+  readonly timeNs: bigint;
   readonly bytes: number;
   lastUsed: number;
 }
@@ -92,7 +92,8 @@ export class DeltaStore {
     });
     if (cumulative.length === 0) return { kind: 'as-is' };
     const signature = cumulative.map((i) => `${i}:${strings[Number(profile.sampleType[i]?.type ?? 0)]}`).join(',');
-    const timeNs = Number(profile.timeNanos) > 0 ? Number(profile.timeNanos) : fallbackTimeMs * 1e6;
+    // TimeNanos is past 2^53: exact arithmetic in bigint
+    const timeNs = BigInt(profile.timeNanos) > 0n ? BigInt(profile.timeNanos) : BigInt(Math.round(fallbackTimeMs)) * 1_000_000n;
 
     const keys = sampleKeys(profile);
     const width = cumulative.length;
@@ -147,19 +148,20 @@ export class DeltaStore {
       out.push(sample);
     }
     profile.sample = out;
-    if (Number(profile.timeNanos) <= 0) profile.timeNanos = timeNs;
-    profile.durationNanos = Math.round(timeNs - previous.timeNs);
+    const durationNs = timeNs - previous.timeNs;
+    profile.timeNanos = timeNs;
+    profile.durationNanos = durationNs;
     const encoded = profile.encode();
     return {
       kind: 'delta',
       data: gzipSync(encoded, { level: 1 }),
-      timeMs: Math.floor(timeNs / 1e6),
-      durationMs: Math.round((timeNs - previous.timeNs) / 1e6),
+      timeMs: Number(timeNs / 1_000_000n),
+      durationMs: Number(durationNs / 1_000_000n),
       sampleCount: out.length,
     };
   }
 
-  #makeBaseline(merged: number[], keys: Float64Array, sums: Float64Array[], cumulative: number[], signature: string, timeNs: number, now: number): Baseline {
+  #makeBaseline(merged: number[], keys: Float64Array, sums: Float64Array[], cumulative: number[], signature: string, timeNs: bigint, now: number): Baseline {
     const n = merged.length;
     const width = cumulative.length;
     const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => (keys[merged[a] as number] as number) - (keys[merged[b] as number] as number));

@@ -1,0 +1,19 @@
+// The part of s3rver's API (npm, no types of its own) the S3 tests use.
+declare module 's3rver' {
+  import type {AddressInfo} from 'node:net';
+
+  interface S3rverOptions {
+    address?: string;
+    port?: number;
+    silent?: boolean;
+    directory?: string;
+    resetOnClose?: boolean;
+    configureBuckets?: {name: string; configs?: (string | Buffer)[]}[];
+  }
+
+  export default class S3rver {
+    constructor(options?: S3rverOptions);
+    run(): Promise<AddressInfo>;
+    close(): Promise<void>;
+  }
+}

@@ -1,0 +1,153 @@
+import assert from 'node:assert/strict';
+import {readFileSync} from 'node:fs';
+import {test} from 'node:test';
+import {gunzipSync} from 'node:zlib';
+import {Profile} from 'pprof-format';
+import {Secret} from '../../src/config/secret.js';
+import type {PyroscopeConfig} from '../../src/config/index.js';
+import {createPyroscopeRepository, encodePushRequest, profileId, profileNameOf, pyroscopeLabels, sampleTypeNames, sanitizeLabelName} from '../../src/repositories/pyroscope.js';
+import type {ScrapedProfile} from '../../src/profiles/profile.js';
+import {checkSeries, decodePushRequest, startPyroscopeFake} from '../helpers/pyroscope-fake.js';
+
+const fixture = (name: string): Buffer => readFileSync(new URL(`../fixtures/${name}`, import.meta.url));
+
+function profile(type: string, file: string, over: Partial<ScrapedProfile> = {}): ScrapedProfile {
+  return {targetId: 'abc', service: 'billing api', type, labels: {instance: '10.0.0.7:6060', env: 'prod'}, time: 1_764_000_000_000, sampleCount: 3, url: `http://10.0.0.7:6060/debug/pprof/${type}`, data: fixture(file), ...over};
+}
+
+function config(url: string, over: Partial<PyroscopeConfig> = {}): PyroscopeConfig {
+  return {url, queue: {max_size: 1e9, max_age: 1e9}, retry: {initial_backoff: 1000, max_backoff: 120_000}, timeout: 5000, ...over};
+}
+
+void test('label names are made what Pyroscope accepts', () => {
+  assert.equal(sanitizeLabelName('region'), 'region');
+  assert.equal(sanitizeLabelName('__meta'), '_meta');
+  assert.equal(sanitizeLabelName('a.b-c'), 'a_b_c');
+  assert.equal(sanitizeLabelName('9lives'), '_9lives');
+  assert.equal(sanitizeLabelName(''), '_');
+});
+
+void test('labels that sanitise to one name are never merged: the later one gets a suffix, and it is reported', () => {
+  const renames: string[] = [];
+  const labels = pyroscopeLabels('memory', 'billing', {service_name: 'other', _x: 'one', __x: 'two', env: 'prod', empty: ''}, (from, to) => renames.push(`${from}->${to}`));
+  assert.deepEqual(labels, [
+    ['__name__', 'memory'],
+    ['__delta__', 'false'],
+    ['service_name', 'billing'],
+    ['_x', 'two'],
+    ['_x_2', 'one'],
+    ['env', 'prod'],
+    ['service_name_2', 'other'],
+  ]);
+  assert.deepEqual(renames, ['__x->_x', '_x->_x_2', 'service_name->service_name_2']);
+  assert.equal(checkSeries({labels, samples: [{raw: Buffer.alloc(1), id: ''}]}), undefined, 'the fake (Pyroscope\'s rules) accepts them');
+});
+
+void test('each Go profile type gets the profile name Pyroscope files it under', () => {
+  const table: [string, string, string][] = [
+    ['cpu', 'cpu.pb.gz', 'process_cpu'],
+    ['heap', 'heap.pb.gz', 'memory'],
+    ['allocs', 'allocs.pb.gz', 'memory'],
+    ['block', 'block.pb.gz', 'block'],
+    ['mutex', 'mutex.pb.gz', 'mutex'],
+    ['goroutine', 'goroutine.pb.gz', 'goroutine'],
+    ['threadcreate', 'threadcreate.pb.gz', 'threadcreate'],
+    ['delta_mutex', 'mutex.pb.gz', 'mutex'],
+    ['fg-prof', 'goroutine.pb.gz', 'goroutine'],
+  ];
+  for (const [type, file, want] of table) assert.equal(profileNameOf(type, sampleTypeNames(fixture(file))), want, type);
+  assert.equal(profileNameOf('custom.type', ['x']), 'custom_type');
+  assert.equal(profileNameOf('cpu', ['samples', 'wall']), 'wall');
+  assert.deepEqual(sampleTypeNames(gunzipSync(fixture('block.pb.gz'))), ['contentions', 'delay']);
+});
+
+void test('the PushRequest decodes as Pyroscope reads it', () => {
+  const raw = fixture('heap.pb.gz');
+  const body = encodePushRequest([['__name__', 'memory'], ['service_name', 'ünïcode, {braces}=ok']], raw, '00000000-0000-4000-8000-000000000000');
+  const [series, ...rest] = decodePushRequest(body);
+  assert.equal(rest.length, 0);
+  assert.deepEqual(series!.labels, [['__name__', 'memory'], ['service_name', 'ünïcode, {braces}=ok']]);
+  assert.equal(series!.samples.length, 1);
+  assert.ok(series!.samples[0]!.raw.equals(raw));
+});
+
+void test('profile IDs are UUIDs that stay the same for the same scrape', () => {
+  const a = profileId(profile('heap', 'heap.pb.gz'));
+  assert.match(a, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  assert.equal(profileId(profile('heap', 'heap.pb.gz')), a);
+  assert.notEqual(profileId(profile('heap', 'heap.pb.gz', {time: 1})), a);
+});
+
+void test('a push carries tenant and credentials, and the fake takes it as Pyroscope would', async () => {
+  const fake = await startPyroscopeFake({tenant: 'team-a', authorization: `Basic ${Buffer.from('123456:glc_token').toString('base64')}`});
+  const repo = await createPyroscopeRepository('p', config(fake.url, {tenant: 'team-a', basic_auth: {username: '123456', password: new Secret('glc_token')}, headers: {'x-extra': 'yes'}}));
+  try {
+    const r = await repo.send(profile('goroutine', 'goroutine.pb.gz'), AbortSignal.timeout(5000));
+    assert.deepEqual(r, {status: 'ok'});
+    const [got] = await fake.waitFor(1);
+    assert.equal(got!.label('__name__'), 'goroutine');
+    assert.equal(got!.label('service_name'), 'billing api');
+    assert.equal(got!.label('__delta__'), 'false');
+    assert.equal(got!.label('instance'), '10.0.0.7:6060');
+    assert.equal(got!.headers['x-extra'], 'yes');
+    assert.equal(got!.headers['content-type'], 'application/proto');
+    assert.ok(got!.raw.equals(fixture('goroutine.pb.gz')), 'a non-cumulative profile goes as scraped');
+  } finally {
+    await repo.close();
+    await fake.close();
+  }
+});
+
+void test('answers map to results: 4xx permanent with the answer, 429 and 503 retryable with Retry-After, refused connections retryable', async () => {
+  const fake = await startPyroscopeFake({tenant: 'x'});
+  const repo = await createPyroscopeRepository('p', config(fake.url));
+  try {
+    const sig = (): AbortSignal => AbortSignal.timeout(5000);
+    const missingTenant = await repo.send(profile('heap', 'heap.pb.gz'), sig());
+    assert.equal(missingTenant.status, 'permanent');
+    assert.match((missingTenant as {error: string}).error, /HTTP 401.*no org id/);
+    fake.setFailure(() => ({status: 429, body: '{"code":"resource_exhausted","message":"rate limited"}', headers: {'retry-after': '7'}}));
+    assert.deepEqual(await repo.send(profile('heap', 'heap.pb.gz'), sig()), {status: 'retryable', error: 'HTTP 429: {"code":"resource_exhausted","message":"rate limited"}', retryAfterMs: 7000});
+    fake.setFailure(() => ({status: 503, body: 'unavailable'}));
+    assert.equal((await repo.send(profile('heap', 'heap.pb.gz'), sig())).status, 'retryable');
+  } finally {
+    await repo.close();
+    await fake.close();
+  }
+  const gone = await createPyroscopeRepository('p', config(fake.url));
+  const r = await gone.send(profile('heap', 'heap.pb.gz'), AbortSignal.timeout(5000));
+  assert.equal(r.status, 'retryable');
+  await gone.close();
+});
+
+void test('prepare: cumulative types become deltas after a baseline; allocs gives way to heap; godeltaprof and CPU go as they are', async () => {
+  const repo = await createPyroscopeRepository('p', config('http://127.0.0.1:9'));
+  try {
+    const block = profile('block', 'block.pb.gz');
+    assert.equal((await repo.prepare(block)).status, 'skipped');
+    const p = Profile.decode(gunzipSync(fixture('block.pb.gz')));
+    p.timeNanos = BigInt(p.timeNanos) + BigInt(10e9);
+    p.sample[0]!.value = p.sample[0]!.value.map((v) => Number(v) + 3);
+    const next = await repo.prepare({...block, data: Buffer.from(p.encode()), time: block.time + 10_000});
+    assert.equal(next.status, 'send');
+    if (next.status === 'send') {
+      const d = Profile.decode(gunzipSync(next.profile.data));
+      assert.equal(d.sample.length, 1);
+      assert.deepEqual(d.sample[0]!.value.map(Number), [3, 3]);
+      assert.equal(next.profile.durationMs, 10_000);
+    }
+    const cpu = profile('cpu', 'cpu.pb.gz');
+    assert.deepEqual(await repo.prepare(cpu), {status: 'send', profile: cpu});
+    const godelta = profile('delta_heap', 'heap.pb.gz', {delta: true});
+    assert.deepEqual(await repo.prepare(godelta), {status: 'send', profile: godelta});
+    assert.equal((await repo.prepare(profile('allocs', 'allocs.pb.gz', {targetId: 'other'}))).status, 'skipped');
+    assert.equal(repo.deltas.has('other\0allocs'), true, 'allocs of a target without heap is delta-computed');
+    await repo.prepare(profile('heap', 'heap.pb.gz'));
+    const allocs = await repo.prepare(profile('allocs', 'allocs.pb.gz'));
+    assert.equal(allocs.status, 'skipped');
+    assert.match((allocs as {reason: string}).reason, /same samples as this target's heap/);
+    assert.equal(repo.deltas.has('abc\0allocs'), false);
+  } finally {
+    await repo.close();
+  }
+});
