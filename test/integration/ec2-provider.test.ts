@@ -4,6 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, beforeEach, test } from 'node:test';
 import { promisify } from 'node:util';
 import { parseConfig } from '../../src/config/index.js';
@@ -314,6 +317,29 @@ test('no credentials anywhere: a clear error, no secret in it', async () => {
   } finally {
     process.env['AWS_ACCESS_KEY_ID'] = saved.id;
     process.env['AWS_SECRET_ACCESS_KEY'] = saved.secret;
+  }
+});
+
+test('profile: its credentials and its region come from the shared files', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'pprof-scraper-aws-'));
+  const saved = { config: process.env['AWS_CONFIG_FILE'], credentials: process.env['AWS_SHARED_CREDENTIALS_FILE'] };
+  try {
+    await writeFile(join(dir, 'config'), '[default]\nregion = us-east-1\n\n[profile prod]\nregion = eu-west-1\n');
+    await writeFile(join(dir, 'credentials'), '[default]\naws_access_key_id = AKIADEFAULT000000001\naws_secret_access_key = d\n\n[prod]\naws_access_key_id = AKIAPROD000000000001\naws_secret_access_key = p\n');
+    process.env['AWS_CONFIG_FILE'] = join(dir, 'config');
+    process.env['AWS_SHARED_CREDENTIALS_FILE'] = join(dir, 'credentials');
+    fake.setInstances('eu-west-1', fleet(2));
+    const found = await refresh(await provider('profile: prod'));
+    assert.equal(found.length, 2);
+    assert.equal(found[0]?.labels['region'], 'eu-west-1');
+    assert.deepEqual(
+      fake.requests.map((r) => [r.region, r.accessKeyId]),
+      [['eu-west-1', 'AKIAPROD000000000001']],
+    );
+  } finally {
+    process.env['AWS_CONFIG_FILE'] = saved.config;
+    process.env['AWS_SHARED_CREDENTIALS_FILE'] = saved.credentials;
+    await rm(dir, { recursive: true, force: true });
   }
 });
 

@@ -38,13 +38,16 @@ export async function createEc2Provider(config: Ec2Config, source: number, deps:
   const where = `discovery[${source}].ec2`;
   const credentials = config.role_arn !== undefined ? await assumedRoleCredentials(config) : undefined;
   const regions = [...new Set([...(config.regions ?? []), ...(config.region !== undefined ? [config.region] : [])])];
-  // The HTTP handler's own warnings (socket pool exhausted) go to the daemon's log, not to the console.
+  // The SDK's own warnings (two credential sources set, socket pool
+  // exhausted) go to the daemon's log instead of the console. Its per-call
+  // records (info, error) are left out: a failed refresh is reported once,
+  // as a DiscoveryError, by the runner.
   const log = deps.logger.child({ provider: 'ec2', source: where });
   const sdkLogger = {
-    debug: () => undefined,
-    info: () => undefined,
-    warn: (...args: unknown[]) => log.warn(args.map(String).join(' ')),
-    error: (...args: unknown[]) => log.error(args.map(String).join(' ')),
+    debug: (): void => undefined,
+    info: (): void => undefined,
+    warn: (...args: unknown[]): void => log.warn(args.map((a) => (typeof a === 'string' ? a.replace(/\s+/g, ' ').trim() : JSON.stringify(a))).join(' ')),
+    error: (): void => undefined,
   };
 
   const clientConfig = (region: string | undefined): EC2ClientConfig => ({
@@ -52,6 +55,7 @@ export async function createEc2Provider(config: Ec2Config, source: number, deps:
     ...(config.profile !== undefined ? { profile: config.profile } : {}),
     ...(config.endpoint !== undefined ? { endpoint: config.endpoint } : {}),
     ...(credentials !== undefined ? { credentials } : {}),
+    logger: sdkLogger,
     retryMode: 'standard',
     maxAttempts: maxAttempts(),
     requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, throwOnRequestTimeout: true, logger: sdkLogger },
@@ -108,17 +112,23 @@ export async function createEc2Provider(config: Ec2Config, source: number, deps:
     refreshInterval: config.refresh,
     async refresh(signal: AbortSignal): Promise<Discovered[]> {
       // The first region that fails stops the others: a partial answer is never used.
-      const failed = new AbortController();
-      const both = AbortSignal.any([signal, failed.signal]);
-      const results = await Promise.all(
-        clients.map((rc) =>
-          describeRegion(rc, both).catch((err: unknown) => {
-            failed.abort();
-            throw err;
-          }),
-        ),
-      );
-      return results.flat();
+      const stop = new AbortController();
+      const onAbort = (): void => stop.abort(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      if (signal.aborted) stop.abort(signal.reason);
+      try {
+        const results = await Promise.all(
+          clients.map((rc) =>
+            describeRegion(rc, stop.signal).catch((err: unknown) => {
+              stop.abort();
+              throw err;
+            }),
+          ),
+        );
+        return results.flat();
+      } finally {
+        signal.removeEventListener('abort', onAbort);
+      }
     },
     close(): Promise<void> {
       for (const rc of clients) rc.client.destroy();
