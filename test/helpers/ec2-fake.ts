@@ -561,3 +561,33 @@ export function useFakeAwsEnv(extra: Record<string, string> = {}): () => void {
     Object.assign(process.env, saved);
   };
 }
+
+export interface ImdsFake {
+  /** Give it as AWS_EC2_METADATA_SERVICE_ENDPOINT. */
+  readonly url: string;
+  /** `PUT /latest/api/token`, `GET /latest/meta-data/placement/region (token: yes|no)` … */
+  readonly requests: string[];
+  close(): Promise<void>;
+}
+
+/** Instance metadata as IMDSv2 serves it: a session token first, then only requests that carry it. */
+export async function startImdsFake(region: string): Promise<ImdsFake> {
+  const token = randomUUID();
+  const requests: string[] = [];
+  const server = createServer((req, res) => {
+    const carries = req.headers['x-aws-ec2-metadata-token'] === token;
+    requests.push(`${req.method ?? ''} ${req.url ?? ''}${req.method === 'GET' ? ` (token: ${carries ? 'yes' : 'no'})` : ''}`);
+    if (req.method === 'PUT' && req.url === '/latest/api/token' && req.headers['x-aws-ec2-metadata-token-ttl-seconds'] !== undefined) {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(token);
+    } else if (req.method === 'GET' && !carries) {
+      res.writeHead(401).end();
+    } else if (req.method === 'GET' && req.url === '/latest/meta-data/placement/region') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(region);
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, requests, close: () => closeServer(server) };
+}

@@ -16,7 +16,7 @@ import type { Provider } from '../../src/discovery/index.js';
 import { createProvider } from '../../src/discovery/providers/index.js';
 import { silentLogger } from '../../src/log.js';
 import type { Discovered } from '../../src/targets/index.js';
-import { ASSUMED_KEY_PREFIX, FAILURES, FAKE_ACCESS_KEY_ID, fleet, startEc2Fake, useFakeAwsEnv } from '../helpers/ec2-fake.js';
+import { ASSUMED_KEY_PREFIX, FAILURES, FAKE_ACCESS_KEY_ID, fleet, startEc2Fake, startImdsFake, useFakeAwsEnv } from '../helpers/ec2-fake.js';
 import type { Ec2Fake, FakeInstance } from '../helpers/ec2-fake.js';
 
 let fake: Ec2Fake;
@@ -303,6 +303,26 @@ test('region: from AWS_REGION when the entry names none; a clear error when noth
   const err = await failure(await provider(''));
   assert.equal(err.code, 'RegionMissing');
   assert.match(err.message, /set region or regions in discovery\[0\]\.ec2/);
+});
+
+test('region: on EC2 without one configured, the instance\'s own region from metadata (IMDSv2)', async () => {
+  const imds = await startImdsFake('ap-southeast-2');
+  fake.setInstances('ap-southeast-2', fleet(2));
+  delete process.env['AWS_EC2_METADATA_DISABLED'];
+  process.env['AWS_EC2_METADATA_SERVICE_ENDPOINT'] = imds.url;
+  try {
+    const found = await refresh(await provider(''));
+    assert.deepEqual(
+      found.map((d) => d.labels['region']),
+      ['ap-southeast-2', 'ap-southeast-2'],
+    );
+    assert.equal(fake.requests[0]?.region, 'ap-southeast-2');
+    assert.deepEqual(imds.requests, ['PUT /latest/api/token', 'GET /latest/meta-data/placement/region (token: yes)']);
+  } finally {
+    process.env['AWS_EC2_METADATA_DISABLED'] = 'true';
+    delete process.env['AWS_EC2_METADATA_SERVICE_ENDPOINT'];
+    await imds.close();
+  }
 });
 
 test('no credentials anywhere: a clear error, no secret in it', async () => {

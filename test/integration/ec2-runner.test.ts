@@ -152,7 +152,7 @@ test('an instance removed between refreshes: its loops stop, the others keep the
     assert.ok(gone);
 
     fake.setInstances('us-east-1', fleet(3).filter((i) => i.id !== gone.labels['instance_id']));
-    await waitFor('the loops of the removed instance to stop', () => scheduler.size === 2 * 3 || undefined);
+    await waitFor('the loops of the removed instance to stop', () => scheduler.size === 2 * 3 || undefined, 30_000);
     for (const [key, at] of planned) {
       if (key.startsWith(`${gone.id}/`)) assert.equal(scheduler.nextTickOf(key), undefined, `${key} stopped`);
       else assert.equal(scheduler.nextTickOf(key), at, `${key} keeps its planned tick`);
@@ -173,14 +173,14 @@ test('the daemon: a removed instance leaves /targets, the other loops are neithe
         .report()
         .targets.filter((t) => t.provider === 'ec2')
         .map((t) => t.labels['instance_id'] ?? '?');
-    await waitFor('three ec2 targets', () => ec2Targets().length === 3 || undefined);
+    await waitFor('three ec2 targets', () => ec2Targets().length === 3 || undefined, 30_000);
     const removed = fleet(3)[0]!.id;
     const before = daemon.report().targets;
     const removedId = before.find((t) => t.labels['instance_id'] === removed)?.id;
     const updatesBefore = lines.filter((l) => l['msg'] === 'targets updated').length;
 
     fake.setInstances('us-east-1', fleet(3).slice(1));
-    await waitFor('the removed instance to leave', () => (ec2Targets().length === 2 ? true : undefined));
+    await waitFor('the removed instance to leave', () => (ec2Targets().length === 2 ? true : undefined), 30_000);
     assert.ok(!ec2Targets().includes(removed));
     assert.deepEqual(
       daemon.report().targets.map((t) => t.id),

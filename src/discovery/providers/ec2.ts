@@ -7,6 +7,7 @@ import { Ec2CredentialsError, ec2DiscoveryError } from './ec2-errors.js';
 import type { CallContext } from './ec2-errors.js';
 import { filtersOf, instanceMetadata } from './ec2-metadata.js';
 import type { MetadataOptions } from './ec2-metadata.js';
+import { instanceRegion } from './ec2-region.js';
 
 /** EC2's largest page. */
 const PAGE_SIZE = 1000;
@@ -65,7 +66,34 @@ export async function createEc2Provider(config: Ec2Config, source: number, deps:
   const filters = filtersOf(config);
   const metadata: MetadataOptions = { address: config.address, serviceTag: config.service_tag, tagLabels: config.tag_labels };
 
-  const describeRegion = async (rc: RegionClient, signal: AbortSignal): Promise<Discovered[]> => {
+  /**
+   * An entry without a region uses the SDK's (AWS_REGION, the profile's),
+   * else the region of the instance the daemon runs on, as Prometheus does.
+   */
+  const regionOf = async (index: number): Promise<{ region: string; client: EC2Client }> => {
+    const rc = clients[index] as RegionClient;
+    if (rc.region !== undefined) return { region: rc.region, client: rc.client };
+    let region: string | undefined;
+    try {
+      region = await rc.client.config.region();
+    } catch {
+      // none in the environment or the profile
+    }
+    let client = rc.client;
+    if (region === undefined || region === '') {
+      region = await instanceRegion();
+      if (region === undefined) {
+        throw new DiscoveryError(`${where}: no AWS region: set region or regions in ${where}, or AWS_REGION, or a region in the profile (instance metadata gave none either)`, { code: 'RegionMissing' });
+      }
+      rc.client.destroy();
+      client = new EC2Client(clientConfig(region));
+    }
+    clients[index] = { region, client };
+    return { region, client };
+  };
+
+  const describeRegion = async (index: number, signal: AbortSignal): Promise<Discovered[]> => {
+    const rc = clients[index] as RegionClient;
     const ctx: CallContext = {
       where,
       region: rc.region ?? '(region from the AWS environment)',
@@ -75,7 +103,7 @@ export async function createEc2Provider(config: Ec2Config, source: number, deps:
       profile: config.profile,
     };
     try {
-      const region = rc.region ?? (await rc.client.config.region());
+      const { region, client } = await regionOf(index);
       const context = { ...ctx, region };
       const found = new Map<string, Discovered>();
       let token: string | undefined;
@@ -83,7 +111,7 @@ export async function createEc2Provider(config: Ec2Config, source: number, deps:
         if (page > MAX_PAGES) throw new DiscoveryError(`${where}: DescribeInstances in ${region} still had more pages after ${MAX_PAGES}: narrow the filters`, { code: 'TooManyPages' });
         let answer;
         try {
-          answer = await rc.client.send(new DescribeInstancesCommand({ Filters: filters, MaxResults: PAGE_SIZE, NextToken: token }), { abortSignal: signal });
+          answer = await client.send(new DescribeInstancesCommand({ Filters: filters, MaxResults: PAGE_SIZE, NextToken: token }), { abortSignal: signal });
         } catch (err) {
           throw ec2DiscoveryError(err, context);
         }
@@ -118,8 +146,8 @@ export async function createEc2Provider(config: Ec2Config, source: number, deps:
       if (signal.aborted) stop.abort(signal.reason);
       try {
         const results = await Promise.all(
-          clients.map((rc) =>
-            describeRegion(rc, stop.signal).catch((err: unknown) => {
+          clients.map((_, index) =>
+            describeRegion(index, stop.signal).catch((err: unknown) => {
               stop.abort();
               throw err;
             }),
