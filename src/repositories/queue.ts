@@ -131,6 +131,8 @@ export class DurableQueue {
   #recovering: Promise<void> | undefined;
   #stopped = false;
   #failures = 0;
+  /** Bumped with each counted failure: sends that started before it do not count again. */
+  #round = 0;
   #failingSince = 0;
   #lastOutageLog = 0;
   #pausedUntil = 0;
@@ -387,6 +389,7 @@ export class DurableQueue {
     entry.state = 'sending';
     handle.sending++;
     const preparer = preparerOf(handle.repository);
+    const round = this.#round;
     // profiles are read back and prepared one at a time, in queue order
     const loaded = this.#prepChain.then(() => this.#load(entry, handle, preparer));
     this.#prepChain = loaded.catch(() => undefined);
@@ -395,11 +398,11 @@ export class DurableQueue {
         if (toSend === undefined) return;
         const result: SendResult =
           toSend.status === 'skipped' ? { status: 'skipped', reason: toSend.reason } : await sendWithTimeout(handle.repository, toSend.profile, handle.settings.timeoutMs, handle.signal);
-        this.#settle(entry, handle, result);
+        this.#settle(entry, handle, result, round);
       })
       .catch((err: unknown) => {
         // a bug in an adapter: retry like any other failure rather than lose the profile
-        this.#settle(entry, handle, { status: 'retryable', error: `internal error: ${(err as Error).message}` });
+        this.#settle(entry, handle, { status: 'retryable', error: `internal error: ${(err as Error).message}` }, round);
       })
       .finally(() => {
         handle.sending--;
@@ -440,7 +443,7 @@ export class DurableQueue {
     return decodeProfile(body).profile;
   }
 
-  #settle(entry: Entry, handle: QueueHandle, result: SendResult): void {
+  #settle(entry: Entry, handle: QueueHandle, result: SendResult, round: number): void {
     if (entry.state !== 'sending') return;
     const { logger, metrics } = this.#deps;
     const name = this.name;
@@ -449,6 +452,9 @@ export class DurableQueue {
       // a send cut short by a retired or closing handle is not the repository's fault
       if (handle !== this.#handle || handle.closing || this.#stopped) return;
       metrics.sendRetries.inc({ repository: name });
+      // sends that were in flight together fail together: one failure per round backs off once
+      if (round !== this.#round) return;
+      this.#round++;
       const delay = nextDelay(result, handle.settings.policy, this.#failures);
       this.#failures++;
       this.#pausedUntil = Math.max(this.#pausedUntil, Date.now() + delay);
@@ -466,6 +472,7 @@ export class DurableQueue {
       logger.info({ repository: name, failed_attempts: this.#failures, outage_ms: Date.now() - this.#failingSince, queued: this.#count - 1 }, 'repository takes profiles again');
       this.#failures = 0;
       this.#pausedUntil = 0;
+      this.#round++;
     }
     const profile = entry.profile;
     const who = profile ? { service: profile.service, type: profile.type, instance: profile.labels['instance'] } : { segment: entry.seg?.id, offset: entry.offset };

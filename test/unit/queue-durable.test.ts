@@ -326,3 +326,30 @@ void test('a profile queued for one repository goes only there, across a restart
     await cleanup();
   }
 });
+
+void test('sends that fail together back off once, not once each', async () => {
+  const {dir, cleanup} = await tempDir();
+  let isDown = true;
+  const repo = new ScriptedRepository('r', async () => {
+    await new Promise((r) => setTimeout(r, 50));
+    return isDown ? down() : {status: 'ok'};
+  });
+  const {spool, lines} = await rig(dir, [[repo, settings({parallelism: 4, policy: {initialMs: 300, maxMs: 10_000}})]]);
+  try {
+    const t0 = Date.now();
+    await Promise.all([0, 1, 2, 3].map((i) => spool.submit(taggedProfile(i))));
+    await until(() => repo.calls.length >= 5, 'a retry after the first round');
+    const firstRound = repo.calls.slice(0, 4);
+    assert.ok(firstRound.every((c) => c.at - t0 < 200), 'four sends went out together');
+    const retryAt = repo.calls[4]!.at;
+    // one counted failure: the wait is at most initial_backoff (300 ms), not 2^3 × that
+    assert.ok(retryAt - (firstRound[3]!.at + 50) <= 450, `retried ${retryAt - firstRound[3]!.at - 50} ms after the round failed`);
+    const warn = lines.find((l) => String(l['msg']).startsWith('repository did not take a profile'));
+    assert.equal(warn?.['attempts'], 1);
+    isDown = false;
+    await repo.waitAccepted(4);
+  } finally {
+    await spool.close(100);
+    await cleanup();
+  }
+});
