@@ -91,7 +91,7 @@ export function ec2DiscoveryError(err: unknown, ctx: CallContext): DiscoveryErro
     what = `EC2 is throttling ${ctx.action} for this account; the daemon backs off and tries again (a longer refresh or narrower filters lower the rate)`;
   } else if (code === 'InvalidParameterValue' || code === 'InvalidFilter' || code === 'InvalidParameterCombination') {
     what = `check ${ctx.where}.filters: every name must be a DescribeInstances filter (tag:<key>, tag-key, vpc-id, instance-type, ...)`;
-  } else if (code === 'Region is missing' || /region is missing/i.test(awsMessage)) {
+  } else if (/region is missing/i.test(awsMessage)) {
     return new DiscoveryError(`${ctx.where}: no AWS region: set region or regions in ${ctx.where}, or AWS_REGION, or a region in the profile`, { code: 'RegionMissing', cause });
   } else if (code !== undefined && NETWORK.has(code)) {
     what = `EC2 did not answer at ${ctx.endpoint ?? `its ${ctx.region} endpoint`}: check the network, a proxy, or ${ctx.where}.endpoint`;
