@@ -10,7 +10,7 @@ import type { Delivery, Outbox, QueueHandle, Repository, Spool } from './reposit
 import { clientSettingsFor, createTargetClient } from './scrape/clients.js';
 import type { TargetClient } from './scrape/clients.js';
 import { Scheduler } from './scrape/scheduler.js';
-import type { Clock, ScrapeTask } from './scrape/scheduler.js';
+import type { Clock, RunTail, ScrapeTask } from './scrape/scheduler.js';
 import { scrapeProfile } from './scrape/scraper.js';
 import { buildTargets, targetsReport } from './targets/index.js';
 import type { BuildResult } from './targets/index.js';
@@ -311,7 +311,7 @@ export class Daemon implements StatusSource {
     return targets;
   }
 
-  async #scrape(task: ScrapeTask, _planned: number, signal: AbortSignal): Promise<void> {
+  async #scrape(task: ScrapeTask, _planned: number, signal: AbortSignal): Promise<RunTail | void> {
     const config = this.#config;
     const client = this.#clients.get(task.target.source);
     if (!config || !client) return;
@@ -338,7 +338,8 @@ export class Daemon implements StatusSource {
       this.#logger.warn({ target: target.address, service: target.service, type: profile.type, url: profile.url, result, reason: outcome.reason }, 'scrape failed');
       return;
     }
-    await this.#delivery.submit(outcome.profile);
+    // the request is done: making the profile durable must not hold a concurrency slot
+    return { settled: this.#delivery.submit(outcome.profile) };
   }
 
   /** The dry-run JSON of what runs now, plus the last scrape of each target × type. */

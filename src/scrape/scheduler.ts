@@ -26,9 +26,19 @@ export const realClock: Clock = {
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
 };
 
+/** What is left of a scrape after its request: the loop waits for it, the concurrency limit does not. */
+export interface RunTail {
+  readonly settled: Promise<void>;
+}
+
 export interface SchedulerHooks {
-  /** Does the scrape and hands the result on. Resolves when done; never rejects for expected failures. */
-  run(task: ScrapeTask, plannedAt: number, signal: AbortSignal): Promise<void>;
+  /**
+   * Does the scrape and hands the result on; never rejects for expected
+   * failures. It may resolve with `{ settled }` once the request is done and
+   * only local work is left (making the profile durable): the concurrency
+   * slot is freed then, while the loop counts as running until `settled`.
+   */
+  run(task: ScrapeTask, plannedAt: number, signal: AbortSignal): Promise<RunTail | void>;
   /** A tick came while the previous scrape of the same loop still ran. */
   onSkipped?(task: ScrapeTask, plannedAt: number): void;
   /** The scrape got its concurrency slot this late after its planned time. */
@@ -215,12 +225,13 @@ export class Scheduler {
     const run = async (): Promise<void> => {
       const cpuLock = task.profile.seconds !== undefined ? this.#cpuLock(task.target.id) : undefined;
       const releaseCpu = cpuLock ? await cpuLock.acquire() : undefined;
+      let tail: RunTail | void = undefined;
       try {
         const release = await this.#gate.acquire();
         try {
           if (controller.signal.aborted || this.#stopped) return;
           this.#hooks.onStarted?.(task, this.#clock.now() - planned);
-          await this.#hooks.run(task, planned, controller.signal);
+          tail = await this.#hooks.run(task, planned, controller.signal);
         } finally {
           release();
         }
@@ -228,6 +239,7 @@ export class Scheduler {
         releaseCpu?.();
         if (cpuLock && cpuLock.idle) this.#cpuLocks.delete(task.target.id);
       }
+      if (tail) await tail.settled;
     };
     const p = run()
       .catch(() => {
