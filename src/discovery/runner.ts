@@ -31,6 +31,8 @@ export class ProviderRunner {
   #tried = false;
   #wake: (() => void) | undefined;
   #wakeTimer: NodeJS.Timeout | undefined;
+  /** The watch saw a change that no refresh has started after yet. */
+  #dirty = false;
   readonly #controller = new AbortController();
   readonly #done: Promise<void>;
   readonly #firstTry: Promise<void>;
@@ -74,6 +76,7 @@ export class ProviderRunner {
     let failures = 0;
     while (!signal.aborted) {
       let wait = this.provider.refreshInterval;
+      this.#dirty = false;
       try {
         const found = await this.provider.refresh(signal);
         if (signal.aborted) break;
@@ -115,6 +118,8 @@ export class ProviderRunner {
 
   /** Waits `ms` (forever when undefined) or until the watch or stop() wakes it. */
   async #sleep(ms: number | undefined): Promise<void> {
+    // a change seen while the refresh ran may have come too late for its answer
+    if (this.#dirty) return;
     await new Promise<void>((resolve) => {
       const timer = ms === undefined ? undefined : setTimeout(resolve, ms);
       timer?.unref();
@@ -135,6 +140,7 @@ export class ProviderRunner {
       if (this.#wakeTimer) return;
       this.#wakeTimer = setTimeout(() => {
         this.#wakeTimer = undefined;
+        this.#dirty = true;
         this.#wake?.();
       }, WATCH_DEBOUNCE_MS);
       this.#wakeTimer.unref();

@@ -1,0 +1,65 @@
+import assert from 'node:assert/strict';
+import {test} from 'node:test';
+import type {Provider} from '../../src/discovery/index.js';
+import {ProviderRunner} from '../../src/discovery/index.js';
+import {silentLogger} from '../../src/log.js';
+import {createMetrics} from '../../src/metrics.js';
+import type {Discovered} from '../../src/targets/index.js';
+
+async function waitFor(what: string, check: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+// Docker events arrive at any moment, also while a refresh is running: a
+// container that starts just after ContainerList answered must not wait for
+// the next full refresh (minutes away) to become a target.
+test('an event that arrives while a refresh runs brings another refresh, not a wait for the interval', async () => {
+  let containers: Discovered[] = [];
+  let refreshes = 0;
+  let inRefresh: (() => void) | undefined;
+  let notify: (() => void) | undefined;
+  const provider: Provider = {
+    kind: 'docker',
+    source: 0,
+    refreshInterval: 3_600_000,
+    async refresh() {
+      refreshes++;
+      const answer = containers;
+      // the answer is taken; the event below comes after it
+      await new Promise<void>((resolve) => {
+        inRefresh = resolve;
+      });
+      return answer;
+    },
+    async watch(signal, changed) {
+      notify = changed;
+      await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), {once: true}));
+    },
+  };
+  const runner = new ProviderRunner(provider, {logger: silentLogger(), metrics: createMetrics({defaultMetrics: false}), onChange: () => undefined});
+  try {
+    await waitFor('the first refresh', () => refreshes === 1 && inRefresh !== undefined);
+    inRefresh!();
+    await runner.firstTry();
+    assert.deepEqual(runner.state.found, []);
+
+    notify!();
+    await waitFor('the second refresh', () => refreshes === 2);
+    containers = [{address: '127.0.0.5', labels: {container_name: 'late'}}];
+    notify!();
+    // the debounce fires while this refresh still holds its (stale) answer
+    await new Promise((r) => setTimeout(r, 300));
+    inRefresh!();
+    await waitFor('a refresh after the event', () => refreshes === 3, 2000);
+    inRefresh!();
+    await waitFor('the late container', () => runner.state.found?.length === 1, 2000);
+  } finally {
+    const stopping = runner.stop();
+    inRefresh?.();
+    await stopping;
+  }
+});
