@@ -16,5 +16,6 @@ export function providerKindOf(entry: DiscoveryEntry): ProviderKind {
 export async function createProvider(entry: DiscoveryEntry, source: number, _deps: ProviderDeps): Promise<Provider> {
   if (entry.static) return createStaticProvider(entry.static, source);
   if (entry.ec2) return (await import('./ec2.js')).createEc2Provider(entry.ec2, source, _deps);
+  if (entry.docker) return (await import('./docker.js')).createDockerProvider(entry.docker, source, _deps);
   throw new Error(`discovery[${source}]: ${providerKindOf(entry)} discovery is not yet supported by this version`);
 }
