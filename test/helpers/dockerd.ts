@@ -10,7 +10,7 @@ import {closeSync, openSync, readFileSync} from 'node:fs';
 import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
 import {request} from 'node:http';
 import {createServer} from 'node:net';
-import {join} from 'node:path';
+import {basename, join} from 'node:path';
 import Docker from 'dockerode';
 import {goStatus} from './go-target.js';
 import {requirePeer} from './peers.js';
@@ -107,6 +107,9 @@ export async function startDockerEngine(options: {tls?: boolean} = {}): Promise<
     '--exec-root', join(dir, 'x'),
     '--pidfile', join(dir, 'pid'),
     '-H', `unix://${socketPath}`,
+    // dockerd uses a system containerd when one runs: keep this engine's containers apart from any other's
+    '--containerd-namespace', basename(dir),
+    '--containerd-plugins-namespace', `${basename(dir)}-plugins`,
   ];
   if (tls) args.push('--tlsverify', '--tlscacert', tls.ca, '--tlscert', join(dir, 'tls', 'server-cert.pem'), '--tlskey', join(dir, 'tls', 'server-key.pem'), '-H', tls.host);
 
