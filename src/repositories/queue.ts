@@ -1,4 +1,4 @@
-import { mkdir, open, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, truncate, unlink, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -203,6 +203,8 @@ export class DurableQueue {
       try {
         const raw = await readFile(join(this.dir, doneFile(id)));
         for (let i = 0; i + 4 <= raw.length; i += 4) done.add(raw.readUInt32LE(i));
+        // a write cut short: later notes must start on a 4-byte boundary
+        if (raw.length % 4 !== 0) await truncate(join(this.dir, doneFile(id)), raw.length - (raw.length % 4));
       } catch {
         // no offsets finished yet
       }

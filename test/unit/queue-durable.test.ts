@@ -353,3 +353,40 @@ void test('sends that fail together back off once, not once each', async () => {
     await cleanup();
   }
 });
+
+void test('finished items stay finished across restarts, even after a torn note', async () => {
+  const {dir, cleanup} = await tempDir();
+  try {
+    let up = true;
+    const first = new ScriptedRepository('r', (p) => (up || Number(p.labels['seq']) < 5 ? {status: 'ok'} : down()));
+    const a = await rig(dir, [[first, settings({policy: {initialMs: 60_000, maxMs: 60_000}})]]);
+    for (let i = 0; i < 5; i++) await a.spool.submit(taggedProfile(i));
+    await first.waitAccepted(5);
+    up = false;
+    for (let i = 5; i < 10; i++) await a.spool.submit(taggedProfile(i));
+    await a.spool.close(0);
+    const qdir = join(dir, 'queues', 'r');
+    const done = (await readdir(qdir)).find((f) => f.endsWith('.done'))!;
+    await appendFile(join(qdir, done), Buffer.from([1, 2]));
+
+    // the second run takes 5, 6 and 7; its notes go after the torn bytes
+    const second = new ScriptedRepository('r', (p) => (Number(p.labels['seq']) <= 7 ? {status: 'ok'} : down()));
+    const b = await rig(dir, [[second, settings({policy: {initialMs: 60_000, maxMs: 60_000}})]]);
+    await second.waitAccepted(3);
+    await until(() => b.spool.queue('r')!.stats().length === 2, 'two left');
+    await new Promise((r) => setTimeout(r, 50));
+    await b.spool.close(0);
+    assert.deepEqual([...second.accepted.keys()].sort(), [5, 6, 7]);
+
+    const third = new ScriptedRepository('r');
+    const c = await rig(dir, [[third, settings()]]);
+    await third.waitAccepted(2);
+    await until(() => c.spool.queue('r')!.stats().length === 0, 'an empty queue');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(third.calls.map((x) => x.seq).sort(), [8, 9], 'only what was never taken is sent');
+    await c.spool.close(0);
+    assert.deepEqual((await readdir(qdir)).filter((f) => f.endsWith('.seg') || f.endsWith('.done')), [], 'the finished segment is gone');
+  } finally {
+    await cleanup();
+  }
+});
