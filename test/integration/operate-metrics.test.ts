@@ -45,6 +45,7 @@ overrides:
 repositories:
   - directory: {path: "${join(dir, 'profiles')}"}
 server: {listen: "127.0.0.1:0"}
+state_dir: "${join(dir, 'state')}"
 `,
   );
   const { logger } = captureLogger('warn');

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { test } from 'node:test';
 import { Daemon } from '../../src/daemon.js';
 import { createMetrics } from '../../src/metrics.js';
@@ -11,8 +12,9 @@ import { captureLogger, startFakePprofTarget, startRecordingProxy } from '../hel
 import type { FakePprofTarget } from '../helpers/operate.js';
 
 const INTERVAL_MS = 1000;
+const STALL_LIMIT_MS = 250;
 
-function config(targets: Record<string, FakePprofTarget>, profefeUrl: string, repoTimeout: string): string {
+function config(targets: Record<string, FakePprofTarget>, profefeUrl: string, repoTimeout: string, stateDir: string): string {
   const list = Object.entries(targets)
     .map(([service, t]) => `        - {address: "${t.address}", service: ${service}}`)
     .join('\n');
@@ -26,6 +28,7 @@ ${list}
 repositories:
   - profefe: {url: "${profefeUrl}", timeout: ${repoTimeout}}
 server: {listen: "127.0.0.1:0"}
+state_dir: "${stateDir}"
 `;
 }
 
@@ -41,7 +44,7 @@ function gaps(hits: readonly { at: number }[]): number[] {
   return hits.slice(1).map((h, i) => h.at - (hits[i] as { at: number }).at);
 }
 
-test('a reload that adds one target and removes another leaves the others on their schedule, and loses no profile', { timeout: 60_000 }, async () => {
+test('a reload that adds one target and removes another leaves the others on their schedule, and loses no profile', { timeout: 60_000 }, async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'pprof-scraper-schedule-'));
   const a = await startFakePprofTarget();
   // b answers slowly, so its scrape is in flight when the reload comes
@@ -59,41 +62,50 @@ test('a reload that adds one target and removes another leaves the others on the
   const file = join(dir, 'config.yaml');
   const reloader = new Reloader({ daemon, path: file, logger, metrics });
   let reloadedAt = 0;
+  const stalls = monitorEventLoopDelay({ resolution: 10 });
+  stalls.enable();
   try {
-    await writeFile(file, config({ a, b, c }, repoUrl, '10s'));
-    assert.equal((await reloader.reload('start')).status, 'applied');
-    await until('two scrapes of a, b and c', () => [a, b, c].every((t) => t.hits.length >= 2));
-    // reload while b's scrape is in flight
-    await until('b in flight', () => b.hits.length > b.answered());
-    const bInFlight = b.hits.length;
-    await writeFile(file, config({ a, b, d }, repoUrl, '11s'));
-    reloadedAt = Date.now();
-    const result = await reloader.reload('http');
-    assert.equal(result.status, 'applied');
-    assert.ok(result.status === 'applied');
-    assert.deepEqual(result.report.targets, { added: 1, removed: 1, kept: 2 });
-    assert.deepEqual(result.report.repositories.swapped, ['profefe']);
-    assert.deepEqual(result.report.providers, { started: 1, stopped: 1, kept: 0 });
-    const logged = log.find(/^config reloaded$/);
-    assert.equal(logged.length, 1);
-    assert.deepEqual(logged[0]?.['targets'], { added: 1, removed: 1, kept: 2 });
+    try {
+      await writeFile(file, config({ a, b, c }, repoUrl, '10s', join(dir, 'state')));
+      assert.equal((await reloader.reload('start')).status, 'applied');
+      await until('two scrapes of a, b and c', () => [a, b, c].every((t) => t.hits.length >= 2));
+      // reload while b's scrape is in flight
+      await until('a scrape of b and a send in flight', () => b.hits.length > b.answered() && slowLink.requests.some((r) => r.endedAt === undefined));
+      const bInFlight = b.hits.length;
+      await writeFile(file, config({ a, b, d }, repoUrl, '11s', join(dir, 'state')));
+      reloadedAt = Date.now();
+      const result = await reloader.reload('http');
+      assert.equal(result.status, 'applied');
+      assert.ok(result.status === 'applied');
+      assert.deepEqual(result.report.targets, { added: 1, removed: 1, kept: 2 });
+      assert.deepEqual(result.report.repositories.swapped, ['profefe']);
+      assert.deepEqual(result.report.providers, { started: 1, stopped: 1, kept: 0 });
+      const logged = log.find(/^config reloaded$/);
+      assert.equal(logged.length, 1);
+      assert.deepEqual(logged[0]?.['targets'], { added: 1, removed: 1, kept: 2 });
 
-    await until('four more scrapes of a, b and d', () => [a, b, d].every((t) => t.hits.filter((h) => h.at > reloadedAt).length >= 4));
-    await until('the in-flight scrape of b answered', () => b.answered() >= bInFlight);
-    const cAfter = c.hits.filter((h) => h.at > reloadedAt + 50);
-    assert.deepEqual(cAfter, [], 'the removed target is not scraped after the reload');
+      await until('four more scrapes of a, b and d', () => [a, b, d].every((t) => t.hits.filter((h) => h.at > reloadedAt).length >= 4), 20_000);
+      await until('the in-flight scrape of b answered', () => b.answered() >= bInFlight);
+      const cAfter = c.hits.filter((h) => h.at > reloadedAt + 50);
+      assert.deepEqual(cAfter, [], 'the removed target is not scraped after the reload');
 
-    // every gap of a kept target is one interval: no extra tick (a short gap), no missed one (a double gap)
-    for (const [name, t] of Object.entries({ a, b })) {
-      for (const g of gaps(t.hits)) {
-        assert.ok(g > INTERVAL_MS * 0.6 && g < INTERVAL_MS * 1.4, `${name}: gap of ${g} ms between scrapes (hits at ${t.hits.map((h) => h.at - reloadedAt).join(', ')} ms from the reload)`);
+      // every gap of a kept target is one interval: no extra tick (a short gap), no missed one (a double gap)
+      stalls.disable();
+      const stalledMs = stalls.max / 1e6;
+      if (stalledMs > STALL_LIMIT_MS) {
+        // the daemon runs in this process: a starved event loop misses ticks by itself
+        t.diagnostic(`the event loop stalled ${Math.round(stalledMs)} ms (an overloaded machine): tick gaps not judged`);
+      } else {
+        for (const [name, target] of Object.entries({ a, b })) {
+          for (const g of gaps(target.hits)) {
+            assert.ok(g > INTERVAL_MS * 0.6 && g < INTERVAL_MS * 1.4, `${name}: gap of ${g} ms between scrapes (hits at ${target.hits.map((h) => h.at - reloadedAt).join(', ')} ms from the reload)`);
+          }
+        }
       }
+    } finally {
+      await reloader.close();
+      await daemon.stop();
     }
-  } finally {
-    await reloader.close();
-    await daemon.stop();
-  }
-  try {
     // stop() drained the scrapes and handed every profile over
     const answered = [a, b, c, d].reduce((n, t) => n + t.answered(), 0);
     assert.ok(answered > 0);

@@ -60,6 +60,7 @@ discovery:
 repositories:
   - directory: {path: "${join(dir, 'profiles')}"}
 server: {listen: "127.0.0.1:0"}
+state_dir: "${join(dir, 'state')}"
 `,
   );
   const { logger } = captureLogger('error');
