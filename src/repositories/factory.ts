@@ -51,7 +51,7 @@ export async function createRepository(entry: RepositoryEntry, context: Reposito
 }
 
 /** Sends in flight per repository while it answers. */
-const QUEUE_PARALLELISM = 8;
+const QUEUE_PARALLELISM = 32;
 
 /** The queue settings of a config entry. */
 export function queueSettingsOf(entry: RepositoryEntry): QueueSettings {
