@@ -13,7 +13,7 @@ import { Scheduler } from './scrape/scheduler.js';
 import type { Clock, RunTail, ScrapeTask } from './scrape/scheduler.js';
 import { scrapeProfile } from './scrape/scraper.js';
 import { buildTargets, targetsReport } from './targets/index.js';
-import type { BuildResult } from './targets/index.js';
+import type { BuildResult, DroppedTarget } from './targets/index.js';
 import { rebindStatusServer, startStatusServer } from './server/server.js';
 import type { Handler, StatusServer } from './server/server.js';
 import { LastProfiles } from './server/last-profiles.js';
@@ -86,6 +86,7 @@ export class Daemon implements StatusSource {
   #server: StatusServer | undefined;
   #current: BuildResult = { targets: [], dropped: [] };
   #rebuildTimer: NodeJS.Timeout | undefined;
+  #droppedSeen = new Set<string>();
   readonly #lastScrapes = new Map<string, LastScrape>();
   readonly #lastProfiles: LastProfiles;
   /** An apply is between its discovery change and its rebuild: rebuilds wait for it. */
@@ -302,6 +303,7 @@ export class Daemon implements StatusSource {
     const droppedBy = new Map<string, number>();
     for (const d of result.dropped) droppedBy.set(d.provider, (droppedBy.get(d.provider) ?? 0) + 1);
     for (const [provider, n] of droppedBy) this.metrics.droppedTargets.set({ provider }, n);
+    this.#logDrops(result.dropped);
     if (change.added + change.removed + change.changed > 0) {
       this.#logger.info({ targets: result.targets.length, dropped: result.dropped.length, loops_added: change.added, loops_removed: change.removed, loops_changed: change.changed }, 'targets updated');
     }
@@ -309,6 +311,23 @@ export class Daemon implements StatusSource {
     for (const key of this.#lastScrapes.keys()) if (!live.has(key)) this.#lastScrapes.delete(key);
     this.#lastProfiles.retain(live);
     return targets;
+  }
+
+  /**
+   * Logs each target when it starts being dropped, with its reason, once
+   * (not at every refresh). Another shard's targets are expected: debug only.
+   */
+  #logDrops(dropped: readonly DroppedTarget[]): void {
+    const now = new Set<string>();
+    for (const d of dropped) {
+      const key = `${d.source}\0${d.address ?? ''}\0${d.reason}`;
+      now.add(key);
+      if (this.#droppedSeen.has(key)) continue;
+      const fields = { provider: d.provider, source: `discovery[${d.source}]`, address: d.address, reason: d.reason };
+      if (d.reason.startsWith('belongs to shard ')) this.#logger.debug(fields, 'target dropped');
+      else this.#logger.warn(fields, 'target dropped');
+    }
+    this.#droppedSeen = now;
   }
 
   async #scrape(task: ScrapeTask, _planned: number, signal: AbortSignal): Promise<RunTail | void> {

@@ -7,6 +7,10 @@ import { schemaCommand } from './schema.js';
 import { targetsCommand } from './targets.js';
 import { parseDuration } from '../config/index.js';
 
+// The AWS SDK (EC2 discovery, S3) prints a Node-version notice on Node 20 on
+// its own stdout; this is its documented switch. An operator's own setting wins.
+process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
+
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
 function durationArg(value: string): number {

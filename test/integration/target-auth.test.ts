@@ -51,9 +51,9 @@ void test('TLS (CA, client certificate, skip-verify), bearer and basic auth reac
   const handler = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse): void => {
     const socket = req.socket as TLSSocket;
     const cert = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
-    seen.push({ port: (req.socket.address() as AddressInfo).port, headers: req.headers, clientCert: cert?.subject?.CN });
+    seen.push({ port: (req.socket.address() as AddressInfo).port, headers: req.headers, clientCert: [cert?.subject?.CN].flat()[0] });
     const auth = req.headers.authorization;
-    if (auth !== 'Bearer tok-123' && auth !== `Basic ${Buffer.from('scraper:pw-456').toString('base64')}` && cert?.subject?.CN !== 'client' && !socket.encrypted) {
+    if (auth !== 'Bearer tok-123' && auth !== `Basic ${Buffer.from('scraper:pw-456').toString('base64')}` && [cert?.subject?.CN].flat()[0] !== 'client' && !socket.encrypted) {
       res.writeHead(401).end('unauthorized');
       return;
     }

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { Profile } from 'pprof-format';
+import { Profile, StringTable, ValueType } from 'pprof-format';
 import { scanProfile } from '../../src/profiles/scan.js';
 import { BodyError, checkProfileBody } from '../../src/scrape/body.js';
 
@@ -70,9 +70,9 @@ describe('pprof body check', () => {
   });
 
   test('an empty profile passes the check with 0 samples (repositories decide)', async () => {
-    const p = new Profile({ sampleType: [], stringTable: undefined });
-    const encoded = Buffer.from(new Profile({ sampleType: [{ type: 1, unit: 2 }] as never, stringTable: p.stringTable }).encode());
-    // string table must start with "": pprof-format always writes it
+    const strings = new StringTable();
+    const sampleType = new ValueType({ type: strings.dedup('inuse_space'), unit: strings.dedup('bytes') });
+    const encoded = Buffer.from(new Profile({ sampleType: [sampleType], stringTable: strings }).encode());
     const s = scanProfile(encoded);
     assert.equal(s.sampleCount, 0);
   });
