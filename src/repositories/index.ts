@@ -14,7 +14,7 @@ export { DurableQueue, QueueHandle } from './queue.js';
 export type { Prepared, Preparing, QueueSettings } from './queue.js';
 export type { Repository, SendResult } from './repository.js';
 export { createS3Repository, s3Key, s3Metadata } from './s3.js';
-export { openSpool } from './spool.js';
+export { openSpool, StateDirInUseError } from './spool.js';
 export type { Spool, SpoolOptions } from './spool.js';
 export { backoffDelay, nextDelay, sendWithRetry, sendWithTimeout } from './retry.js';
 export type { BackoffPolicy } from './retry.js';

@@ -209,6 +209,7 @@ export class DurableQueue {
         // no offsets finished yet
       }
       let fh: FileHandle | undefined;
+      const before = recovered.length;
       try {
         fh = await open(path, 'r');
         const file = fh;
@@ -233,6 +234,7 @@ export class DurableQueue {
         });
       } catch (err) {
         damaged++;
+        recovered.length = before;
         await fh?.close().catch(() => undefined);
         fh = undefined;
         const dest = join(this.dir, 'quarantine', segmentFile(id));

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, open, readdir, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { ScrapedProfile } from '../profiles/profile.js';
 import type { Delivery } from './delivery.js';
 import { DurableQueue, QueueHandle, segmentFile } from './queue.js';
@@ -98,10 +98,38 @@ export async function openSpool(stateDir: string, deps: QueueDeps, options: Spoo
   } catch (err) {
     throw new Error(`state_dir ${JSON.stringify(stateDir)}: cannot create ${spoolDir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; set state_dir to a writable folder (under systemd, StateDirectory= sets $STATE_DIRECTORY)`, { cause: err });
   }
+  await lockStateDir(root);
   // The previous run's open segment: its records are reachable through the
   // repositories' links; a segment no folder links to never held an acknowledged profile.
   for (const name of await readdir(spoolDir)) await unlink(join(spoolDir, name)).catch(() => undefined);
   return new FileSpool(resolve(stateDir), root, deps, options);
+}
+
+export class StateDirInUseError extends Error {
+  override readonly name = 'StateDirInUseError';
+}
+
+/**
+ * `queues/.lock` holds the pid of the daemon using the folder: two daemons
+ * appending to one spool would corrupt it. A lock whose process is gone (a
+ * crash, kill -9) is taken over.
+ */
+async function lockStateDir(root: string): Promise<void> {
+  const lock = join(root, '.lock');
+  const held = Number.parseInt(await readFile(lock, 'utf8').catch(() => ''), 10);
+  if (Number.isInteger(held) && held > 0 && held !== process.pid && processAlive(held)) {
+    throw new StateDirInUseError(`state_dir ${JSON.stringify(dirname(root))} is in use by another pprof-scraper (pid ${held}, see ${lock}): give each daemon its own state_dir`);
+  }
+  await writeFile(lock, `${process.pid}\n`);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 class FileSpool implements Spool {
@@ -315,7 +343,7 @@ class FileSpool implements Spool {
     this.#warnedOrphans = true;
     try {
       for (const name of await readdir(this.root)) {
-        if (name === SPOOL_DIR || this.#queues.has(name)) continue;
+        if (name === SPOOL_DIR || name === '.lock' || this.#queues.has(name)) continue;
         const files = await readdir(join(this.root, name)).catch(() => [] as string[]);
         const segments = files.filter((f) => f.endsWith('.seg')).length;
         if (segments > 0) {
@@ -337,6 +365,7 @@ class FileSpool implements Spool {
     if (this.#segment) await this.#seal(this.#segment);
     await Promise.all([...this.#queues.values()].map((q) => q.close()));
     for (const name of this.#queues.keys()) this.#deps.metrics.queueAgeSources.delete(name);
+    await unlink(join(this.root, '.lock')).catch(() => undefined);
   }
 }
 

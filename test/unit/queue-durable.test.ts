@@ -390,3 +390,27 @@ void test('finished items stay finished across restarts, even after a torn note'
     await cleanup();
   }
 });
+
+void test('two daemons cannot share a state_dir; a lock left by a dead one is taken over', async () => {
+  const {dir, cleanup} = await tempDir();
+  try {
+    const {writeFile} = await import('node:fs/promises');
+    const {spawnSync} = await import('node:child_process');
+    await openSpool(dir, {logger: captureLogger().logger, metrics: createMetrics({defaultMetrics: false})}).then((s) => s.close(0));
+    const lock = join(dir, 'queues', '.lock');
+    // the test runner, our parent, is alive
+    await writeFile(lock, `${process.ppid}\n`);
+    await assert.rejects(openSpool(dir, {logger: captureLogger().logger, metrics: createMetrics({defaultMetrics: false})}), (err: Error) => {
+      assert.equal(err.name, 'StateDirInUseError');
+      assert.match(err.message, new RegExp(`in use by another pprof-scraper \\(pid ${process.ppid}`));
+      return true;
+    });
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid;
+    await writeFile(lock, `${gone}\n`);
+    const spool = await openSpool(dir, {logger: captureLogger().logger, metrics: createMetrics({defaultMetrics: false})});
+    assert.equal((await readFile(lock, 'utf8')).trim(), String(process.pid));
+    await spool.close(0);
+  } finally {
+    await cleanup();
+  }
+});
