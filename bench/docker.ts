@@ -7,6 +7,7 @@
  *   npm run build
  *   node --import tsx bench/docker.ts [--containers 100] [--parallel 4] [--steady 60s]
  *     [--interval 15s] [--types heap,goroutine] [--refresh 30s] [--base-port 21000] [--daemon-log-level info]
+ *     [--node-options "--max-semi-space-size=1"]
  *     [--daemon dist/cli/index.js] [--out bench/results]
  *
  * Phases, each with its own daemon process, so that what one measures does
@@ -61,6 +62,8 @@ interface Options {
   refreshMs: number;
   basePort: number;
   daemonLogLevel: string;
+  /** NODE_OPTIONS for the daemons, to try V8 settings (--max-semi-space-size=1, ...). */
+  nodeOptions: string;
   daemonCli: string;
   outDir: string;
 }
@@ -76,6 +79,7 @@ function options(): Options {
       refresh: {type: 'string', default: '30s'},
       'base-port': {type: 'string', default: '21000'},
       'daemon-log-level': {type: 'string', default: 'info'},
+      'node-options': {type: 'string', default: ''},
       daemon: {type: 'string', default: 'dist/cli/index.js'},
       out: {type: 'string', default: 'bench/results'},
     },
@@ -89,6 +93,7 @@ function options(): Options {
     refreshMs: parseDuration(values.refresh, '--refresh'),
     basePort: parseWhole(values['base-port'], '--base-port', 1024, 65000),
     daemonLogLevel: values['daemon-log-level'],
+    nodeOptions: values['node-options'],
     daemonCli: resolve(REPO_ROOT, values.daemon),
     outDir: resolve(REPO_ROOT, values.out),
   };
@@ -207,7 +212,11 @@ async function startDaemon(o: Options, work: string, outDir: string, name: strin
   await writeFile(config, yaml);
   await writeFile(join(outDir, `${name}.yaml`), yaml);
   const port = /listen: "127\.0\.0\.1:(\d+)"/.exec(yaml)![1];
-  const child = startChild(name, process.execPath, [o.daemonCli, '--log-level', o.daemonLogLevel, 'run', '--config', config], {cwd: work, logPath: join(outDir, `${name}.log`)});
+  const child = startChild(name, process.execPath, [o.daemonCli, '--log-level', o.daemonLogLevel, 'run', '--config', config], {
+    cwd: work,
+    logPath: join(outDir, `${name}.log`),
+    env: o.nodeOptions ? {...process.env, NODE_OPTIONS: o.nodeOptions} : process.env,
+  });
   const base = `http://127.0.0.1:${port}`;
   for (const deadline = Date.now() + 60_000; ; ) {
     const ready = await request(`${base}/-/ready`).then((r) => (r.body.dump(), r.statusCode === 200), () => false);
@@ -364,7 +373,7 @@ server: {listen: "127.0.0.1:${await freePort('127.0.0.1')}"}
     const steadyLine = (name: string, s: Steady): string =>
       `${name.padEnd(29)}CPU ${s.cpuSeconds.toFixed(2)} s (${s.cpuPercentOfOneCore.toFixed(1)}% of a core)   RSS mean ${f(s.rssMiB.mean, 1)}, max ${f(s.rssMiB.max, 1)}, peak ${f(s.rssMiB.peakHwm, 1)} MiB   heap ${f(s.heapMiB.used, 1)}/${f(s.heapMiB.total, 1)} MiB   scrapes ok ${s.scrapesOk}, failed ${s.scrapesFailed}`;
     const lines = [
-      `Docker discovery: ${o.containers} labelled containers (host network, Go pprof target), refresh ${o.refreshMs / 1000}s; ${cpus().length} CPUs, Node ${process.version}, load average ${loadAtStart.map((l) => l.toFixed(1)).join(' ')} at start`,
+      `Docker discovery: ${o.containers} labelled containers (host network, Go pprof target), refresh ${o.refreshMs / 1000}s; ${cpus().length} CPUs, Node ${process.version}${o.nodeOptions ? ` (NODE_OPTIONS=${o.nodeOptions})` : ''}, load average ${loadAtStart.map((l) => l.toFixed(1)).join(' ')} at start`,
       '',
       `start event -> live target   median ${f(figures.startToLiveMs.median)} ms   p90 ${f(figures.startToLiveMs.p90)} ms   max ${f(figures.startToLiveMs.max)} ms   (n=${toLive.length}; ${o.containers} started in ${startSpan.toFixed(1)} s, ${o.parallel} at a time; /targets polled every ${pollPeriodMs.toFixed(0)} ms)`,
       `die event -> target gone     median ${f(figures.dieToGoneMs.median)} ms   p90 ${f(figures.dieToGoneMs.p90)} ms   max ${f(figures.dieToGoneMs.max)} ms   (n=${toGone.length})`,

@@ -151,7 +151,7 @@ repositories: [{directory: {path: ${dir}/unused}}]
   assert.match(run.stderr, /cannot reach the Docker engine/);
 });
 
-test('tcp:// with TLS: the engine\'s client certificate opens it; without one the error names the engine', {skip, timeout: 60_000}, async () => {
+test('tcp:// with TLS: the engine\'s client certificate opens it; without one, or without TLS, the error says what to do', {skip, timeout: 60_000}, async () => {
   const tls = engine.tls!;
   const withCert = parse(`discovery:
   - docker:
@@ -171,7 +171,14 @@ repositories: [{directory: {path: ${dir}/unused}}]
 `);
   const refused = await discoverOnce(withoutCert.config.discovery, {logger: silentLogger(), timeoutMs: 15_000});
   assert.equal(refused.problems.length, 1);
-  assert.match(refused.problems[0]!.error, new RegExp(tls.host.replace(/[.:/]/g, '\\$&')));
+  assert.match(refused.problems[0]!.error, /^TLS with the Docker engine at tcp:\/\/127\.0\.0\.1:\d+ failed: .*: the engine did not accept this client/);
+
+  const plain = parse(`discovery:
+  - docker: {host: ${tls.host}}
+repositories: [{directory: {path: ${dir}/unused}}]
+`);
+  const http = await discoverOnce(plain.config.discovery, {logger: silentLogger(), timeoutMs: 15_000});
+  assert.match(http.problems[0]?.error ?? '', /answered HTTP 400 to the container list: Client sent an HTTP request to an HTTPS server\.: the engine speaks TLS/);
 });
 
 /** A daemon whose debug log lines we can count. */

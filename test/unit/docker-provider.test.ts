@@ -37,6 +37,7 @@ class FakeEngine {
   containers: unknown[] = [];
   listStatus = 200;
   listBody: unknown = undefined;
+  listRaw: string | undefined;
 
   constructor(name: string) {
     this.socketPath = join(dir, `${name}.sock`);
@@ -53,7 +54,7 @@ class FakeEngine {
     if (url.pathname === '/containers/json') {
       this.listQueries.push(url.searchParams);
       res.writeHead(this.listStatus, {'content-type': 'application/json'});
-      res.end(JSON.stringify(this.listBody ?? this.containers));
+      res.end(this.listRaw ?? JSON.stringify(this.listBody ?? this.containers));
       return;
     }
     if (url.pathname === '/events') {
@@ -139,6 +140,11 @@ test('refresh errors say which engine and what to do', async () => {
     engine.listStatus = 200;
     engine.listBody = {not: 'a list'};
     await assert.rejects(provider.refresh(AbortSignal.timeout(5000)), /answered the container list with something that is not a list/);
+    engine.listRaw = '<html>a proxy</html>';
+    await assert.rejects(provider.refresh(AbortSignal.timeout(5000)), {
+      message: `the container list on the Docker engine at unix://${engine.socketPath} failed: the answer to GET /containers/json is not JSON: "<html>a proxy</html>"`,
+    });
+    engine.listRaw = undefined;
     await assert.rejects(gone.refresh(AbortSignal.timeout(5000)), {
       name: 'DiscoveryError',
       code: 'ENOENT',
@@ -262,7 +268,13 @@ test('engine errors: permission, TLS, other', () => {
   const eacces = dockerError(Object.assign(new Error('connect EACCES /var/run/docker.sock'), {code: 'EACCES'}), 'unix:///var/run/docker.sock', 'the container list');
   assert.equal(eacces.message, "cannot reach the Docker engine at unix:///var/run/docker.sock: connect EACCES /var/run/docker.sock: the daemon's user may not open the socket: add it to the docker group (SupplementaryGroups=docker under systemd)");
   const tls = dockerError(Object.assign(new Error('self-signed certificate in certificate chain'), {code: 'SELF_SIGNED_CERT_IN_CHAIN'}), 'tcp://h:2376', 'the container list');
-  assert.match(tls.message, /^TLS with the Docker engine at tcp:\/\/h:2376 failed: self-signed certificate in certificate chain: check the docker block's tls ca, cert and key$/);
+  assert.equal(tls.message, "TLS with the Docker engine at tcp://h:2376 failed: self-signed certificate in certificate chain: check the docker block's tls ca (the CA that signed the engine's certificate), cert and key");
+  const alert = dockerError(
+    Object.assign(new Error('803C0A895E7F0000:error:0A000412:SSL routines:ssl3_read_bytes:sslv3 alert bad certificate:../deps/openssl/openssl/ssl/record/rec_layer_s3.c:1601:SSL alert number 42'), {code: 'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE'}),
+    'tcp://h:2376',
+    'the container list',
+  );
+  assert.equal(alert.message, 'TLS with the Docker engine at tcp://h:2376 failed: sslv3 alert bad certificate: the engine did not accept this client: give the docker block tls cert and key signed by the CA that dockerd --tlsverify trusts');
   const other = dockerError(new Error('socket hang up'), 'tcp://h:2375', 'the event stream');
   assert.equal(other.message, 'the event stream on the Docker engine at tcp://h:2375 failed: socket hang up');
 });

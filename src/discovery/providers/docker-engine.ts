@@ -2,7 +2,6 @@ import { readFile } from 'node:fs/promises';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { join } from 'node:path';
-import type { DockerOptions } from 'dockerode';
 import type { DockerConfig } from '../../config/index.js';
 import { DiscoveryError } from '../provider.js';
 
@@ -12,8 +11,20 @@ export const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock';
 export interface DockerEndpoint {
   /** The engine as errors and logs name it: unix:///var/run/docker.sock, tcp://10.0.0.5:2376. */
   readonly description: string;
-  /** For dockerode; every connection field is set, so DOCKER_HOST cannot leak into an explicit `host`. */
-  readonly options: DockerOptions & { agent: HttpAgent };
+  readonly options: DockerConnection;
+}
+
+/** A unix socket, or a TCP host and port with or without TLS. */
+export interface DockerConnection {
+  readonly socketPath?: string | undefined;
+  readonly host?: string | undefined;
+  readonly port?: number | undefined;
+  readonly protocol: 'http' | 'https';
+  readonly ca?: Buffer | undefined;
+  readonly cert?: Buffer | undefined;
+  readonly key?: Buffer | undefined;
+  /** Owned by the endpoint: destroyed when the provider closes. */
+  readonly agent: HttpAgent;
 }
 
 /**
@@ -25,13 +36,11 @@ export async function resolveDockerEndpoint(config: DockerConfig, env: NodeJS.Pr
   const fromEnv = config.host === undefined && (env['DOCKER_HOST'] ?? '').trim() !== '';
   const host = config.host ?? (fromEnv ? (env['DOCKER_HOST'] ?? '').trim() : DEFAULT_DOCKER_HOST);
   const origin = fromEnv ? `DOCKER_HOST ${JSON.stringify(host)}` : `host ${JSON.stringify(host)}`;
-  const none = { socketPath: undefined, host: undefined, port: undefined, protocol: undefined, ca: undefined, cert: undefined, key: undefined };
 
   if (host.startsWith('unix://')) {
     const socketPath = host.slice('unix://'.length);
     if (socketPath === '') throw new DiscoveryError(`${where}: ${origin} names no socket: use unix:///var/run/docker.sock`);
-    // docker-modem's own defaults come from DOCKER_HOST; every field is set so they never mix in
-    return { description: host, options: { ...none, socketPath, agent: new HttpAgent() } };
+    return { description: host, options: { socketPath, protocol: 'http', agent: new HttpAgent() } };
   }
 
   const withScheme = /^[a-z]+:\/\//i.test(host) ? host : `tcp://${host}`;
@@ -55,7 +64,7 @@ export async function resolveDockerEndpoint(config: DockerConfig, env: NodeJS.Pr
   const agent = tls ? new HttpsAgent() : new HttpAgent();
   return {
     description,
-    options: { ...none, host: hostname, port, protocol: tls ? 'https' : 'http', ...files, agent },
+    options: { host: hostname, port, protocol: tls ? 'https' : 'http', ...files, agent },
   };
 }
 
@@ -82,9 +91,9 @@ async function tlsFiles(config: DockerConfig, env: NodeJS.ProcessEnv, fromEnv: b
 
 const UNREACHABLE = new Set(['ENOENT', 'ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
 
-/** Turns what dockerode threw into what the operator reads: what failed, where, and what to do. */
+/** Turns what a call to the engine threw into what the operator reads: what failed, where, and what to do. */
 export function dockerError(err: unknown, endpoint: string, what: string): DiscoveryError {
-  const e = err as NodeJS.ErrnoException & { statusCode?: number; json?: unknown; reason?: string };
+  const e = err as NodeJS.ErrnoException & { statusCode?: number; json?: unknown };
   const code = typeof e?.code === 'string' ? e.code : undefined;
   const message = err instanceof Error ? err.message.trim() : String(err);
   if (code === 'EACCES' || code === 'EPERM') {
@@ -96,13 +105,24 @@ export function dockerError(err: unknown, endpoint: string, what: string): Disco
   if (code !== undefined && UNREACHABLE.has(code)) {
     return new DiscoveryError(`cannot reach the Docker engine at ${endpoint}: ${message}: is dockerd running, and is the daemon's user in the docker group?`, { code, cause: err });
   }
-  if (code !== undefined && (code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || code.includes('CERT') || code === 'EPROTO' || code === 'DEPTH_ZERO_SELF_SIGNED_CERT')) {
-    return new DiscoveryError(`TLS with the Docker engine at ${endpoint} failed: ${message}: check the docker block's tls ca, cert and key`, { code, cause: err });
+  if (code !== undefined && (/CERT|TLS|SSL|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(code) || code === 'EPROTO')) {
+    // OpenSSL's own text ("803C…:error:0A000412:SSL routines:ssl3_read_bytes:sslv3 alert bad certificate:…") reduced to its reason
+    const reason = /SSL routines:[^:]*:([^:]+)/.exec(message)?.[1] ?? message;
+    const hint = /alert (bad certificate|certificate required|unknown ca)/.test(reason)
+      ? 'the engine did not accept this client: give the docker block tls cert and key signed by the CA that dockerd --tlsverify trusts'
+      : 'check the docker block\'s tls ca (the CA that signed the engine\'s certificate), cert and key';
+    return new DiscoveryError(`TLS with the Docker engine at ${endpoint} failed: ${reason}: ${hint}`, { code, cause: err });
   }
   if (typeof e?.statusCode === 'number') {
     const body = e.json as { message?: unknown } | undefined;
-    const detail = typeof body?.message === 'string' ? body.message : message;
-    const hint = e.statusCode === 400 ? ': check the docker block\'s filters (Docker\'s own filter names: label, name, network, ...)' : e.statusCode === 401 || e.statusCode === 403 ? ': the engine refused this client' : '';
+    const detail = (typeof body?.message === 'string' ? body.message : message.replace(/^\(HTTP code \d+\) /, '')).trim();
+    const hint = /HTTP request to an HTTPS server/i.test(detail)
+      ? ': the engine speaks TLS: use the docker block\'s tls ca, cert and key'
+      : /filter/i.test(detail)
+        ? ': check the docker block\'s filters (Docker\'s own filter names: label, name, network, ...)'
+        : e.statusCode === 401 || e.statusCode === 403
+          ? ': the engine refused this client'
+          : '';
     return new DiscoveryError(`the Docker engine at ${endpoint} answered HTTP ${e.statusCode} to ${what}: ${detail}${hint}`, { code: String(e.statusCode), cause: err });
   }
   return new DiscoveryError(`${what} on the Docker engine at ${endpoint} failed: ${message}`, { code, cause: err });

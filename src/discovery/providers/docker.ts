@@ -1,8 +1,9 @@
-import type Dockerode from 'dockerode';
+import type { ContainerInfo } from 'dockerode';
 import type { DockerConfig } from '../../config/index.js';
 import type { Discovered } from '../../targets/index.js';
 import { DiscoveryError } from '../provider.js';
 import type { Provider, ProviderDeps } from '../provider.js';
+import { createDockerApi } from './docker-api.js';
 import { containerToDiscovered } from './docker-containers.js';
 import { dockerError, resolveDockerEndpoint } from './docker-engine.js';
 
@@ -23,15 +24,7 @@ export async function createDockerProvider(config: DockerConfig, source: number,
     throw new DiscoveryError(`${where}.filters.status: only running containers can be profiled, and they are the ones listed: remove the status filter`);
   }
   const endpoint = await resolveDockerEndpoint(config, env, where);
-  // loaded here, not at the top: a daemon without a docker entry never pays for dockerode
-  const { default: Docker } = await import('dockerode');
-  let docker: Dockerode;
-  try {
-    docker = new Docker(endpoint.options);
-  } catch (err) {
-    endpoint.options.agent.destroy();
-    throw new DiscoveryError(`${where}: cannot set up a client for the Docker engine at ${endpoint.description}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-  }
+  const api = createDockerApi(endpoint);
   const log = deps.logger.child({ provider: 'docker', source: where, engine: endpoint.description });
   const listFilters = JSON.stringify({ ...config.filters, status: ['running'] });
   // Only `label` means the same in the events API; name and network filters
@@ -56,7 +49,7 @@ export async function createDockerProvider(config: DockerConfig, source: number,
       const asked = performance.now();
       let list: unknown;
       try {
-        list = await docker.listContainers({ filters: listFilters, abortSignal: listSignal });
+        list = await api.getJson('/containers/json', { filters: listFilters }, listSignal);
       } catch (err) {
         if (listSignal.aborted && !signal.aborted) {
           throw new DiscoveryError(`no answer from the Docker engine at ${endpoint.description} to the container list within ${LIST_TIMEOUT_MS / 1000}s`, { code: 'ETIMEDOUT', cause: err });
@@ -67,7 +60,7 @@ export async function createDockerProvider(config: DockerConfig, source: number,
         throw new DiscoveryError(`${endpoint.description} answered the container list with something that is not a list: is it a Docker engine?`);
       }
       log.debug({ containers: list.length, ms: Math.round(performance.now() - asked) }, 'docker containers listed');
-      return (list as Dockerode.ContainerInfo[])
+      return (list as ContainerInfo[])
         .map((c) => containerToDiscovered(c, addressOptions))
         .sort((a, b) => (a.labels['container_name'] ?? '').localeCompare(b.labels['container_name'] ?? ''));
     },
@@ -75,7 +68,7 @@ export async function createDockerProvider(config: DockerConfig, source: number,
     async watch(signal: AbortSignal, changed: () => void): Promise<void> {
       let stream: NodeJS.ReadableStream;
       try {
-        stream = await docker.getEvents({ filters: eventFilters, abortSignal: signal } as Dockerode.GetEventsOptions);
+        stream = await api.getStream('/events', { filters: eventFilters }, signal);
       } catch (err) {
         if (signal.aborted) return;
         throw dockerError(err, endpoint.description, 'the event stream');
@@ -94,7 +87,7 @@ export async function createDockerProvider(config: DockerConfig, source: number,
     },
 
     async close(): Promise<void> {
-      endpoint.options.agent.destroy();
+      api.close();
     },
   };
 }
