@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:http';
 import type { Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -87,6 +88,7 @@ void test('bad targets end as counted failures with clear reasons; the good ones
   await new Promise((r) => closed.close(r));
 
   const profefe = await startProfefeFake();
+  const stateDir = await mkdtemp(join(tmpdir(), 'pprof-scraper-bad-'));
   const daemon = new Daemon({ logger: silentLogger() });
   const b = `http://127.0.0.32:${badPort}`;
   const kinds = ['html', 'json', 'truncated', 'bomb', 'huge', 'hang', 'away', 'moved', 'nothing'];
@@ -105,6 +107,7 @@ ${kinds.map((k) => `        - ${b}/${k}`).join('\n')}
 repositories:
   - profefe: {url: "${profefe.url}"}
 server: {listen: "127.0.0.1:0"}
+state_dir: ${stateDir}
 `,
         'bad.yaml',
         { baseDir: '.', env: {} },
@@ -160,5 +163,6 @@ server: {listen: "127.0.0.1:0"}
     good.closeAllConnections();
     await new Promise((r) => good.close(r));
     await profefe.close();
+    await rm(stateDir, { recursive: true, force: true });
   }
 });

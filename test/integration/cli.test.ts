@@ -50,7 +50,7 @@ describe('run', () => {
   test('SIGINT stops it cleanly too; a failed scrape is one log line with target, type and reason', { timeout: 30_000 }, async () => {
     const file = await configFile(
       'run.yaml',
-      `scrape: {interval: 1s, timeout: 500ms, bearer_token: s3cr3t-token}\nprofiles: {heap: {path: /debug/pprof/heap}}\ndiscovery:\n  - static: {targets: ["127.0.0.1:9"]}\nrepositories:\n  - directory: {path: ${join(dir, 'run-profiles')}}\nserver: {listen: "127.0.0.1:0"}\n`,
+      `scrape: {interval: 1s, timeout: 500ms, bearer_token: s3cr3t-token}\nprofiles: {heap: {path: /debug/pprof/heap}}\ndiscovery:\n  - static: {targets: ["127.0.0.1:9"]}\nrepositories:\n  - directory: {path: ${join(dir, 'run-profiles')}}\nserver: {listen: "127.0.0.1:0"}\nstate_dir: ${join(dir, 'run-state')}\n`,
     );
     const daemon = startDaemon(['--config', file]);
     const line = await daemon.waitForLog(/^scrape failed$/);

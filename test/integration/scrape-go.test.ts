@@ -45,6 +45,7 @@ repositories:
   - directory: {path: ${dir}}
   - profefe: {url: "${profefe.url}"}
 server: {listen: "127.0.0.1:0"}
+state_dir: ${dir}/state
 `,
       'go.yaml',
       { baseDir: dir, env: {} },

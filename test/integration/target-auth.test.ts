@@ -96,6 +96,7 @@ discovery:
 repositories:
   - directory: {path: ${join(dir, 'out')}}
 server: {listen: "127.0.0.1:0"}
+state_dir: ${join(dir, 'state')}
 `,
         'auth.yaml',
         { baseDir: dir, env: {} },
