@@ -40,7 +40,7 @@ export function createDockerApi(endpoint: DockerEndpoint): DockerApi {
         path: qs ? `${path}?${qs}` : path,
         agent: o.agent,
         signal,
-        headers: { accept: 'application/json', host: o.socketPath !== undefined ? 'docker' : `${o.host}:${o.port}` },
+        headers: { accept: 'application/json', host: o.socketPath !== undefined ? 'docker' : `${o.host?.includes(':') ? `[${o.host}]` : o.host}:${o.port}` },
         ...(o.socketPath !== undefined ? { socketPath: o.socketPath } : { host: o.host, port: o.port }),
       };
       const req = o.protocol === 'https' ? httpsRequest({ ...options, ca: o.ca, cert: o.cert, key: o.key }) : httpRequest(options);

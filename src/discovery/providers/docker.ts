@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import type { ContainerInfo } from 'dockerode';
 import type { DockerConfig } from '../../config/index.js';
 import type { Discovered } from '../../targets/index.js';
@@ -45,16 +46,24 @@ export async function createDockerProvider(config: DockerConfig, source: number,
     refreshInterval: config.refresh,
 
     async refresh(signal: AbortSignal): Promise<Discovered[]> {
-      const listSignal = AbortSignal.any([signal, AbortSignal.timeout(LIST_TIMEOUT_MS)]);
+      // one timer and one listener, both gone when the call is: AbortSignal.any
+      // would keep a signal per refresh alive on the runner's long-lived one
+      const call = new AbortController();
+      const timer = setTimeout(() => call.abort(), LIST_TIMEOUT_MS);
+      const onAbort = (): void => call.abort();
+      signal.addEventListener('abort', onAbort, { once: true });
       const asked = performance.now();
       let list: unknown;
       try {
-        list = await api.getJson('/containers/json', { filters: listFilters }, listSignal);
+        list = await api.getJson('/containers/json', { filters: listFilters }, call.signal);
       } catch (err) {
-        if (listSignal.aborted && !signal.aborted) {
+        if (call.signal.aborted && !signal.aborted) {
           throw new DiscoveryError(`no answer from the Docker engine at ${endpoint.description} to the container list within ${LIST_TIMEOUT_MS / 1000}s`, { code: 'ETIMEDOUT', cause: err });
         }
         throw dockerError(err, endpoint.description, 'the container list');
+      } finally {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
       }
       if (!Array.isArray(list)) {
         throw new DiscoveryError(`${endpoint.description} answered the container list with something that is not a list: is it a Docker engine?`);
@@ -66,7 +75,7 @@ export async function createDockerProvider(config: DockerConfig, source: number,
     },
 
     async watch(signal: AbortSignal, changed: () => void): Promise<void> {
-      let stream: NodeJS.ReadableStream;
+      let stream: IncomingMessage;
       try {
         stream = await api.getStream('/events', { filters: eventFilters }, signal);
       } catch (err) {
@@ -76,7 +85,7 @@ export async function createDockerProvider(config: DockerConfig, source: number,
       log.debug('docker event stream connected');
       // whatever happened between the last refresh and now was not streamed to us
       changed();
-      await followEvents(stream, signal, (event) => {
+      await followEvents(stream, signal, endpoint.description, (event) => {
         log.debug({ type: event.Type, action: event.Action, id: event.Actor?.ID?.slice(0, 12) }, 'docker event');
         changed();
       }).catch((err: unknown) => {
@@ -99,7 +108,7 @@ interface DockerEvent {
 }
 
 /** Reads the newline-separated JSON events until the stream ends (resolves) or breaks (rejects). */
-function followEvents(stream: NodeJS.ReadableStream, signal: AbortSignal, onEvent: (e: DockerEvent) => void): Promise<void> {
+function followEvents(stream: IncomingMessage, signal: AbortSignal, engine: string, onEvent: (e: DockerEvent) => void): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let pending = '';
     let settled = false;
@@ -107,28 +116,31 @@ function followEvents(stream: NodeJS.ReadableStream, signal: AbortSignal, onEven
       if (settled) return;
       settled = true;
       signal.removeEventListener('abort', onAbort);
-      if (err !== undefined) (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+      if (err !== undefined) stream.destroy();
       if (err === undefined || signal.aborted) resolve();
       else reject(err instanceof Error ? err : new Error(`the event stream failed: ${JSON.stringify(err)}`));
     };
     const onAbort = (): void => settle();
     signal.addEventListener('abort', onAbort, { once: true });
-    stream.on('data', (chunk: Buffer | string) => {
-      pending += chunk.toString();
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      pending += chunk;
       let nl: number;
       while ((nl = pending.indexOf('\n')) !== -1) {
         const line = pending.slice(0, nl).trim();
         pending = pending.slice(nl + 1);
         if (line === '') continue;
+        let event: DockerEvent;
         try {
-          onEvent(JSON.parse(line) as DockerEvent);
+          event = JSON.parse(line) as DockerEvent;
         } catch {
-          // not an event we can read; the next refresh still sees the truth
-          onEvent({});
+          // not an event we can read; the refresh it triggers still sees the truth
+          event = {};
         }
+        onEvent(event);
       }
       // a single event is a few KiB at most; anything longer is not an event stream
-      if (pending.length > 1024 ** 2) settle(new DiscoveryError('the Docker event stream sent a line over 1 MiB'));
+      if (pending.length > 1024 ** 2) settle(new DiscoveryError(`the Docker engine at ${engine} sent an event stream line over 1 MiB: is it a Docker engine?`));
     });
     stream.once('end', () => settle());
     stream.once('close', () => settle());
