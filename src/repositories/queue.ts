@@ -674,8 +674,8 @@ export class QueueHandle implements Outbox {
     if (at < this.#deadlineAt) {
       this.#deadlineAt = at;
       clearTimeout(this.#deadline);
+      // held: whoever awaits close() waits for it (and no longer than the deadline)
       this.#deadline = setTimeout(() => this.#controller.abort(), Math.max(0, deadlineMs));
-      this.#deadline.unref();
     }
     this.#closed ??= (async () => {
       this.#onClose(this);

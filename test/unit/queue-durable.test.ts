@@ -254,27 +254,16 @@ void test('400 is permanent: dropped after one try, logged with the answer, coun
 
 void test('a slow repository delays neither scrapes nor another repository', async () => {
   const {dir, cleanup} = await tempDir();
-  const slow = new ScriptedRepository('slow', (_p, _c, signal) => new Promise((resolve) => {
-    const t = setTimeout(() => resolve({status: 'ok'}), 3_000);
-    signal.addEventListener('abort', () => {
-      clearTimeout(t);
-      resolve({status: 'retryable', error: 'aborted'});
-    });
-  }));
+  // it never answers while the daemon runs: anything that waited for it would wait forever
+  const slow = new ScriptedRepository('slow', (_p, _c, signal) => new Promise((resolve) => signal.addEventListener('abort', () => resolve({status: 'retryable', error: 'aborted'}))));
   const fast = new ScriptedRepository('fast');
   const {spool} = await rig(dir, [[slow, settings()], [fast, settings()]]);
   try {
-    const latencies: number[] = [];
-    const started = Date.now();
-    for (let i = 0; i < 30; i++) {
-      const t = Date.now();
-      await spool.submit(taggedProfile(i));
-      latencies.push(Date.now() - t);
-    }
-    await fast.waitAccepted(30, 2_500);
-    assert.ok(Date.now() - started < 2_500, 'the fast repository got everything while the slow one was still on its first sends');
+    for (let i = 0; i < 30; i++) await spool.submit(taggedProfile(i));
+    await fast.waitAccepted(30);
     assert.equal(slow.accepted.size, 0);
-    assert.ok(Math.max(...latencies) < 1_000, `submit latencies ${latencies.join(',')} ms`);
+    assert.ok(slow.calls.length >= 1, 'the slow repository has sends hanging');
+    assert.equal(spool.queue('slow')!.stats().length, 30);
   } finally {
     await spool.close(50);
   }
@@ -330,22 +319,26 @@ void test('a profile queued for one repository goes only there, across a restart
 void test('sends that fail together back off once, not once each', async () => {
   const {dir, cleanup} = await tempDir();
   let isDown = true;
+  let inFlight = 0;
+  let most = 0;
+  let release: () => void = () => undefined;
+  const together = new Promise<void>((r) => (release = r));
   const repo = new ScriptedRepository('r', async () => {
-    await new Promise((r) => setTimeout(r, 50));
+    most = Math.max(most, ++inFlight);
+    if (most === 4) release();
+    await together;
+    inFlight--;
     return isDown ? down() : {status: 'ok'};
   });
   const {spool, lines} = await rig(dir, [[repo, settings({parallelism: 4, policy: {initialMs: 300, maxMs: 10_000}})]]);
   try {
-    const t0 = Date.now();
     await Promise.all([0, 1, 2, 3].map((i) => spool.submit(taggedProfile(i))));
-    await until(() => repo.calls.length >= 5, 'a retry after the first round');
-    const firstRound = repo.calls.slice(0, 4);
-    assert.ok(firstRound.every((c) => c.at - t0 < 200), 'four sends went out together');
-    const retryAt = repo.calls[4]!.at;
-    // one counted failure: the wait is at most initial_backoff (300 ms), not 2^3 × that
-    assert.ok(retryAt - (firstRound[3]!.at + 50) <= 450, `retried ${retryAt - firstRound[3]!.at - 50} ms after the round failed`);
-    const warn = lines.find((l) => String(l['msg']).startsWith('repository did not take a profile'));
-    assert.equal(warn?.['attempts'], 1);
+    await until(() => lines.some((l) => String(l['msg']).startsWith('repository did not take a profile')), 'the outage to be logged');
+    assert.equal(most, 4, 'four sends were in flight together');
+    const warn = lines.find((l) => String(l['msg']).startsWith('repository did not take a profile'))!;
+    // four failures of one round: one backoff step, at most initial_backoff (not 2^3 × that)
+    assert.equal(warn['attempts'], 1);
+    assert.ok(Number(warn['retry_in_ms']) <= 300, `retry in ${String(warn['retry_in_ms'])} ms`);
     isDown = false;
     await repo.waitAccepted(4);
   } finally {
