@@ -134,8 +134,9 @@ export async function startUniqueProfileTarget(): Promise<UniqueProfileTarget> {
   const served: {timeNanos: bigint; at: number}[] = [];
   let last = 0n;
   const server = createServer((_req, res) => {
+    // whole ms, at least 3 apart: a profile's time in ms tells them apart even when off by one
     let t = BigInt(Date.now()) * 1_000_000n;
-    if (t <= last) t = last + 1_000_000n;
+    if (t < last + 3_000_000n) t = last + 3_000_000n;
     last = t;
     fixture.timeNanos = t;
     const body = gzipSync(fixture.encode());
