@@ -114,8 +114,10 @@ export function dockerError(err: unknown, endpoint: string, what: string): Disco
     return new DiscoveryError(`TLS with the Docker engine at ${endpoint} failed: ${reason}: ${hint}`, { code, cause: err });
   }
   if (typeof e?.statusCode === 'number') {
-    const body = e.json as { message?: unknown } | undefined;
-    const detail = (typeof body?.message === 'string' ? body.message : message.replace(/^\(HTTP code \d+\) /, '')).trim();
+    // dockerode hands over the engine's JSON answer, or its raw body (a Buffer) when it was not JSON
+    const body = e.json as { message?: unknown } | Buffer | string | undefined;
+    const raw = Buffer.isBuffer(body) || typeof body === 'string' ? body.toString().trim() : undefined;
+    const detail = (raw || (typeof body === 'object' && body !== null && 'message' in body && typeof body.message === 'string' ? body.message : message.replace(/^\(HTTP code \d+\) /, ''))).trim();
     const hint = /HTTP request to an HTTPS server/i.test(detail)
       ? ': the engine speaks TLS: use the docker block\'s tls ca, cert and key'
       : /filter/i.test(detail)

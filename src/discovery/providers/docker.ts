@@ -25,7 +25,7 @@ export async function createDockerProvider(config: DockerConfig, source: number,
     throw new DiscoveryError(`${where}.filters.status: only running containers can be profiled, and they are the ones listed: remove the status filter`);
   }
   const endpoint = await resolveDockerEndpoint(config, env, where);
-  const api = createDockerApi(endpoint);
+  const api = await createDockerApi(endpoint);
   const log = deps.logger.child({ provider: 'docker', source: where, engine: endpoint.description });
   const listFilters = JSON.stringify({ ...config.filters, status: ['running'] });
   // Only `label` means the same in the events API; name and network filters
@@ -55,7 +55,7 @@ export async function createDockerProvider(config: DockerConfig, source: number,
       const asked = performance.now();
       let list: unknown;
       try {
-        list = await api.getJson('/containers/json', { filters: listFilters }, call.signal);
+        list = await api.listContainers(listFilters, call.signal);
       } catch (err) {
         if (call.signal.aborted && !signal.aborted) {
           throw new DiscoveryError(`no answer from the Docker engine at ${endpoint.description} to the container list within ${LIST_TIMEOUT_MS / 1000}s`, { code: 'ETIMEDOUT', cause: err });
@@ -77,7 +77,7 @@ export async function createDockerProvider(config: DockerConfig, source: number,
     async watch(signal: AbortSignal, changed: () => void): Promise<void> {
       let stream: IncomingMessage;
       try {
-        stream = await api.getStream('/events', { filters: eventFilters }, signal);
+        stream = await api.events(eventFilters, signal);
       } catch (err) {
         if (signal.aborted) return;
         throw dockerError(err, endpoint.description, 'the event stream');
