@@ -9,7 +9,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
   const reg = [registry];
-  const queueAgeSources = new Map<string, () => number>();
+  const queueSources = new Map<string, () => { length: number; bytes: number; oldestAgeMs: number }>();
   return {
     registry,
     scrapes: new Counter({
@@ -92,15 +92,21 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'Profiles waiting for a repository.',
       labelNames: ['repository'] as const,
       registers: reg,
+      collect() {
+        for (const [repository, stats] of queueSources) this.set({ repository }, stats().length);
+      },
     }),
     queueBytes: new Gauge({
       name: 'pprof_scraper_queue_bytes',
       help: 'Bytes of profiles waiting for a repository.',
       labelNames: ['repository'] as const,
       registers: reg,
+      collect() {
+        for (const [repository, stats] of queueSources) this.set({ repository }, stats().bytes);
+      },
     }),
-    /** Per repository, how old its oldest queued profile is, in seconds; read when /metrics is scraped. */
-    queueAgeSources,
+    /** Durable queues by repository: the three queue gauges read them when /metrics is scraped. */
+    queueSources,
     queueOldestAge: new Gauge({
       name: 'pprof_scraper_queue_oldest_age_seconds',
       help: 'Age of the oldest profile waiting for a repository (0 when none waits).',
@@ -108,7 +114,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       registers: reg,
       collect() {
         this.reset();
-        for (const [repository, age] of queueAgeSources) this.set({ repository }, age());
+        for (const [repository, stats] of queueSources) this.set({ repository }, stats().oldestAgeMs / 1000);
       },
     }),
     spoolCommits: new Histogram({

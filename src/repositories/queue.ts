@@ -70,12 +70,12 @@ export interface QueueDeps {
   readonly metrics: Metrics;
   /** Bytes of profiles a queue keeps in memory to send without reading them back (default 32 MiB). */
   readonly cacheBytes?: number;
-  /** How often finished offsets are written down (default 200 ms). */
+  /** How often finished offsets are written down (default 1 s). */
   readonly ackFlushMs?: number;
 }
 
 const DEFAULT_CACHE_BYTES = 32 * 1024 ** 2;
-const DEFAULT_ACK_FLUSH_MS = 200;
+const DEFAULT_ACK_FLUSH_MS = 1000;
 const SWEEP_EVERY_MS = 10_000;
 const OUTAGE_LOG_EVERY_MS = 60_000;
 
@@ -183,7 +183,6 @@ export class DurableQueue {
       .finally(() => {
         this.#ready = true;
         this.#enforceBounds();
-        this.#gauge();
         this.#pump();
       });
   }
@@ -308,7 +307,6 @@ export class DurableQueue {
       this.#cached += profile.data.length;
     }
     this.#enforceBounds();
-    this.#gauge();
     this.#pump();
   }
 
@@ -526,7 +524,6 @@ export class DurableQueue {
       if (seg.pending === 0 && seg.sealed) this.#remove(seg);
       else this.#scheduleAckFlush();
     }
-    this.#gauge();
   }
 
   #enforceBounds(): void {
@@ -558,16 +555,6 @@ export class DurableQueue {
       this.#entries = this.#entries.slice(this.#head);
       this.#head = 0;
     }
-  }
-
-  #gauge(): void {
-    this.#deps.metrics.queueLength.set({ repository: this.name }, this.#count);
-    this.#deps.metrics.queueBytes.set({ repository: this.name }, this.#bytes);
-  }
-
-  /** Oldest item's age in seconds, for the metric (read when /metrics is scraped). */
-  oldestAgeSeconds(): number {
-    return this.#oldestAgeMs() / 1000;
   }
 
   #scheduleAckFlush(): void {

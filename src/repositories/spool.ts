@@ -16,7 +16,7 @@ export interface SpoolOptions {
   readonly segmentAgeMs?: number;
   /**
    * How long a commit waits for more profiles before its fdatasync (default
-   * 20 ms), unless `commitBatch` profiles are waiting sooner. Profiles that
+   * 50 ms), unless `commitBatch` profiles are waiting sooner. Profiles that
    * arrive meanwhile share the one sync: at low rates the scrape path pays a
    * few ms of latency for far less CPU than a sync per profile; at high rates
    * batches fill before the window ends and nothing waits.
@@ -85,7 +85,7 @@ interface Pending {
 
 const DEFAULT_SEGMENT_BYTES = 16 * 1024 ** 2;
 const DEFAULT_SEGMENT_AGE_MS = 5 * 60_000;
-const DEFAULT_COMMIT_WINDOW_MS = 20;
+const DEFAULT_COMMIT_WINDOW_MS = 50;
 const DEFAULT_COMMIT_BATCH = 32;
 const SPOOL_DIR = '.spool';
 
@@ -186,7 +186,7 @@ class FileSpool implements Spool {
       await queue.open();
       this.#queues.set(repository.name, queue);
       const q = queue;
-      this.#deps.metrics.queueAgeSources.set(repository.name, () => q.oldestAgeSeconds());
+      this.#deps.metrics.queueSources.set(repository.name, () => q.stats());
     }
     const name = repository.name;
     return new QueueHandle(queue, repository, settings, {
@@ -364,7 +364,7 @@ class FileSpool implements Spool {
     await Promise.all([...this.#handles.values()].map((h) => h.close(deadlineMs)));
     if (this.#segment) await this.#seal(this.#segment);
     await Promise.all([...this.#queues.values()].map((q) => q.close()));
-    for (const name of this.#queues.keys()) this.#deps.metrics.queueAgeSources.delete(name);
+    for (const name of this.#queues.keys()) this.#deps.metrics.queueSources.delete(name);
     await unlink(join(this.root, '.lock')).catch(() => undefined);
   }
 }

@@ -42,6 +42,11 @@ void test('a repository down for a while, then up: every profile arrives, once',
     // while it fails, the queue probes with one profile at a time
     assert.ok(repo.calls.every((c) => c.seq === 0), 'only the oldest profile is tried during the outage');
     assert.equal(spool.queue('r')!.stats().length, 40);
+    const text = await metrics.registry.metrics();
+    assert.match(text, /pprof_scraper_queue_length\{repository="r"\} 40\n/);
+    assert.match(text, /pprof_scraper_queue_bytes\{repository="r"\} [1-9]\d{3,}\n/);
+    const age = Number(/pprof_scraper_queue_oldest_age_seconds\{repository="r"\} ([0-9.e-]+)/.exec(text)?.[1]);
+    assert.ok(age > 0 && age < 60, `oldest age ${age} s`);
     isDown = false;
     await repo.waitAccepted(40);
     await until(() => spool.queue('r')!.stats().length === 0, 'an empty queue');
