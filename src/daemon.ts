@@ -38,7 +38,6 @@ export interface DaemonOptions {
   readonly providerFactory?: ProviderFactory;
   readonly clock?: Clock;
   /** Wraps a repository in its outbox; the default is its durable queue under `state_dir/queues/<name>`. */
-  readonly outboxFactory?: (repository: Repository, config: Config, entryIndex: number, deps: { logger: Logger; metrics: Metrics }) => Promise<Outbox>;
   /** Memory for the last profile of each target × type, for the status page's downloads (default 32 MiB). */
   readonly lastProfilesBytes?: number;
   /** How long a reload waits for a restarted provider's first answer before judging its targets gone (default 10 s). */
@@ -237,9 +236,7 @@ export class Daemon implements StatusSource {
         }
         const repository = await createRepository(entry, { logger: this.#logger, metrics: this.metrics, previous: existing?.repository });
         // a swapped repository binds to the same queue folder: nothing queued moves or is lost
-        const outbox = this.#options.outboxFactory
-          ? await this.#options.outboxFactory(repository, config, i, { logger: this.#logger, metrics: this.metrics })
-          : await (await this.#openSpool(config)).attach(repository, queueSettingsOf(entry));
+        const outbox = await (await this.#openSpool(config)).attach(repository, queueSettingsOf(entry));
         const slot = { identity, outbox, repository };
         created.push(slot);
         next.set(name, slot);
@@ -252,7 +249,7 @@ export class Daemon implements StatusSource {
     const old = this.#repositories;
     this.#repositories = next;
     const outboxes = new Map([...next].map(([n, s]) => [n, s.outbox]));
-    this.#delivery = this.#spool && !this.#options.outboxFactory ? this.#spool.activate(outboxes as Map<string, QueueHandle>) : createFanOut(outboxes);
+    this.#delivery = this.#spool ? this.#spool.activate(outboxes as Map<string, QueueHandle>) : createFanOut(outboxes);
     const removed = [...old.keys()].filter((n) => !next.has(n));
     // outboxes that were replaced or removed still deliver what they hold
     for (const [name, slot] of old) {

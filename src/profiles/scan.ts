@@ -48,8 +48,8 @@ export function scanProfile(buf: Uint8Array): ProfileSummary {
   let sampleTypeCount = 0;
   let stringCount = 0;
   let firstStringEmpty = false;
-  let timeNanos: number | undefined;
-  let durationNanos: number | undefined;
+  let timeNanos: bigint | undefined;
+  let durationNanos: bigint | undefined;
 
   const varint = (): number => {
     let value = 0;
@@ -60,6 +60,19 @@ export function scanProfile(buf: Uint8Array): ProfileSummary {
       value += (b & 0x7f) * scale;
       if ((b & 0x80) === 0) return value;
       scale *= 128;
+    }
+    throw new ProfileFormatError(`not a protobuf: a number longer than 10 bytes at byte ${pos}`);
+  };
+  // time and duration in ns pass 2^53: read them exactly (once per profile)
+  const varintBig = (): bigint => {
+    let value = 0n;
+    let shift = 0n;
+    for (let i = 0; i < 10; i++) {
+      if (pos >= buf.length) throw new ProfileFormatError(`truncated: a number runs past the end at byte ${pos}`);
+      const b = buf[pos++] ?? 0;
+      value |= BigInt(b & 0x7f) << shift;
+      if ((b & 0x80) === 0) return value;
+      shift += 7n;
     }
     throw new ProfileFormatError(`not a protobuf: a number longer than 10 bytes at byte ${pos}`);
   };
@@ -75,12 +88,11 @@ export function scanProfile(buf: Uint8Array): ProfileSummary {
       throw new ProfileFormatError(`not a pprof profile: field ${field} has wire type ${wire} at byte ${at}`);
     }
     switch (wire) {
-      case VARINT: {
-        const v = varint();
-        if (field === 9) timeNanos = v;
-        else if (field === 10) durationNanos = v;
+      case VARINT:
+        if (field === 9) timeNanos = varintBig();
+        else if (field === 10) durationNanos = varintBig();
+        else varint();
         break;
-      }
       case I64:
         pos += 8;
         break;
@@ -107,7 +119,7 @@ export function scanProfile(buf: Uint8Array): ProfileSummary {
   return {
     sampleCount,
     sampleTypeCount,
-    timeMs: timeNanos !== undefined && timeNanos > 0 ? Math.floor(timeNanos / 1e6) : undefined,
-    durationMs: durationNanos !== undefined && durationNanos > 0 ? Math.round(durationNanos / 1e6) : undefined,
+    timeMs: timeNanos !== undefined && timeNanos > 0n ? Number(timeNanos / 1_000_000n) : undefined,
+    durationMs: durationNanos !== undefined && durationNanos > 0n ? Math.round(Number(durationNanos) / 1e6) : undefined,
   };
 }

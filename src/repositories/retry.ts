@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { ScrapedProfile } from '../profiles/profile.js';
 import type { Repository, SendResult } from './repository.js';
 
@@ -46,32 +45,4 @@ export async function sendWithTimeout(repository: Repository, profile: ScrapedPr
     clearTimeout(timer);
     signal.removeEventListener('abort', onAbort);
   }
-}
-
-export interface RetryReport {
-  onRetry?(result: SendResult & { status: 'retryable' }, attempt: number, delayMs: number): void;
-}
-
-/**
- * Sends with retries: retryable failures are tried again after a backoff, up
- * to `maxAttempts`; permanent ones and successes return at once.
- */
-export async function sendWithRetry(
-  repository: Repository,
-  profile: ScrapedProfile,
-  options: { policy: BackoffPolicy; timeoutMs: number; maxAttempts: number; signal: AbortSignal } & RetryReport,
-): Promise<SendResult> {
-  let result: SendResult = { status: 'retryable', error: 'not sent' };
-  for (let attempt = 0; attempt < options.maxAttempts; attempt++) {
-    result = await sendWithTimeout(repository, profile, options.timeoutMs, options.signal);
-    if (result.status !== 'retryable' || attempt === options.maxAttempts - 1 || options.signal.aborted) return result;
-    const delay = nextDelay(result, options.policy, attempt);
-    options.onRetry?.(result, attempt, delay);
-    try {
-      await sleep(delay, undefined, { signal: options.signal, ref: false });
-    } catch {
-      return result;
-    }
-  }
-  return result;
 }

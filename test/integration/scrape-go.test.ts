@@ -72,7 +72,7 @@ state_dir: ${dir}/state
       const sidecar = JSON.parse(await readFile(file.replace(/\.pb\.gz$/, '.json'), 'utf8'));
       assert.deepEqual(sidecar.labels, { instance: go.address, provider: 'static', env: 'test', team: 'core' });
       assert.equal(sidecar.service, 'go-target');
-      assert.equal(sidecar.time, new Date(Math.floor(Number(p.timeNanos) / 1e6)).toISOString(), 'the time is the profile\'s own');
+      assert.equal(sidecar.time, new Date(Number(BigInt(p.timeNanos) / 1_000_000n)).toISOString(), 'the time is the profile\'s own');
     }
 
     // profefe gets every type it knows (allocs is not one), each accepted by its rules

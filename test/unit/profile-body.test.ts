@@ -31,7 +31,7 @@ describe('pprof body check', () => {
       assert.equal(checked.data, body, 'gzip bodies are kept as received');
       assert.equal(checked.summary.sampleCount, decoded.sample.length);
       assert.equal(checked.summary.sampleTypeCount, decoded.sampleType.length);
-      assert.equal(checked.summary.timeMs, Math.floor(Number(decoded.timeNanos) / 1e6));
+      assert.equal(checked.summary.timeMs, Number(BigInt(decoded.timeNanos) / 1_000_000n));
     });
   }
 
