@@ -312,6 +312,12 @@ async function measure(impl: 'daemon' | 'relay', n: number, opts: Options, peers
         p50: quantileOf(after.metrics, 'pprof_scraper_schedule_lateness_seconds', '0.5'),
         p99: quantileOf(after.metrics, 'pprof_scraper_schedule_lateness_seconds', '0.99'),
       };
+      // Profiles still in the durable queue are on disk, not lost: let it drain
+      // (up to 30 s) so "lost" below counts only what really went missing.
+      for (let waited = 0; waited < 30_000; waited += 250) {
+        if ((sumOf(await metrics(metricsUrl), 'pprof_scraper_queue_length') ?? 0) === 0) break;
+        await sleep(250);
+      }
       // Taken last thing before the stop: what the daemon says it scraped over its life.
       const final = await metrics(metricsUrl);
       scrapedOk = okOf(final);
