@@ -18,19 +18,11 @@ import { rebindStatusServer, startStatusServer } from './server/server.js';
 import type { Handler, StatusServer } from './server/server.js';
 import { LastProfiles } from './server/last-profiles.js';
 import { lastProfileLink, statusRoutes } from './server/routes.js';
-import type { StatusReport, StatusSource } from './server/routes.js';
+import type { LastScrapeJson, StatusReport, StatusSource } from './server/routes.js';
 import type { ScrapedProfile } from './profiles/profile.js';
 
 /** The last scrape of one target × type, as /targets shows it. */
-export interface LastScrape {
-  readonly time: string;
-  readonly durationMs: number;
-  readonly bytes: number;
-  readonly result: string;
-  readonly error?: string;
-  /** Download link of this profile while it is held in memory. */
-  readonly profile?: string;
-}
+export type LastScrape = LastScrapeJson;
 
 export interface DaemonOptions {
   readonly logger: Logger;

@@ -10,6 +10,7 @@ import {join} from 'node:path';
 import {Writable} from 'node:stream';
 import {pino} from 'pino';
 import type {Logger} from 'pino';
+import {Arrivals} from './arrivals.js';
 import type {ScrapedProfile} from '../../src/profiles/profile.js';
 import type {Repository, SendResult} from '../../src/repositories/repository.js';
 import type {QueueSettings} from '../../src/repositories/queue.js';
@@ -40,7 +41,7 @@ export class ScriptedRepository implements Repository {
   /** seq -> how many times it was accepted. */
   readonly accepted = new Map<number, number>();
   script: Script;
-  #waiters = new Set<() => void>();
+  readonly #arrivals = new Arrivals();
 
   constructor(
     readonly name: string,
@@ -55,26 +56,13 @@ export class ScriptedRepository implements Repository {
     const result = await this.script(profile, this.calls.length - 1, signal);
     call.result = result;
     if (result.status === 'ok') this.accepted.set(call.seq, (this.accepted.get(call.seq) ?? 0) + 1);
-    for (const w of this.#waiters) w();
+    this.#arrivals.notify();
     return result;
   }
 
   /** Resolves once `n` distinct profiles were accepted. */
   waitAccepted(n: number, timeoutMs = 10_000): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        if (this.accepted.size < n) return;
-        clearTimeout(timer);
-        this.#waiters.delete(check);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        this.#waiters.delete(check);
-        reject(new Error(`${this.name}: waited ${timeoutMs} ms for ${n} accepted profiles, got ${this.accepted.size} (${this.calls.length} calls)`));
-      }, timeoutMs);
-      this.#waiters.add(check);
-      check();
-    });
+    return this.#arrivals.until(() => this.accepted.size >= n, timeoutMs, () => `${this.name}: waited ${timeoutMs} ms for ${n} accepted profiles, got ${this.accepted.size} (${this.calls.length} calls)`);
   }
 
   async close(): Promise<void> {}

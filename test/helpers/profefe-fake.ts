@@ -9,6 +9,7 @@ import type {IncomingHttpHeaders, IncomingMessage, ServerResponse} from 'node:ht
 import type {AddressInfo} from 'node:net';
 import {gunzipSync} from 'node:zlib';
 import {Profile} from 'pprof-format';
+import {Arrivals} from './arrivals.js';
 import {parseWriteParams, readBody, replyJson, replyNonWrite, routeProfefe} from './profefe-contract.js';
 import type {ProfefeType} from './profefe-contract.js';
 
@@ -115,7 +116,7 @@ export async function startProfefeFake(opts: {host?: string} = {}): Promise<Prof
   const rejected: RejectedRequest[] = [];
   let failure: FailureHook | undefined;
   let seq = 0;
-  const waiters = new Set<() => void>();
+  const arrivals = new Arrivals();
 
   const reject = (req: IncomingMessage, res: ServerResponse, status: number, error: string): void => {
     rejected.push({method: req.method ?? '', url: req.url ?? '', status, error, receivedAt: Date.now()});
@@ -161,7 +162,7 @@ export async function startProfefeFake(opts: {host?: string} = {}): Promise<Prof
     const id = randomBytes(10).toString('hex');
     received.push({service, type, labels, body, sampleCount, url, receivedAt: Date.now()});
     replyJson(res, 200, {body: {id, type, service}});
-    for (const wake of waiters) wake();
+    arrivals.notify();
   };
 
   const server = createServer((req, res) => {
@@ -188,22 +189,11 @@ export async function startProfefeFake(opts: {host?: string} = {}): Promise<Prof
       failure = f;
     },
     waitForProfiles(count, timeoutMs = 10_000) {
-      return new Promise((resolve, rejectWait) => {
-        const check = (): void => {
-          if (received.length < count) return;
-          clearTimeout(timer);
-          waiters.delete(check);
-          resolve(received.slice());
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          rejectWait(new Error(`profefe fake: waited ${timeoutMs} ms for ${count} profiles, got ${received.length}` +
-            (rejected.length ? `; rejected: ${rejected.map((r) => `${r.status} ${r.error} (${r.url})`).join('; ')}` : '')));
-        }, timeoutMs);
-        timer.unref();
-        waiters.add(check);
-        check();
-      });
+      return arrivals
+        .until(() => received.length >= count, timeoutMs, () =>
+          `profefe fake: waited ${timeoutMs} ms for ${count} profiles, got ${received.length}` +
+          (rejected.length ? `; rejected: ${rejected.map((r) => `${r.status} ${r.error} (${r.url})`).join('; ')}` : ''))
+        .then(() => received.slice());
     },
     close() {
       return new Promise((resolve, rejectClose) => {

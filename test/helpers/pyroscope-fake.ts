@@ -11,6 +11,7 @@ import type {IncomingHttpHeaders, IncomingMessage, ServerResponse} from 'node:ht
 import type {AddressInfo} from 'node:net';
 import {gunzipSync} from 'node:zlib';
 import {Profile} from 'pprof-format';
+import {Arrivals} from './arrivals.js';
 
 export const PUSH_PATH = '/push.v1.PusherService/Push';
 
@@ -191,7 +192,7 @@ export async function startPyroscopeFake(opts: PyroscopeFakeOptions = {}): Promi
   const rejected: PyroscopeRejection[] = [];
   let hook: ((seq: number) => PyroscopeFailure | undefined) | undefined;
   let seq = 0;
-  const waiters = new Set<() => void>();
+  const arrivals = new Arrivals();
 
   const refuse = (res: ServerResponse, code: string, message: string): void => {
     const status = CONNECT_STATUS[code] ?? 500;
@@ -254,7 +255,7 @@ export async function startPyroscopeFake(opts: PyroscopeFakeOptions = {}): Promi
     received.push(...accepted);
     res.writeHead(200, {'content-type': 'application/proto'});
     res.end();
-    for (const w of waiters) w();
+    arrivals.notify();
   };
 
   const server = createServer((req, res) => {
@@ -273,20 +274,9 @@ export async function startPyroscopeFake(opts: PyroscopeFakeOptions = {}): Promi
       hook = h;
     },
     waitFor(count, timeoutMs = 15_000) {
-      return new Promise((resolve, reject) => {
-        const check = (): void => {
-          if (received.length < count) return;
-          clearTimeout(timer);
-          waiters.delete(check);
-          resolve(received.slice());
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`pyroscope fake: waited ${timeoutMs} ms for ${count} profiles, got ${received.length} (refused: ${JSON.stringify(rejected.slice(-3))})`));
-        }, timeoutMs);
-        waiters.add(check);
-        check();
-      });
+      return arrivals
+        .until(() => received.length >= count, timeoutMs, () => `pyroscope fake: waited ${timeoutMs} ms for ${count} profiles, got ${received.length} (refused: ${JSON.stringify(rejected.slice(-3))})`)
+        .then(() => received.slice());
     },
     close() {
       server.closeAllConnections();

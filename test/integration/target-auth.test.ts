@@ -3,8 +3,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer } from 'node:http';
-import type { IncomingHttpHeaders } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo, Server } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,7 +48,7 @@ void test('TLS (CA, client certificate, skip-verify), bearer and basic auth reac
   await writeFile(join(dir, 'password'), 'pw-456\n');
 
   const seen: { port: number; headers: IncomingHttpHeaders; clientCert: string | undefined }[] = [];
-  const handler = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse): void => {
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const socket = req.socket as TLSSocket;
     const cert = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
     seen.push({ port: (req.socket.address() as AddressInfo).port, headers: req.headers, clientCert: [cert?.subject?.CN].flat()[0] });
@@ -63,7 +63,7 @@ void test('TLS (CA, client certificate, skip-verify), bearer and basic auth reac
   const mtls = createHttpsServer({ ...tlsOptions, ca: await readFile(join(dir, 'ca.pem')), requestCert: true, rejectUnauthorized: true }, handler);
   const tls = createHttpsServer(tlsOptions, handler);
   const plain = createServer(handler);
-  const listen = async (s: import('node:net').Server): Promise<number> => {
+  const listen = async (s: Server): Promise<number> => {
     await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
     return (s.address() as AddressInfo).port;
   };
