@@ -22,7 +22,7 @@ export class Arrivals {
         this.#waiters.delete(check);
         reject(new Error(failure()));
       }, timeoutMs);
-      timer.unref();
+      // held, not unref()ed: while a test waits, the work it waits for may hang on unref()ed timers
       this.#waiters.add(check);
       check();
     });
