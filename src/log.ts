@@ -1,6 +1,7 @@
 import { pino } from 'pino';
 import type { Logger } from 'pino';
-import pretty from 'pino-pretty';
+import { createRequire } from 'node:module';
+import type PinoPretty from 'pino-pretty';
 
 export type { Logger };
 
@@ -16,6 +17,8 @@ export function createLogger(options: LogOptions = {}): Logger {
   const isTty = (fd === 1 ? process.stdout : process.stderr).isTTY === true;
   const base = { level: options.level ?? 'info', base: null, timestamp: pino.stdTimeFunctions.isoTime };
   if (isTty) {
+    // only a terminal needs the pretty printer: a service does not load it
+    const pretty = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
     return pino(base, pretty({ destination: fd, sync: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }));
   }
   return pino(base, pino.destination({ dest: fd, sync: true }));

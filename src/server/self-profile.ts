@@ -1,24 +1,30 @@
-import { encode, heap, time } from '@datadog/pprof';
+import type * as DatadogPprof from '@datadog/pprof';
 
 // The daemon's own /debug/pprof, Go-style, so it can be profiled like any
-// target (the embedded default scrapes it). Heap sampling starts once; a CPU
-// profile answers 500 "already in use" when one runs, as Go's does.
+// target (the embedded default scrapes it). The profiler loads, and heap
+// sampling starts, at the first /debug/pprof request: a daemon nobody
+// profiles does not carry it. A CPU profile answers 500 "already in use" when
+// one runs, as Go's does.
 
 const HEAP_INTERVAL_BYTES = 512 * 1024;
 const HEAP_STACK_DEPTH = 64;
-let heapStarted = false;
+type Pprof = typeof DatadogPprof;
+let loading: Promise<Pprof> | undefined;
 let cpuBusy = false;
 
-export function startHeapSampling(): void {
-  if (heapStarted) return;
-  heap.start(HEAP_INTERVAL_BYTES, HEAP_STACK_DEPTH);
-  heapStarted = true;
+/** Loads the profiler and starts heap sampling, once. */
+export function startHeapSampling(): Promise<Pprof> {
+  loading ??= import('@datadog/pprof').then((pprof) => {
+    pprof.heap.start(HEAP_INTERVAL_BYTES, HEAP_STACK_DEPTH);
+    return pprof;
+  });
+  return loading;
 }
 
-/** gzip-compressed pprof of live heap samples. */
+/** gzip-compressed pprof of the heap samples taken since sampling started. */
 export async function heapProfile(): Promise<Buffer> {
-  startHeapSampling();
-  return encode(heap.profile());
+  const pprof = await startHeapSampling();
+  return pprof.encode(pprof.heap.profile());
 }
 
 export class ProfilerBusyError extends Error {
@@ -33,7 +39,8 @@ export async function cpuProfile(seconds: number): Promise<Buffer> {
   if (cpuBusy) throw new ProfilerBusyError();
   cpuBusy = true;
   try {
-    return await encode(await time.profile({ durationMillis: seconds * 1000 }));
+    const pprof = await startHeapSampling();
+    return await pprof.encode(await pprof.time.profile({ durationMillis: seconds * 1000 }));
   } finally {
     cpuBusy = false;
   }

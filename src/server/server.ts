@@ -2,7 +2,7 @@ import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { cpuProfile, heapProfile, ProfilerBusyError, startHeapSampling } from './self-profile.js';
+import { cpuProfile, heapProfile, ProfilerBusyError } from './self-profile.js';
 
 export type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void> | void;
 
@@ -30,7 +30,6 @@ export function sendJson(res: ServerResponse, status: number, value: unknown): v
 
 /** Own /debug/pprof: heap and CPU (wall-clock) profiles of the daemon itself. */
 export function pprofRoutes(): Map<string, Handler> {
-  startHeapSampling();
   return new Map<string, Handler>([
     [
       '/debug/pprof/',
