@@ -5,7 +5,7 @@
  *   node --import tsx bench/run.ts [--targets 100,1000] [--duration 90s] [--warmup 20s]
  *     [--interval 15s] [--types heap,goroutine,block,mutex] [--concurrency 64]
  *     [--port 6060] [--timeout 10s] [--cpu-seconds 10] [--only daemon|relay]
- *     [--daemon dist/cli/index.js] [--out bench/results]
+ *     [--node-options "--max-semi-space-size=2"] [--daemon dist/cli/index.js] [--out bench/results]
  *
  * See bench/README.md for what is measured and how.
  */
@@ -41,6 +41,8 @@ interface Options {
   timeoutMs: number;
   cpuSeconds: number;
   only: 'daemon' | 'relay' | undefined;
+  /** NODE_OPTIONS for the daemon alone, to try V8 settings. */
+  nodeOptions: string;
   daemonCli: string;
   outDir: string;
 }
@@ -104,6 +106,7 @@ function parseOptions(): Options {
       timeout: {type: 'string', default: '10s'},
       'cpu-seconds': {type: 'string', default: '10'},
       only: {type: 'string'},
+      'node-options': {type: 'string', default: ''},
       daemon: {type: 'string', default: 'dist/cli/index.js'},
       out: {type: 'string', default: 'bench/results'},
     },
@@ -122,6 +125,7 @@ function parseOptions(): Options {
     timeoutMs: parseDuration(values.timeout, '--timeout'),
     cpuSeconds: parseWhole(values['cpu-seconds'], '--cpu-seconds', 1),
     only: values.only,
+    nodeOptions: values['node-options'],
     daemonCli: resolve(REPO_ROOT, values.daemon),
     outDir: resolve(REPO_ROOT, values.out),
   };
@@ -260,7 +264,11 @@ async function measure(impl: 'daemon' | 'relay', n: number, opts: Options, peers
       metricsUrl = `http://${listen}/metrics`;
       const configPath = join(runDir, `daemon-${n}.yaml`);
       await writeFile(configPath, daemonConfig(opts, n, peers.sinkUrl, listen, join(stateDir, 'state')));
-      child = startChild('daemon', NODE, [opts.daemonCli, 'run', '--config', configPath], {cwd: REPO_ROOT, logPath: join(runDir, `daemon-${n}.log`)});
+      child = startChild('daemon', NODE, [opts.daemonCli, 'run', '--config', configPath], {
+        cwd: REPO_ROOT,
+        env: opts.nodeOptions ? {...process.env, NODE_OPTIONS: opts.nodeOptions} : process.env,
+        logPath: join(runDir, `daemon-${n}.log`),
+      });
       await waitForMetrics(child, metricsUrl, 30_000);
     } else {
       const relayJs = await transpileForNode(join(REPO_ROOT, 'bench', 'relay.ts'));
