@@ -60,6 +60,7 @@ discovery:
       refresh: ${refresh}
 repositories:
   - directory: {path: ${join(dir, 'profiles')}}
+state_dir: ${join(dir, 'state')}
 server: {listen: "127.0.0.1:0"}
 `;
   return parseConfig(text, 'test.yaml', { baseDir: dir });
