@@ -1,3 +1,4 @@
+import { CallSignal } from '../abort.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
 import type { Repository, SendResult } from './repository.js';
 
@@ -22,27 +23,14 @@ export function nextDelay(result: SendResult, policy: BackoffPolicy, attempt: nu
 
 /** Bounds one send attempt: the adapter sees an aborted signal after `timeoutMs`. */
 export async function sendWithTimeout(repository: Repository, profile: ScrapedProfile, timeoutMs: number, signal: AbortSignal): Promise<SendResult> {
-  // One controller per attempt, tied to `signal` by a listener that goes
-  // afterwards: AbortSignal.any() on a long-lived signal keeps each signal
-  // derived from it alive and slows down with every call (Node 20).
-  const controller = new AbortController();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    controller.abort(new DOMException(`no answer within ${timeoutMs} ms`, 'TimeoutError'));
-  }, timeoutMs);
-  timer.unref();
-  const onAbort = (): void => controller.abort(signal.reason);
-  if (signal.aborted) onAbort();
-  else signal.addEventListener('abort', onAbort, { once: true });
+  const call = new CallSignal(signal, timeoutMs, () => new DOMException(`no answer within ${timeoutMs} ms`, 'TimeoutError'));
   try {
-    const result = await repository.send(profile, controller.signal);
-    if (result.status === 'retryable' && timedOut && !signal.aborted) {
+    const result = await repository.send(profile, call.signal);
+    if (result.status === 'retryable' && call.timedOut && !signal.aborted) {
       return { status: 'retryable', error: `no answer within the send timeout (${timeoutMs} ms): ${result.error}` };
     }
     return result;
   } finally {
-    clearTimeout(timer);
-    signal.removeEventListener('abort', onAbort);
+    call.dispose();
   }
 }

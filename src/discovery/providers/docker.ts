@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { ContainerInfo } from 'dockerode';
+import { CallSignal } from '../../abort.js';
 import type { DockerConfig } from '../../config/index.js';
 import type { Discovered } from '../../targets/index.js';
 import { DiscoveryError } from '../provider.js';
@@ -46,24 +47,18 @@ export async function createDockerProvider(config: DockerConfig, source: number,
     refreshInterval: config.refresh,
 
     async refresh(signal: AbortSignal): Promise<Discovered[]> {
-      // one timer and one listener, both gone when the call is: AbortSignal.any
-      // would keep a signal per refresh alive on the runner's long-lived one
-      const call = new AbortController();
-      const timer = setTimeout(() => call.abort(), LIST_TIMEOUT_MS);
-      const onAbort = (): void => call.abort();
-      signal.addEventListener('abort', onAbort, { once: true });
+      const call = new CallSignal(signal, LIST_TIMEOUT_MS);
       const asked = performance.now();
       let list: unknown;
       try {
         list = await api.listContainers(listFilters, call.signal);
       } catch (err) {
-        if (call.signal.aborted && !signal.aborted) {
+        if (call.timedOut && !signal.aborted) {
           throw new DiscoveryError(`no answer from the Docker engine at ${endpoint.description} to the container list within ${LIST_TIMEOUT_MS / 1000}s`, { code: 'ETIMEDOUT', cause: err });
         }
         throw dockerError(err, endpoint.description, 'the container list');
       } finally {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
+        call.dispose();
       }
       if (!Array.isArray(list)) {
         throw new DiscoveryError(`${endpoint.description} answered the container list with something that is not a list: is it a Docker engine?`);

@@ -1,4 +1,5 @@
 import type { EC2Client, EC2ClientConfig } from '@aws-sdk/client-ec2';
+import { CallSignal } from '../../abort.js';
 import type { Ec2Config } from '../../config/index.js';
 import type { Discovered } from '../../targets/index.js';
 import { DiscoveryError } from '../provider.js';
@@ -140,10 +141,7 @@ export async function createEc2Provider(config: Ec2Config, source: number, deps:
     refreshInterval: config.refresh,
     async refresh(signal: AbortSignal): Promise<Discovered[]> {
       // The first region that fails stops the others: a partial answer is never used.
-      const stop = new AbortController();
-      const onAbort = (): void => stop.abort(signal.reason);
-      signal.addEventListener('abort', onAbort, { once: true });
-      if (signal.aborted) stop.abort(signal.reason);
+      const stop = new CallSignal(signal);
       try {
         const results = await Promise.all(
           clients.map((_, index) =>
@@ -155,7 +153,7 @@ export async function createEc2Provider(config: Ec2Config, source: number, deps:
         );
         return results.flat();
       } finally {
-        signal.removeEventListener('abort', onAbort);
+        stop.dispose();
       }
     },
     close(): Promise<void> {
