@@ -1,6 +1,6 @@
-export { ConfigLoadError, EMBEDDED_SOURCE, formatConfigError, loadConfigFile, loadEmbeddedDefault, parseConfig } from './load.js';
+export { ConfigLoadError, EMBEDDED_SOURCE, formatConfigError, loadConfigFile, loadEmbeddedDefault, MAX_ALIAS_VALUES, MAX_CONFIG_BYTES, MAX_DEPTH, parseConfig, readConfigText } from './load.js';
 export type { ConfigError, LoadedConfig, LoadOptions } from './load.js';
-export { createConfigSchema, DEFAULT_PROFILES, PROVIDER_KINDS, REPOSITORY_KINDS } from './schema.js';
+export { createConfigSchema, DEFAULT_PROFILE_LIMITS, DEFAULT_PROFILES, PROVIDER_KINDS, REPOSITORY_KINDS } from './schema.js';
 export type {
   ClientSettings,
   Config,
@@ -12,6 +12,7 @@ export type {
   OverrideRule,
   OverrideSettings,
   ProfefeConfig,
+  ProfileLimits,
   ProfileTypeConfig,
   ProviderKind,
   PyroscopeConfig,

@@ -2,8 +2,11 @@ import { accessSync, constants } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { Cron } from 'croner';
+import { redactUrl } from '../redact.js';
 import { Secret } from './secret.js';
-import { parseDuration, parseSize } from './units.js';
+import { formatDuration, parseDuration, parseSize } from './units.js';
+import { DEFAULT_DENY_CIDRS, parseCidr } from '../targets/address-policy.js';
+import { pathProblem } from '../targets/path.js';
 
 // The config file's shape. Leaves are turned into what the daemon uses
 // (durations in ms, sizes in bytes, secrets wrapped, file paths made absolute)
@@ -39,6 +42,16 @@ export const duration = z
 
 const positiveDuration = duration.refine((ms) => ms > 0, { error: 'must be longer than 0s' });
 
+/** No target × type is scraped more often than this, whoever sets the interval. */
+export const MIN_INTERVAL_MS = 1000;
+
+const interval = duration.refine((ms) => ms >= MIN_INTERVAL_MS && Number.isSafeInteger(ms), {
+  error: (iss) =>
+    typeof iss.input === 'number' && iss.input < MIN_INTERVAL_MS
+      ? `interval ${formatDuration(iss.input)} is below the ${formatDuration(MIN_INTERVAL_MS)} minimum: no target is scraped more than once a second`
+      : 'interval is too long to count in milliseconds: give a shorter one',
+});
+
 export const size = z
   .union([z.string(), z.number()], { error: (iss) => `expected a size like 64MiB, got ${describeInput(iss.input)}` })
   .transform((text, ctx) => {
@@ -67,7 +80,16 @@ const port = z
 
 const scheme = z.enum(['http', 'https'], { error: (iss) => `scheme ${quote(iss.input)} is not http or https` });
 
-const urlPath = z.string().refine((p) => p.startsWith('/'), { error: (iss) => `path ${quote(iss.input)} must start with /` });
+// The same rule as a pprof.path tag: a query here would collide with the ?seconds=N the daemon adds.
+const urlPath = z.string().superRefine((p, ctx) => {
+  const problem = pathProblem(p);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `path ${quote(p)} ${problem}` });
+});
+
+const cidr = z.string().superRefine((text, ctx) => {
+  const parsed = parseCidr(text);
+  if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed });
+});
 
 const labelValue = z
   .union([z.string(), z.number(), z.boolean()], { error: (iss) => `a label value must be a string, got ${describeInput(iss.input)}` })
@@ -80,17 +102,21 @@ export const labelMap = z.record(
 
 const secret = z.string().transform((v) => new Secret(v)).meta({ description: 'A secret. Prefer the *_file form; never printed.' });
 
-const url = z.string().refine(
-  (v) => {
-    try {
-      const u = new URL(v);
-      return u.protocol === 'http:' || u.protocol === 'https:';
-    } catch {
-      return false;
-    }
-  },
-  { error: (iss) => `${quote(iss.input)} is not an http:// or https:// URL` },
-);
+// Credentials in a URL would be sent by no HTTP client here and shown by every
+// log line: they are refused, as in static targets, and never quoted.
+const url = z.string().superRefine((v, ctx) => {
+  let u: URL | undefined;
+  try {
+    u = new URL(v);
+  } catch {
+    // not a URL: the check below says so
+  }
+  if (u?.protocol !== 'http:' && u?.protocol !== 'https:') {
+    ctx.addIssue({ code: 'custom', message: `${quote(redactUrl(v))} is not an http:// or https:// URL` });
+  } else if (u.username !== '' || u.password !== '') {
+    ctx.addIssue({ code: 'custom', message: `${quote(redactUrl(v))} has credentials in it, which logs would show: remove them (profefe and pyroscope take basic_auth or bearer_token_file)` });
+  }
+});
 
 function filePath(ctx: SchemaContext) {
   return z.string().transform((p, c) => {
@@ -143,12 +169,45 @@ const overrideFields = {
   path: urlPath.optional(),
   scheme: scheme.optional(),
   profiles: z.array(z.string()).min(1, { error: 'profiles must list at least one type' }).optional(),
-  interval: positiveDuration.optional(),
+  interval: interval.optional(),
 };
+
+function structureLimit(key: string, fallback: number) {
+  return z
+    .number({ error: (iss) => `${key} must be a whole number, got ${describeInput(iss.input)}` })
+    .int({ error: `${key} must be a whole number` })
+    .min(1, { error: `${key} must be at least 1` })
+    .default(fallback);
+}
+
+// What one profile may hold, counted in one pass over its bytes before
+// anything decodes it. Each default is several times what the largest real Go
+// profiles hold, and far below what a few KiB of gzip can claim (decoded into
+// objects, a sample costs about 450 bytes, a string 230, a location 180, a
+// label or a line 60, a frame 10).
+const profileLimitFields = {
+  max_decompressed_size: size.default(256 * 1024 ** 2),
+  max_samples: structureLimit('max_samples', 1_000_000),
+  max_sample_types: structureLimit('max_sample_types', 8),
+  max_frames: structureLimit('max_frames', 16_000_000).meta({ description: 'Location ids in all samples together (stack frames).' }),
+  max_labels: structureLimit('max_labels', 4_000_000).meta({ description: 'Labels in all samples together.' }),
+  max_locations: structureLimit('max_locations', 1_000_000),
+  max_lines: structureLimit('max_lines', 2_000_000).meta({ description: 'Lines in all locations together (inlined calls add lines).' }),
+  max_functions: structureLimit('max_functions', 1_000_000),
+  max_mappings: structureLimit('max_mappings', 10_000),
+  max_strings: structureLimit('max_strings', 1_000_000).meta({ description: 'Entries of the string table.' }),
+  max_string_table_size: size.default(64 * 1024 ** 2).meta({ description: 'Bytes of all strings of the string table together.' }),
+};
+
+/** The limits a profile is scanned and decoded under: the `scrape:` keys of the same names. */
+export const profileLimitsSchema = z.strictObject(profileLimitFields);
+export type ProfileLimits = z.output<typeof profileLimitsSchema>;
+/** The limits where no config is at hand. */
+export const DEFAULT_PROFILE_LIMITS: ProfileLimits = profileLimitsSchema.parse({});
 
 function scrapeSchema(ctx: SchemaContext) {
   return z.strictObject({
-    interval: positiveDuration.default(60_000),
+    interval: interval.default(60_000),
     schedule: z
       .string()
       .refine(
@@ -163,12 +222,21 @@ function scrapeSchema(ctx: SchemaContext) {
         { error: (iss) => `${quote(iss.input)} is not a cron expression (like "*/10 * * * *")` },
       )
       .optional(),
-    spread: duration.optional(),
+    spread: duration.default(30_000),
     timeout: positiveDuration.default(10_000),
     concurrency: z.number().int().min(1, { error: 'concurrency must be at least 1' }).default(64),
     max_profile_size: size.default(64 * 1024 ** 2),
-    max_decompressed_size: size.default(256 * 1024 ** 2),
+    ...profileLimitFields,
     labels: labelMap.default({}),
+    deny_cidrs: z
+      .array(cidr)
+      .default([...DEFAULT_DENY_CIDRS])
+      .meta({ description: 'Addresses never scraped, whoever names them (config, tag, label, DNS). A list here replaces the default (link-local and the cloud metadata addresses): list those too to keep them.' }),
+    allow_cidrs: z
+      .array(cidr)
+      .min(1, { error: 'allow_cidrs must list at least one CIDR; leave it out to allow every address that deny_cidrs does not deny' })
+      .optional()
+      .meta({ description: 'When set, only addresses in these ranges are scraped (deny_cidrs still applies).' }),
     ...clientFields(ctx),
   });
 }
@@ -360,6 +428,48 @@ const listen = z.string().refine((v) => /^(\[[0-9a-fA-F:.]+\]|[^:\s]*):\d{1,5}$/
   error: (iss) => `listen ${quote(iss.input)} must be host:port, like 127.0.0.1:10101`,
 });
 
+// The status listener's own settings. Its Host check, cross-site refusal and
+// reload opt-in are described in docs/security.md ("The status listener").
+export const BCRYPT_RE = /^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$/;
+
+const allowedHost = z
+  .string()
+  .transform((h) => h.toLowerCase().replace(/\.$/, ''))
+  .refine((h) => /^[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?$/.test(h), {
+    error: (iss) => `allowed_hosts entry ${quote(iss.input)} must be a bare host name, like status.example.com (no scheme, port or path: the port is not compared)`,
+  });
+
+function serverSchema(ctx: SchemaContext) {
+  return z.strictObject({
+    listen: listen.default('127.0.0.1:10101'),
+    allowed_hosts: z
+      .array(allowedHost)
+      .default([])
+      .meta({ description: 'Host names the status listener answers to besides IP addresses, localhost and the listen host (DNS rebinding protection). Case-insensitive; the port is not compared.' }),
+    enable_reload: z.boolean().default(false).meta({ description: 'Allow POST /-/reload. SIGHUP and the config file watch reload either way.' }),
+    basic_auth: z
+      .strictObject({
+        username: z.string().min(1, { error: 'username must not be empty' }),
+        password_hash: z
+          .string()
+          .refine((h) => BCRYPT_RE.test(h), { error: 'password_hash is not a bcrypt hash ($2y$10$ and 53 more characters): make one with htpasswd -nBC 10 "" | tr -d \':\\n\'' })
+          .transform((h) => new Secret(h))
+          .optional(),
+        password_hash_file: filePath(ctx).optional(),
+      })
+      .optional()
+      .meta({ description: 'Ask for a user name and password on every path but /healthz, /-/healthy and /-/ready. The password is given as a bcrypt hash.' }),
+    tls: z
+      .strictObject({
+        cert_file: filePath(ctx),
+        key_file: filePath(ctx),
+        client_ca_file: filePath(ctx).optional().meta({ description: 'Require a client certificate signed by this CA.' }),
+      })
+      .optional()
+      .meta({ description: 'Serve https instead of http.' }),
+  });
+}
+
 export function createConfigSchema(ctx: SchemaContext) {
   return z.strictObject({
     scrape: scrapeSchema(ctx).prefault({}),
@@ -367,7 +477,7 @@ export function createConfigSchema(ctx: SchemaContext) {
     discovery: z.array(discoveryEntry(ctx)).default([]),
     overrides: z.array(overrideRule).default([]),
     repositories: z.array(repositoryEntry(ctx)).min(1, { error: 'list at least one repository, so profiles have somewhere to go' }),
-    server: z.strictObject({ listen: listen.default('127.0.0.1:10101') }).prefault({}),
+    server: serverSchema(ctx).prefault({}),
     shard: z
       .strictObject({
         count: z.number().int().min(1, { error: 'shard count must be at least 1' }),
@@ -398,6 +508,7 @@ export type DirectoryConfig = NonNullable<RepositoryEntry['directory']>;
 export type PyroscopeConfig = NonNullable<RepositoryEntry['pyroscope']>;
 export type S3Config = NonNullable<RepositoryEntry['s3']>;
 export type MatchValue = OverrideRule['match'][string];
+export type ServerConfig = Config['server'];
 
 /** The fields every provider block, static target and overrides: rule may set. */
 export interface OverrideSettings {

@@ -176,6 +176,14 @@ export function crossFieldIssues(raw: Raw, _baseDir: string): ConfigIssue[] {
     }
   });
 
+  // server:
+  const server = raw['server'];
+  const listenerAuth = isMap(server) ? server['basic_auth'] : undefined;
+  if (isMap(listenerAuth)) {
+    const given = ['password_hash', 'password_hash_file'].filter((k) => listenerAuth[k] !== undefined);
+    if (given.length !== 1) add(['server', 'basic_auth'], `basic_auth needs exactly one of password_hash or password_hash_file${given.length > 1 ? ', not both' : ''}`);
+  }
+
   // shard:
   const shard = raw['shard'];
   if (isMap(shard) && typeof shard['count'] === 'number' && typeof shard['index'] === 'number' && shard['count'] >= 1 && shard['index'] >= shard['count']) {
