@@ -1,6 +1,8 @@
-import { gunzipSync, gzipSync } from 'node:zlib';
-import { Profile } from 'pprof-format';
-import type { Sample } from 'pprof-format';
+import { gzipSync } from 'node:zlib';
+import { DEFAULT_PROFILE_LIMITS } from '../config/index.js';
+import type { ProfileLimits } from '../config/index.js';
+import { openProfile } from './decode.js';
+import { IndexedProfile } from './indexed.js';
 
 // Deltas of cumulative pprof profiles (Go's allocs/heap alloc_*, block and
 // mutex), for repositories that want what happened between two scrapes
@@ -13,6 +15,8 @@ import type { Sample } from 'pprof-format';
 // Each sample's key is a 53-bit hash of its location keys in order and its
 // labels in any order; a baseline keeps only the sorted keys and the
 // cumulative values, so it costs 8 × (1 + cumulative types) bytes a sample.
+// The profile is read where it lies (IndexedProfile), after the structure
+// limits, and the delta is written from its bytes: no object per sample.
 
 /** Sample types whose values only grow while a process lives. */
 export const CUMULATIVE_SAMPLE_TYPES: ReadonlySet<string> = new Set(['alloc_objects', 'alloc_space', 'contentions', 'delay']);
@@ -80,99 +84,71 @@ export class DeltaStore {
   /**
    * The delta of `data` (a pprof profile, gzipped or not) against the
    * series' previous profile, which it then replaces. `fallbackTimeMs` stands
-   * in for a profile without TimeNanos.
+   * in for a profile without TimeNanos. A profile past `limits` or not pprof
+   * throws a ProfileError and leaves the baseline as it was.
    */
-  compute(series: string, data: Uint8Array, fallbackTimeMs: number, now = Date.now()): DeltaResult {
-    const raw = data.length >= 2 && data[0] === 0x1f && data[1] === 0x8b ? gunzipSync(data) : data;
-    const profile = Profile.decode(raw);
-    const strings = profile.stringTable.strings;
+  compute(series: string, data: Uint8Array, fallbackTimeMs: number, now = Date.now(), limits: ProfileLimits = DEFAULT_PROFILE_LIMITS): DeltaResult {
+    const { raw, summary } = openProfile(data, limits);
+    const profile = new IndexedProfile(raw, summary.counts);
+    const names = profile.sampleTypes.map((t) => profile.string(t));
     const cumulative: number[] = [];
-    profile.sampleType.forEach((t, i) => {
-      if (CUMULATIVE_SAMPLE_TYPES.has(strings[Number(t.type)] ?? '')) cumulative.push(i);
+    names.forEach((name, i) => {
+      if (CUMULATIVE_SAMPLE_TYPES.has(name)) cumulative.push(i);
     });
     if (cumulative.length === 0) return { kind: 'as-is' };
-    const signature = cumulative.map((i) => `${i}:${strings[Number(profile.sampleType[i]?.type ?? 0)]}`).join(',');
-    // TimeNanos is past 2^53: exact arithmetic in bigint
-    const timeNs = BigInt(profile.timeNanos) > 0n ? BigInt(profile.timeNanos) : BigInt(Math.round(fallbackTimeMs)) * 1_000_000n;
+    const signature = cumulative.map((i) => `${i}:${names[i]}`).join(',');
+    const timeNs = profile.timeNanos > 0n ? profile.timeNanos : BigInt(Math.round(fallbackTimeMs)) * 1_000_000n;
+    const types = names.length;
 
-    const keys = sampleKeys(profile);
-    const width = cumulative.length;
-    const types = profile.sampleType.length;
-
-    // samples with equal keys are merged into the first of them
-    const firstOf = new Map<number, number>();
-    const merged: number[] = [];
-    const totals = new Float64Array(types).fill(0);
-    const sums: Float64Array[] = [];
-    for (let s = 0; s < profile.sample.length; s++) {
-      const sample = profile.sample[s] as Sample;
-      const key = keys[s] as number;
-      let at = firstOf.get(key);
-      if (at === undefined) {
-        at = merged.length;
-        firstOf.set(key, at);
-        merged.push(s);
-        sums.push(new Float64Array(types));
-      }
-      const row = sums[at] as Float64Array;
-      for (let v = 0; v < types; v++) {
-        const value = Number(sample.value[v] ?? 0);
-        row[v] = (row[v] as number) + value;
-        totals[v] = (totals[v] as number) + value;
-      }
-    }
+    // samples with equal keys are merged into the first of them: a group each
+    const keys = profile.sampleKeys();
+    const unique = uniqueSorted(keys);
+    const groups = unique.length;
+    const groupOf = new Uint32Array(keys.length);
+    for (let s = 0; s < keys.length; s++) groupOf[s] = findKey(unique, keys[s] as number);
+    const sums = new Float64Array(groups * types);
+    profile.addValues(groupOf, sums, types);
 
     const previous = this.#baselines.get(series);
-    const next = this.#makeBaseline(merged, keys, sums, cumulative, signature, timeNs, now);
-    this.#store(series, next, now);
+    this.#store(series, makeBaseline(unique, sums, types, cumulative, signature, timeNs, now), now);
     if (!previous || previous.signature !== signature) return { kind: 'baseline', reason: 'first' };
     if (timeNs <= previous.timeNs) return { kind: 'baseline', reason: 'restart' };
 
-    const out: Sample[] = [];
-    for (let m = 0; m < merged.length; m++) {
-      const row = sums[m] as Float64Array;
-      const idx = findKey(previous.keys, keys[merged[m] as number] as number);
-      let nonZero = false;
+    const width = cumulative.length;
+    for (let g = 0; g < groups; g++) {
+      const idx = findKey(previous.keys, unique[g] as number);
       for (let c = 0; c < width; c++) {
-        const v = cumulative[c] as number;
-        const before = idx < 0 ? 0 : (previous.values[idx * width + c] as number);
-        const d = (row[v] as number) - before;
+        const at = g * types + (cumulative[c] as number);
+        const d = (sums[at] as number) - (idx < 0 ? 0 : (previous.values[idx * width + c] as number));
         // a counter went down: the process restarted, so the new profile is the baseline
         if (d < 0) return { kind: 'baseline', reason: 'restart' };
-        row[v] = d;
+        sums[at] = d;
       }
-      for (let v = 0; v < types; v++) if (row[v] !== 0) nonZero = true;
-      if (!nonZero) continue;
-      const sample = profile.sample[merged[m] as number] as Sample;
-      sample.value = Array.from(row, (x) => x);
-      out.push(sample);
     }
-    profile.sample = out;
+    // each group's first sample, in profile order, when anything in its row is not 0
+    const seen = new Uint8Array(groups);
+    const emit = new Uint32Array(groups);
+    let emitted = 0;
+    for (let s = 0; s < keys.length; s++) {
+      const g = groupOf[s] as number;
+      if (seen[g] === 1) continue;
+      seen[g] = 1;
+      for (let v = 0; v < types; v++) {
+        if (sums[g * types + v] !== 0) {
+          emit[emitted++] = s;
+          break;
+        }
+      }
+    }
     const durationNs = timeNs - previous.timeNs;
-    profile.timeNanos = timeNs;
-    profile.durationNanos = durationNs;
-    const encoded = profile.encode();
+    const encoded = profile.encodeWith(emit.subarray(0, emitted), groupOf, sums, types, timeNs, durationNs);
     return {
       kind: 'delta',
       data: gzipSync(encoded, { level: 1 }),
       timeMs: Number(timeNs / 1_000_000n),
       durationMs: Number(durationNs / 1_000_000n),
-      sampleCount: out.length,
+      sampleCount: emitted,
     };
-  }
-
-  #makeBaseline(merged: number[], keys: Float64Array, sums: Float64Array[], cumulative: number[], signature: string, timeNs: bigint, now: number): Baseline {
-    const n = merged.length;
-    const width = cumulative.length;
-    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => (keys[merged[a] as number] as number) - (keys[merged[b] as number] as number));
-    const sortedKeys = new Float64Array(n);
-    const values = new Float64Array(n * width);
-    order.forEach((m, i) => {
-      sortedKeys[i] = keys[merged[m] as number] as number;
-      const row = sums[m] as Float64Array;
-      for (let c = 0; c < width; c++) values[i * width + c] = row[cumulative[c] as number] as number;
-    });
-    return { keys: sortedKeys, values, signature, timeNs, bytes: sortedKeys.byteLength + values.byteLength + BASELINE_OVERHEAD + signature.length * 2, lastUsed: now };
   }
 
   #store(series: string, baseline: Baseline, now: number): void {
@@ -214,115 +190,21 @@ function findKey(keys: Float64Array, key: number): number {
   return -1;
 }
 
-// Two independent 32-bit lanes (murmur3-style mixing) give a 53-bit key.
-const SEED_A = 0x9747b28c;
-const SEED_B = 0x85ebca6b;
-
-function mix(h: number, k: number): number {
-  k = Math.imul(k, 0xcc9e2d51);
-  k = (k << 15) | (k >>> 17);
-  k = Math.imul(k, 0x1b873593);
-  h ^= k;
-  h = (h << 13) | (h >>> 19);
-  return (Math.imul(h, 5) + 0xe6546b64) | 0;
+/** The distinct keys, sorted. */
+function uniqueSorted(keys: Float64Array): Float64Array {
+  const sorted = Float64Array.from(keys).sort();
+  let m = 0;
+  for (let i = 0; i < sorted.length; i++) {
+    if (m === 0 || sorted[i] !== sorted[m - 1]) sorted[m++] = sorted[i] as number;
+  }
+  return sorted.slice(0, m);
 }
 
-function finish(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
-}
-
-function hashString(s: string, seed: number): number {
-  let h = seed;
-  for (let i = 0; i < s.length; i++) h = mix(h, s.charCodeAt(i));
-  return finish(h ^ s.length);
-}
-
-/** The key of every sample of `profile`, in sample order. */
-export function sampleKeys(profile: Profile): Float64Array {
-  const strings = profile.stringTable.strings;
-  const strA = new Map<number, number>();
-  const strB = new Map<number, number>();
-  const str = (idx: number): [number, number] => {
-    let a = strA.get(idx);
-    let b = strB.get(idx);
-    if (a === undefined || b === undefined) {
-      const s = strings[idx] ?? '';
-      a = hashString(s, SEED_A);
-      b = hashString(s, SEED_B);
-      strA.set(idx, a);
-      strB.set(idx, b);
-    }
-    return [a, b];
-  };
-  const functionName = new Map<number, number>();
-  const functionFile = new Map<number, number>();
-  for (const f of profile.function) {
-    functionName.set(Number(f.id), Number(f.name));
-    functionFile.set(Number(f.id), Number(f.filename));
+function makeBaseline(keys: Float64Array, sums: Float64Array, types: number, cumulative: number[], signature: string, timeNs: bigint, now: number): Baseline {
+  const width = cumulative.length;
+  const values = new Float64Array(keys.length * width);
+  for (let g = 0; g < keys.length; g++) {
+    for (let c = 0; c < width; c++) values[g * width + c] = sums[g * types + (cumulative[c] as number)] as number;
   }
-  const locA = new Map<number, number>();
-  const locB = new Map<number, number>();
-  for (const loc of profile.location) {
-    const address = BigInt(loc.address);
-    let a: number;
-    let b: number;
-    if (address !== 0n) {
-      const lo = Number(address & 0xffffffffn);
-      const hi = Number(address >> 32n);
-      a = finish(mix(mix(SEED_A, lo), hi));
-      b = finish(mix(mix(SEED_B, hi), lo));
-    } else {
-      a = SEED_A;
-      b = SEED_B;
-      for (const line of loc.line) {
-        const fid = Number(line.functionId);
-        const [na, nb] = str(functionName.get(fid) ?? 0);
-        const [fa, fb] = str(functionFile.get(fid) ?? 0);
-        const ln = Number(line.line);
-        a = mix(mix(mix(a, na), fa), ln);
-        b = mix(mix(mix(b, nb), fb), ln);
-      }
-      a = finish(a);
-      b = finish(b);
-    }
-    locA.set(Number(loc.id), a);
-    locB.set(Number(loc.id), b);
-  }
-  const keys = new Float64Array(profile.sample.length);
-  for (let s = 0; s < profile.sample.length; s++) {
-    const sample = profile.sample[s] as Sample;
-    let a = SEED_A;
-    let b = SEED_B;
-    for (const id of sample.locationId) {
-      a = mix(a, locA.get(Number(id)) ?? 0);
-      b = mix(b, locB.get(Number(id)) ?? 0);
-    }
-    // labels in any order: their hashes are added, not chained
-    let la = 0;
-    let lb = 0;
-    for (const label of sample.label) {
-      const [ka, kb] = str(Number(label.key));
-      let va: number;
-      let vb: number;
-      if (Number(label.str) !== 0) {
-        [va, vb] = str(Number(label.str));
-      } else {
-        const num = BigInt(label.num);
-        const unit = str(Number(label.numUnit));
-        va = finish(mix(mix(mix(SEED_A, Number(num & 0xffffffffn)), Number((num >> 32n) & 0xffffffffn)), unit[0]));
-        vb = finish(mix(mix(mix(SEED_B, Number((num >> 32n) & 0xffffffffn)), Number(num & 0xffffffffn)), unit[1]));
-      }
-      la = (la + finish(mix(ka, va))) | 0;
-      lb = (lb + finish(mix(kb, vb))) | 0;
-    }
-    a = finish(mix(mix(a, la), sample.locationId.length));
-    b = finish(mix(mix(b, lb), sample.label.length));
-    // 32 bits of one lane and 21 of the other: exact in a double
-    keys[s] = a * 2097152 + (b >>> 11);
-  }
-  return keys;
+  return { keys, values, signature, timeNs, bytes: keys.byteLength + values.byteLength + BASELINE_OVERHEAD + signature.length * 2, lastUsed: now };
 }

@@ -1,4 +1,4 @@
-import type { RepositoryEntry, RepositoryKind } from '../config/index.js';
+import type { ProfileLimits, RepositoryEntry, RepositoryKind } from '../config/index.js';
 import { REPOSITORY_KINDS } from '../config/index.js';
 import { createDirectoryRepository } from './directory.js';
 import { createProfefeRepository } from './profefe.js';
@@ -39,6 +39,8 @@ export interface RepositoryContext {
   readonly metrics?: Metrics | undefined;
   /** The repository of the same name this one replaces on a reload (Pyroscope keeps its delta baselines). */
   readonly previous?: Repository | undefined;
+  /** The structure limits of the config in force, for repositories that decode profiles (queued ones too). */
+  readonly profileLimits?: (() => ProfileLimits) | undefined;
 }
 
 export async function createRepository(entry: RepositoryEntry, context: RepositoryContext = {}): Promise<Repository> {

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
-import { gunzipSync } from 'node:zlib';
 import type { Logger } from 'pino';
 import { request } from 'undici';
-import type { PyroscopeConfig } from '../config/index.js';
+import { DEFAULT_PROFILE_LIMITS } from '../config/index.js';
+import type { ProfileLimits, PyroscopeConfig } from '../config/index.js';
 import type { Metrics } from '../metrics.js';
+import { openProfile } from '../profiles/decode.js';
 import { DeltaStore } from '../profiles/delta.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
 import { createTargetClient } from '../scrape/clients.js';
@@ -40,6 +41,8 @@ export interface PyroscopeDeps {
   readonly metrics?: Metrics | undefined;
   /** The repository this one replaces on a reload: its delta baselines carry over. */
   readonly previous?: Repository | undefined;
+  /** The structure limits in force; queued profiles are decoded under them too. */
+  readonly profileLimits?: (() => ProfileLimits) | undefined;
 }
 
 export interface PyroscopeRepository extends Repository, Preparing {
@@ -91,9 +94,12 @@ export function pyroscopeLabels(
   return out;
 }
 
-/** Names of the sample types of a pprof profile (gzipped or not), read without decoding the rest. */
-export function sampleTypeNames(data: Uint8Array): string[] {
-  const buf = data.length >= 2 && data[0] === 0x1f && data[1] === 0x8b ? gunzipSync(data) : Buffer.from(data.buffer, data.byteOffset, data.length);
+/**
+ * Names of the sample types of a pprof profile (gzipped or not), read without
+ * decoding the rest, once it has passed the limits. Throws a ProfileError.
+ */
+export function sampleTypeNames(data: Uint8Array, limits: ProfileLimits = DEFAULT_PROFILE_LIMITS): string[] {
+  const buf = openProfile(data, limits).raw;
   const strings: string[] = [];
   const typeIndexes: number[] = [];
   let pos = 0;
@@ -199,6 +205,7 @@ export async function createPyroscopeRepository(name: string, config: PyroscopeC
   const heapSeen = new Map<string, number>();
   const renamed = new Set<string>();
   const { logger, metrics } = deps;
+  const limits = (): ProfileLimits => deps.profileLimits?.() ?? DEFAULT_PROFILE_LIMITS;
 
   const onRename = (from: string, to: string): void => {
     const key = `${from}\0${to}`;
@@ -230,12 +237,11 @@ export async function createPyroscopeRepository(name: string, config: PyroscopeC
         return { status: 'skipped', reason: 'allocs holds the same samples as this target\'s heap profile, which Pyroscope already gets (both are "memory")' };
       }
       if (profile.delta === true) return { status: 'send', profile };
+      // A profile that does not decode within the limits throws (a ProfileError): sent as
+      // scraped it would reach Pyroscope as cumulative totals marked as deltas, or as a bomb.
       let result;
       try {
-        result = deltas.compute(`${profile.targetId}\0${profile.type}`, profile.data, profile.time, now);
-      } catch (err) {
-        logger?.warn({ repository: name, service: profile.service, type: profile.type, error: (err as Error).message }, 'could not decode the profile for a delta; it is sent as scraped');
-        return { status: 'send', profile };
+        result = deltas.compute(`${profile.targetId}\0${profile.type}`, profile.data, profile.time, now, limits());
       } finally {
         gauge();
       }
@@ -257,7 +263,7 @@ export async function createPyroscopeRepository(name: string, config: PyroscopeC
     async send(profile: ScrapedProfile, signal: AbortSignal): Promise<SendResult> {
       let body: Buffer;
       try {
-        const profileName = profileNameOf(profile.type, sampleTypeNames(profile.data), profile.url);
+        const profileName = profileNameOf(profile.type, sampleTypeNames(profile.data, limits()), profile.url);
         body = encodePushRequest(pyroscopeLabels(profileName, profile.service, profile.labels, onRename), profile.data, profileId(profile));
       } catch (err) {
         return { status: 'permanent', error: `not a pprof profile: ${(err as Error).message}` };

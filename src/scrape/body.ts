@@ -1,7 +1,8 @@
 import { promisify } from 'node:util';
 import { gunzip as gunzipCb, gunzipSync, gzip as gzipCb } from 'node:zlib';
 import { formatSize } from '../config/index.js';
-import { ProfileFormatError, scanProfile } from '../profiles/scan.js';
+import type { ProfileLimits } from '../config/index.js';
+import { ProfileFormatError, ProfileLimitError, scanProfile } from '../profiles/scan.js';
 import type { ProfileSummary } from '../profiles/scan.js';
 
 const gunzip = promisify(gunzipCb);
@@ -31,9 +32,10 @@ export class BodyError extends Error {
 
 /**
  * Checks that a body is a pprof profile (gzip or raw protobuf) within the
- * decompressed-size limit, and returns it gzip-compressed.
+ * decompressed-size and structure limits, and returns it gzip-compressed.
  */
-export async function checkProfileBody(body: Buffer, maxDecompressed: number, contentType: string | undefined): Promise<CheckedBody> {
+export async function checkProfileBody(body: Buffer, limits: ProfileLimits, contentType: string | undefined): Promise<CheckedBody> {
+  const maxDecompressed = limits.max_decompressed_size;
   const gzipped = body.length >= 2 && body[0] === 0x1f && body[1] === 0x8b;
   let raw: Buffer;
   if (gzipped) {
@@ -53,8 +55,9 @@ export async function checkProfileBody(body: Buffer, maxDecompressed: number, co
   }
   let summary: ProfileSummary;
   try {
-    summary = scanProfile(raw);
+    summary = scanProfile(raw, limits);
   } catch (err) {
+    if (err instanceof ProfileLimitError) throw new BodyError(err.message, 'too_large');
     if (err instanceof ProfileFormatError) {
       throw new BodyError(`${gzipped ? 'gzip body' : 'body'} is not a pprof profile (${err.message}); it ${describeBody(raw, contentType)}`, 'invalid');
     }

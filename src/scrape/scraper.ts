@@ -1,7 +1,8 @@
 import { request } from 'undici';
 import type { Dispatcher } from 'undici';
 import { CallSignal } from '../abort.js';
-import { formatDuration, formatSize } from '../config/index.js';
+import { DEFAULT_PROFILE_LIMITS, formatDuration, formatSize } from '../config/index.js';
+import type { ProfileLimits } from '../config/index.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
 import type { Target, TargetProfile } from '../targets/index.js';
 import { BodyError, checkProfileBody, describeBody } from './body.js';
@@ -19,6 +20,8 @@ export interface ScraperOptions {
   readonly timeout: number;
   readonly maxProfileSize: number;
   readonly maxDecompressedSize: number;
+  /** What a profile may hold (`scrape.max_samples` and the rest); the schema's defaults when not given. */
+  readonly limits?: ProfileLimits | undefined;
 }
 
 const MAX_REDIRECTS = 5;
@@ -41,7 +44,7 @@ export async function scrapeProfile(target: Target, profile: TargetProfile, clie
   const call = new CallSignal(signal, budget);
   try {
     const { body, contentType } = await fetchBody(profile.url, client, options.maxProfileSize, call.signal);
-    const checked = await checkProfileBody(body, options.maxDecompressedSize, contentType);
+    const checked = await checkProfileBody(body, { ...(options.limits ?? DEFAULT_PROFILE_LIMITS), max_decompressed_size: options.maxDecompressedSize }, contentType);
     const summary = checked.summary;
     const scraped: ScrapedProfile = {
       targetId: target.id,

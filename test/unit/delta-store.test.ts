@@ -136,3 +136,76 @@ void test('baseline memory is bounded: the least recently used series go, and st
   assert.equal(store.has('s3'), true);
   assert.deepEqual(store.compute('s0', base, 0), {kind: 'baseline', reason: 'first'});
 });
+
+/**
+ * The same profile with each sample's location ids and values written one
+ * varint field each instead of packed (protobuf allows both; pprof-format
+ * writes packed), and a field profile.proto does not define in each sample.
+ */
+function unpacked(raw: Buffer): Buffer {
+  const out: number[] = [];
+  const varint = (b: Buffer, at: number): [number, number] => {
+    let v = 0;
+    let scale = 1;
+    for (;;) {
+      const x = b[at++]!;
+      v += (x & 0x7f) * scale;
+      if (x < 0x80) return [v, at];
+      scale *= 128;
+    }
+  };
+  const put = (n: number): void => {
+    while (n > 127) {
+      out.push((n % 128) | 0x80);
+      n = Math.floor(n / 128);
+    }
+    out.push(n);
+  };
+  for (let at = 0; at < raw.length; ) {
+    const key = raw[at++]!;
+    const [value, after] = varint(raw, at);
+    const start = after;
+    const end = (key & 7) === 0 ? after : after + value;
+    if (key !== 0x12) {
+      out.push(...raw.subarray(at - 1, end));
+      at = end;
+      continue;
+    }
+    const body: number[] = [];
+    for (let p = start; p < end; ) {
+      const k = raw[p++]!;
+      const [len, from] = varint(raw, p);
+      if (k === 0x0a || k === 0x12) {
+        for (let q = from; q < from + len; ) {
+          const [, next] = varint(raw, q);
+          body.push(k - 2, ...raw.subarray(q, next));
+          q = next;
+        }
+      } else body.push(k, ...raw.subarray(p, from + len));
+      p = from + len;
+    }
+    body.push(0x78, 0x07); // field 15, varint 7
+    out.push(0x12);
+    put(body.length);
+    out.push(...body);
+    at = end;
+  }
+  return Buffer.from(out);
+}
+
+void test('unpacked ids and values and unknown sample fields read as packed ones do', () => {
+  const base = fixture('block.pb.gz');
+  const cum = cumulativeIndexes(decode(base));
+  const p1 = later(base, (i) => i + 1, cum, 5e9);
+  const packed = new DeltaStore();
+  const loose = new DeltaStore();
+  packed.compute('b', base, 0);
+  const looseBase = unpacked(encode(decode(base)));
+  assert.ok(looseBase.length > encode(decode(base)).length);
+  loose.compute('b', looseBase, 0);
+  const a = packed.compute('b', encode(p1), 0);
+  const b = loose.compute('b', unpacked(encode(p1)), 0);
+  assert.ok(a.kind === 'delta' && b.kind === 'delta');
+  assert.deepEqual(valuesByStack(decode(b.data)), valuesByStack(decode(a.data)));
+  assert.equal(b.sampleCount, a.sampleCount);
+});

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { Profile, StringTable, ValueType } from 'pprof-format';
+import { DEFAULT_PROFILE_LIMITS } from '../../src/config/index.js';
 import { scanProfile } from '../../src/profiles/scan.js';
 import { BodyError, checkProfileBody } from '../../src/scrape/body.js';
 
@@ -14,8 +15,10 @@ async function fixture(name: string): Promise<Buffer> {
   return readFile(join(FIXTURES, `${name}.pb.gz`));
 }
 
+const limits = (maxDecompressed = 64 * MiB) => ({ ...DEFAULT_PROFILE_LIMITS, max_decompressed_size: maxDecompressed });
+
 async function rejects(body: Buffer, pattern: RegExp, contentType?: string, max = 64 * MiB): Promise<void> {
-  await assert.rejects(checkProfileBody(body, max, contentType), (err: unknown) => {
+  await assert.rejects(checkProfileBody(body, limits(max), contentType), (err: unknown) => {
     assert.ok(err instanceof BodyError, String(err));
     assert.match(err.message, pattern);
     return true;
@@ -26,7 +29,7 @@ describe('pprof body check', () => {
   for (const name of ['heap', 'allocs', 'goroutine', 'block', 'mutex', 'threadcreate', 'cpu']) {
     test(`a real Go ${name} profile passes, with the counts pprof-format sees`, async () => {
       const body = await fixture(name);
-      const checked = await checkProfileBody(body, 64 * MiB, 'application/octet-stream');
+      const checked = await checkProfileBody(body, limits(), 'application/octet-stream');
       const decoded = Profile.decode(gunzipSync(body));
       assert.equal(checked.data, body, 'gzip bodies are kept as received');
       assert.equal(checked.summary.sampleCount, decoded.sample.length);
@@ -37,7 +40,7 @@ describe('pprof body check', () => {
 
   test('a raw (not gzipped) protobuf passes and is gzipped once', async () => {
     const raw = gunzipSync(await fixture('heap'));
-    const checked = await checkProfileBody(raw, 64 * MiB, undefined);
+    const checked = await checkProfileBody(raw, limits(), undefined);
     assert.deepEqual(gunzipSync(checked.data), raw);
   });
 
@@ -73,11 +76,11 @@ describe('pprof body check', () => {
     const strings = new StringTable();
     const sampleType = new ValueType({ type: strings.dedup('inuse_space'), unit: strings.dedup('bytes') });
     const encoded = Buffer.from(new Profile({ sampleType: [sampleType], stringTable: strings }).encode());
-    const s = scanProfile(encoded);
+    const s = scanProfile(encoded, DEFAULT_PROFILE_LIMITS);
     assert.equal(s.sampleCount, 0);
   });
 
   test('empty bodies are refused', () => {
-    assert.throws(() => scanProfile(Buffer.alloc(0)), /the body is empty/);
+    assert.throws(() => scanProfile(Buffer.alloc(0), DEFAULT_PROFILE_LIMITS), /the body is empty/);
   });
 });

@@ -1,0 +1,136 @@
+// Reading and writing protobuf fields of a profile that scanProfile has
+// already accepted: lengths fit and numbers end, so these readers only stay
+// within the buffer and do not explain damage.
+
+/** A position in a protobuf buffer, and the 64-bit halves of the last number read by `varint64`. */
+export class Cursor {
+  pos: number;
+  lo = 0;
+  hi = 0;
+
+  constructor(
+    readonly buf: Uint8Array,
+    pos = 0,
+  ) {
+    this.pos = pos;
+  }
+
+  /** Skips a length-delimited value. */
+  skipLength(): void {
+    const len = this.varint();
+    this.pos += len;
+  }
+
+  /** A varint as a number: exact below 2^53. */
+  varint(): number {
+    const buf = this.buf;
+    let value = 0;
+    let scale = 1;
+    for (;;) {
+      const b = buf[this.pos++];
+      if (b === undefined) return value;
+      value += (b & 0x7f) * scale;
+      if (b < 0x80) return value;
+      scale *= 128;
+    }
+  }
+
+  /** A varint into `lo` and `hi` (its low and high 32 bits), exactly. */
+  varint64(): void {
+    const buf = this.buf;
+    let lo = 0;
+    let hi = 0;
+    for (let shift = 0; shift < 70; shift += 7) {
+      const b = buf[this.pos++];
+      if (b === undefined) break;
+      const bits = b & 0x7f;
+      if (shift < 28) lo |= bits << shift;
+      else if (shift === 28) {
+        lo |= bits << 28;
+        hi |= bits >>> 4;
+      } else hi |= bits << (shift - 32);
+      if (b < 0x80) break;
+    }
+    this.lo = lo >>> 0;
+    this.hi = hi >>> 0;
+  }
+
+  /** A varint read as an int64 (two's complement), as a number. */
+  int64(): number {
+    // most values fit in 7 bytes (below 2^49): no 64-bit arithmetic for them
+    const buf = this.buf;
+    let pos = this.pos;
+    let value = 0;
+    let scale = 1;
+    for (let i = 0; i < 7; i++) {
+      const b = buf[pos++];
+      if (b === undefined) break;
+      value += (b & 0x7f) * scale;
+      if (b < 0x80) {
+        this.pos = pos;
+        return value;
+      }
+      scale *= 128;
+    }
+    this.varint64();
+    return this.hi >= 0x80000000 ? -((~this.hi >>> 0) * 4294967296 + (~this.lo >>> 0) + 1) : this.hi * 4294967296 + this.lo;
+  }
+
+  /** A varint read as an int64, exactly. */
+  bigint(): bigint {
+    this.varint64();
+    return BigInt.asIntN(64, (BigInt(this.hi) << 32n) | BigInt(this.lo));
+  }
+}
+
+/** Bytes of `n` as a varint. */
+export function varintSize(n: number): number {
+  let size = 1;
+  while (n >= 128) {
+    n = Math.floor(n / 128);
+    size++;
+  }
+  return size;
+}
+
+/** Bytes of `v` as an int64 varint (negative numbers take ten). */
+export function int64Size(v: number): number {
+  return v < 0 ? 10 : varintSize(v);
+}
+
+/** Writes `n` (0 ≤ n < 2^53) as a varint at `pos`; returns the position after it. */
+export function writeVarint(out: Uint8Array, pos: number, n: number): number {
+  while (n >= 128) {
+    out[pos++] = (n % 128) | 0x80;
+    n = Math.floor(n / 128);
+  }
+  out[pos++] = n;
+  return pos;
+}
+
+/** Writes `v` as an int64 varint (two's complement when negative); returns the position after it. */
+export function writeInt64(out: Uint8Array, pos: number, v: number): number {
+  return v >= 0 ? writeVarint(out, pos, v) : writeUint64Big(out, pos, BigInt(v));
+}
+
+/** Bytes of `v` as a uint64 varint (a negative int64 as its two's complement). */
+export function uint64BigSize(v: bigint): number {
+  let x = BigInt.asUintN(64, v);
+  let size = 1;
+  while (x >= 128n) {
+    x >>= 7n;
+    size++;
+  }
+  return size;
+}
+
+/** Writes `v` as a uint64 varint (a negative int64 as its two's complement); returns the position after it. */
+export function writeUint64Big(out: Uint8Array, pos: number, v: bigint): number {
+  let x = BigInt.asUintN(64, v);
+  while (x >= 128n) {
+    out[pos++] = Number(x & 0x7fn) | 0x80;
+    x >>= 7n;
+  }
+  out[pos++] = Number(x);
+  return pos;
+}
