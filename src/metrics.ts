@@ -87,6 +87,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['repository', 'reason'] as const,
       registers: reg,
     }),
+    queueQuarantined: new Counter({
+      name: 'pprof_scraper_queue_quarantined_total',
+      help: 'Queued items moved to the queue\'s quarantine/ folder instead of being sent, by repository and reason (damaged: unreadable bytes; prepare: the repository could not prepare it; interrupted: the daemon stopped while preparing it).',
+      labelNames: ['repository', 'reason'] as const,
+      registers: reg,
+    }),
     queueLength: new Gauge({
       name: 'pprof_scraper_queue_length',
       help: 'Profiles waiting for a repository.',

@@ -1,6 +1,7 @@
-import { mkdir, open, readdir, readFile, rename, truncate, unlink, writeFile } from 'node:fs/promises';
+import { writeSync } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, stat, truncate, unlink, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
@@ -9,6 +10,7 @@ import type { Outbox } from './outbox.js';
 import type { Repository, SendResult } from './repository.js';
 import { nextDelay, sendWithTimeout } from './retry.js';
 import type { BackoffPolicy } from './retry.js';
+import { MAX_TIMEOUT_MS } from '../long-timeout.js';
 
 /** How one repository's queue behaves: its bounds, backoff and send timeout. */
 export interface QueueSettings {
@@ -29,7 +31,9 @@ export type Prepared = { readonly status: 'send'; readonly profile: ScrapedProfi
 /**
  * A repository that transforms each profile before sending it. The queue calls
  * prepare() exactly once per profile, in the order the profiles were queued,
- * and keeps the result for the retries of that profile.
+ * and keeps the result for the retries of that profile. A prepare that throws
+ * is final: the profile goes to the queue's quarantine/, and so does one the
+ * process died preparing (found at the next start).
  */
 export interface Preparing {
   prepare(profile: ScrapedProfile): Promise<Prepared>;
@@ -72,15 +76,44 @@ export interface QueueDeps {
   readonly cacheBytes?: number;
   /** How often finished offsets are written down (default 1 s). */
   readonly ackFlushMs?: number;
+  /** Bytes the `quarantine/` folder may hold before items given up on are no longer copied there (default 128 MiB). */
+  readonly quarantineMaxBytes?: number;
 }
 
 const DEFAULT_CACHE_BYTES = 32 * 1024 ** 2;
+const DEFAULT_QUARANTINE_MAX_BYTES = 128 * 1024 ** 2;
 const DEFAULT_ACK_FLUSH_MS = 1000;
 const SWEEP_EVERY_MS = 10_000;
 const OUTAGE_LOG_EVERY_MS = 60_000;
 
 export const segmentFile = (id: string): string => `${id}.seg`;
 export const doneFile = (id: string): string => `${id}.done`;
+
+/**
+ * A queue folder's note of the item whose prepare() runs: `<segment> <offset>`,
+ * blank when none does. Found at start naming an item, it means the previous
+ * process died while preparing that item, perhaps because of it.
+ */
+export const PREPARING_FILE = 'preparing';
+const PREPARING_BYTES = 64;
+const BLANK_NOTE = Buffer.from(`${' '.repeat(PREPARING_BYTES - 1)}\n`, 'latin1');
+
+/** The item a `preparing` note names; undefined when it is blank or not a note. */
+export function parsePreparing(text: string): { segment: string; offset: number } | undefined {
+  const m = /^([0-9A-Za-z_-]+) ([0-9]{1,10})$/.exec(text.trim());
+  return m ? { segment: m[1] as string, offset: Number(m[2]) } : undefined;
+}
+
+/** Where a quarantined item went, or why no copy was kept: fields of its log line. */
+type Kept = { readonly moved_to: string } | { readonly not_kept: string };
+
+const COPY_PIECE = 1024 * 1024;
+
+function whoOf(profile: ScrapedProfile | undefined): { service?: string; type?: string; instance?: string | undefined } {
+  return profile ? { service: profile.service, type: profile.type, instance: profile.labels['instance'] } : {};
+}
+
+const INTERRUPTED = 'the daemon stopped while preparing this item (possibly a crash caused by it); moved to quarantine so the queue can go on';
 
 /**
  * Rate-limits a kind of log line to one a second; the next line that gets out
@@ -145,6 +178,16 @@ export class DurableQueue {
   readonly #removals = new Set<Promise<void>>();
   readonly #dropLog = new LineLimiter();
   readonly #rejectLog = new LineLimiter();
+  readonly #prepareLog = new LineLimiter();
+  readonly #noteLog = new LineLimiter();
+  /** The open `preparing` file, and whether it names an item now. */
+  #note: FileHandle | undefined;
+  #noteSynced = false;
+  #noted = false;
+  #preparing = false;
+  /** Bytes in `quarantine/`, against quarantineMaxBytes. */
+  #quarantined = 0;
+  #memoryItems = 0;
 
   constructor(name: string, dir: string, deps: QueueDeps) {
     this.name = name;
@@ -169,14 +212,17 @@ export class DurableQueue {
    * Resolves when the listing is done.
    */
   async open(): Promise<void> {
-    await mkdir(join(this.dir, 'quarantine'), { recursive: true });
+    const quarantine = join(this.dir, 'quarantine');
+    await mkdir(quarantine, { recursive: true });
+    for (const n of await readdir(quarantine)) this.#quarantined += await stat(join(quarantine, n)).then((s) => s.size, () => 0);
     const names = await readdir(this.dir);
     const ids = names.filter((n) => n.endsWith('.seg')).map((n) => n.slice(0, -4)).sort();
     const known = new Set(ids);
     for (const n of names) {
       if (n.endsWith('.done') && !known.has(n.slice(0, -5))) await unlink(join(this.dir, n)).catch(() => undefined);
     }
-    this.#recovering = this.#recover(ids)
+    const interrupted = await this.#readNote();
+    this.#recovering = this.#recover(ids, interrupted)
       .catch((err: unknown) => {
         this.#deps.logger.error({ repository: this.name, dir: this.dir, error: (err as Error).message }, 'reading the queue backlog failed; what was read is sent, the rest stays on disk for the next start');
       })
@@ -192,9 +238,26 @@ export class DurableQueue {
     return this.#recovering ?? Promise.resolve();
   }
 
-  async #recover(ids: string[]): Promise<void> {
+  /** The `preparing` note a previous process left (undefined: no file). */
+  async #readNote(): Promise<{ item: { segment: string; offset: number } | undefined } | undefined> {
+    let text: string;
+    try {
+      text = await readFile(join(this.dir, PREPARING_FILE), 'latin1');
+    } catch {
+      return undefined;
+    }
+    const item = parsePreparing(text);
+    if (!item && text.trim() !== '') {
+      this.#deps.logger.warn({ repository: this.name, file: join(this.dir, PREPARING_FILE) }, 'the note of the item being prepared is unreadable: ignored (an item that crashed the daemon while being prepared would be prepared once more)');
+    }
+    return { item };
+  }
+
+  async #recover(ids: string[], note: { item: { segment: string; offset: number } | undefined } | undefined): Promise<void> {
+    const interrupted = note?.item;
     const recovered: Entry[] = [];
     let damaged = 0;
+    let gaveUp = false;
     for (const id of ids) {
       const seg: QueueSegment = { id, pending: 0, sealed: true, removed: false, acks: [], doneFile: undefined, reader: undefined };
       const path = join(this.dir, segmentFile(id));
@@ -228,6 +291,12 @@ export class DurableQueue {
             seg.acks.push(e.offset);
             return;
           }
+          if (interrupted?.segment === id && interrupted.offset === e.offset) {
+            await this.#quarantineInterrupted(file, id, e.offset, e.length);
+            seg.acks.push(e.offset);
+            gaveUp = true;
+            return;
+          }
           seg.pending++;
           recovered.push({ seg, offset: e.offset, length: e.length, at: e.meta.enqueuedAt, profile: undefined, prepared: undefined, state: 'pending' });
         });
@@ -237,9 +306,11 @@ export class DurableQueue {
         await fh?.close().catch(() => undefined);
         fh = undefined;
         const dest = join(this.dir, 'quarantine', segmentFile(id));
+        this.#quarantined += await stat(path).then((s) => s.size, () => 0);
         await rename(path, dest).catch(() => undefined);
         await unlink(join(this.dir, doneFile(id))).catch(() => undefined);
         this.#deps.metrics.queueDropped.inc({ repository: this.name, reason: 'damaged' });
+        this.#deps.metrics.queueQuarantined.inc({ repository: this.name, reason: 'damaged' });
         this.#deps.logger.error({ repository: this.name, segment: path, moved_to: dest, error: (err as Error).message }, 'queue segment is unreadable: moved to quarantine; the profiles in it are not sent');
         continue;
       }
@@ -250,6 +321,11 @@ export class DurableQueue {
         this.#segments.set(id, seg);
         if (seg.acks.length > 0) this.#scheduleAckFlush();
       }
+    }
+    if (note) {
+      // written down before the note goes: a crash in between must not prepare the item again
+      if (gaveUp) await this.#flushAcks();
+      await this.#clearNote();
     }
     // backlog first, then whatever arrived while it was read
     const live = this.#entries.slice(this.#head);
@@ -266,15 +342,84 @@ export class DurableQueue {
 
   async #quarantineBytes(fh: FileHandle, id: string, offset: number, length: number, reason: string): Promise<void> {
     const dest = join(this.dir, 'quarantine', `${id}-${offset}.damaged`);
-    try {
-      const bytes = Buffer.alloc(length);
-      await fh.read(bytes, 0, length, offset);
-      await writeFile(dest, bytes);
-    } catch {
-      // the log line below still says what was lost
-    }
+    const kept = await this.#keep(dest, length, async (out) => {
+      // in pieces: a damaged stretch can be as long as the segment
+      const piece = Buffer.allocUnsafe(Math.min(length, COPY_PIECE));
+      for (let done = 0; done < length; ) {
+        const { bytesRead } = await fh.read(piece, 0, Math.min(piece.length, length - done), offset + done);
+        if (bytesRead <= 0) break;
+        await out.write(piece, 0, bytesRead);
+        done += bytesRead;
+      }
+    });
     this.#deps.metrics.queueDropped.inc({ repository: this.name, reason: 'damaged' });
-    this.#deps.logger.error({ repository: this.name, segment: join(this.dir, segmentFile(id)), offset, bytes: length, reason, moved_to: dest }, 'damaged queue item: its bytes are moved to quarantine; the items around it are kept');
+    this.#deps.metrics.queueQuarantined.inc({ repository: this.name, reason: 'damaged' });
+    this.#deps.logger.error({ repository: this.name, segment: join(this.dir, segmentFile(id)), offset, bytes: length, reason, ...kept }, 'damaged queue item: its bytes are moved to quarantine; the items around it are kept');
+  }
+
+  /** At start: the item a previous process was preparing when it died. */
+  async #quarantineInterrupted(fh: FileHandle, id: string, offset: number, length: number): Promise<void> {
+    let profile: ScrapedProfile | undefined;
+    try {
+      profile = decodeProfile(await readRecord(fh, offset, length)).profile;
+    } catch {
+      // the scan just read it whole; should it fail now, the log line still says what was lost
+    }
+    const kept = await this.#keepItem(`${id}-${offset}`, profile, { reason: 'interrupted', error: INTERRUPTED, segment: id, offset });
+    this.#deps.metrics.queueDropped.inc({ repository: this.name, reason: 'interrupted' });
+    this.#deps.metrics.queueQuarantined.inc({ repository: this.name, reason: 'interrupted' });
+    this.#deps.logger.error(
+      { repository: this.name, segment: join(this.dir, segmentFile(id)), offset, ...whoOf(profile), ...kept },
+      'the daemon stopped while preparing this queued profile (possibly a crash caused by it): moved to quarantine so the queue can go on',
+    );
+  }
+
+  /** A profile the repository could not prepare: it will not prepare it later either. */
+  async #quarantineUnprepared(entry: Entry, profile: ScrapedProfile, error: string): Promise<void> {
+    const segment = entry.seg?.id;
+    const base = segment === undefined ? `memory-${entry.at}-${this.#memoryItems++}` : `${segment}-${entry.offset}`;
+    const kept = await this.#keepItem(base, profile, { reason: 'prepare', error, segment, offset: entry.offset });
+    this.#deps.metrics.queueDropped.inc({ repository: this.name, reason: 'prepare' });
+    this.#deps.metrics.queueQuarantined.inc({ repository: this.name, reason: 'prepare' });
+    this.#prepareLog.emit((folded) =>
+      this.#deps.logger.error(
+        { repository: this.name, segment: segment === undefined ? undefined : join(this.dir, segmentFile(segment)), offset: entry.offset, ...whoOf(profile), error, ...kept, ...(folded ? { also_quarantined: folded } : {}) },
+        'the repository could not prepare a queued profile: moved to quarantine; the profiles behind it go on',
+      ),
+    );
+    this.#finish(entry);
+  }
+
+  /** `<base>.pb.gz` (the profile as scraped) and `<base>.json` (what it is, and why it is here). */
+  async #keepItem(base: string, profile: ScrapedProfile | undefined, why: { reason: string; error: string; segment: string | undefined; offset: number }): Promise<Kept> {
+    const dir = join(this.dir, 'quarantine');
+    const { data, ...meta } = profile ?? { data: undefined };
+    const json = Buffer.from(`${JSON.stringify({ repository: this.name, ...why, quarantined_at: new Date().toISOString(), profile: profile ? meta : undefined }, null, 2)}\n`);
+    const kept = await this.#keep(join(dir, `${base}.json`), json.length + (data?.length ?? 0), async (out) => {
+      await out.write(json);
+      if (data) await writeFile(join(dir, `${base}.pb.gz`), data, { mode: 0o600 });
+    });
+    return 'moved_to' in kept && data ? { moved_to: join(dir, `${base}.pb.gz`) } : kept;
+  }
+
+  /** Writes a quarantine file unless the folder is at its bound. */
+  async #keep(dest: string, bytes: number, write: (out: FileHandle) => Promise<void>): Promise<Kept> {
+    const max = this.#deps.quarantineMaxBytes ?? DEFAULT_QUARANTINE_MAX_BYTES;
+    if (this.#quarantined + bytes > max) {
+      return { not_kept: `quarantine/ holds ${this.#quarantined} bytes and this would take it past its bound of ${max}: no copy kept (empty ${dirname(dest)} to keep copies again)` };
+    }
+    this.#quarantined += bytes;
+    let out: FileHandle | undefined;
+    try {
+      out = await open(dest, 'w', 0o600);
+      await write(out);
+      return { moved_to: dest };
+    } catch (err) {
+      this.#quarantined -= bytes;
+      return { not_kept: `could not write ${dest}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };
+    } finally {
+      await out?.close().catch(() => undefined);
+    }
   }
 
   /** A new spool segment now linked into this queue's folder. */
@@ -355,6 +500,11 @@ export class DurableQueue {
     await this.#recovering;
     await Promise.all([...this.#removals]);
     await this.#flushAcks();
+    // a prepare still running now never returned (the sends before close waited for every other): its note stays
+    if (!this.#preparing) {
+      await this.#note?.close().catch(() => undefined);
+      this.#note = undefined;
+    }
     for (const seg of this.#segments.values()) {
       await seg.doneFile?.close().catch(() => undefined);
       seg.doneFile = undefined;
@@ -370,7 +520,8 @@ export class DurableQueue {
     const now = Date.now();
     if (this.#pausedUntil > now) {
       clearTimeout(this.#timer);
-      this.#timer = setTimeout(() => this.#pump(), this.#pausedUntil - now);
+      // a pause past setTimeout's limit is waited in parts: #pump checks again
+      this.#timer = setTimeout(() => this.#pump(), Math.min(this.#pausedUntil - now, MAX_TIMEOUT_MS));
       this.#timer.unref();
       return;
     }
@@ -432,8 +583,75 @@ export class DurableQueue {
     }
     if (!preparer) return { status: 'send', profile };
     const kind = handle.repository.kind;
-    if (entry.prepared?.kind !== kind) entry.prepared = { kind, value: await preparer.prepare(profile) };
-    return entry.prepared.value;
+    if (entry.prepared?.kind === kind) return entry.prepared.value;
+    const value = await this.#prepare(entry, profile, preparer, entry.profile === undefined);
+    if (value === undefined) return undefined;
+    entry.prepared = { kind, value };
+    return value;
+  }
+
+  /**
+   * prepare() under a note in the `preparing` file, so that a process dying
+   * in it (out of memory on a hostile profile, kill -9) does not prepare the
+   * same item at every start: the next start quarantines it instead. The note
+   * is a plain write, which the page cache keeps when the process dies; it is
+   * also synced for items read back from disk, so that one that takes the
+   * whole machine down is given up on after one reboot. A failure is final:
+   * the item goes to quarantine and the queue goes on.
+   */
+  async #prepare(entry: Entry, profile: ScrapedProfile, preparer: Preparing, readBack: boolean): Promise<Prepared | undefined> {
+    this.#preparing = true;
+    try {
+      await this.#writeNote(entry, readBack);
+      try {
+        return await preparer.prepare(profile);
+      } catch (err) {
+        if (entry.state === 'sending') await this.#quarantineUnprepared(entry, profile, err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+        return undefined;
+      }
+    } finally {
+      await this.#clearNote();
+      this.#preparing = false;
+    }
+  }
+
+  async #writeNote(entry: Entry, durable: boolean): Promise<void> {
+    const seg = entry.seg;
+    if (!seg) return;
+    const note = Buffer.from(BLANK_NOTE);
+    note.write(`${seg.id} ${entry.offset}`, 0, PREPARING_BYTES - 1, 'latin1');
+    try {
+      this.#note ??= await open(join(this.dir, PREPARING_FILE), 'w', 0o600);
+      // 64 bytes into the page cache take microseconds; a trip through the thread pool costs more
+      writeSync(this.#note.fd, note, 0, note.length, 0);
+      this.#noted = true;
+      if (durable) {
+        await this.#note.datasync();
+        if (!this.#noteSynced) {
+          await syncDir(this.dir);
+          this.#noteSynced = true;
+        }
+      }
+    } catch (err) {
+      this.#noteLog.emit(() =>
+        this.#deps.logger.warn(
+          { repository: this.name, file: join(this.dir, PREPARING_FILE), error: (err as NodeJS.ErrnoException).code ?? (err as Error).message },
+          'could not note which profile is being prepared: should preparing it crash the daemon, the next start would prepare it again',
+        ),
+      );
+    }
+  }
+
+  /** Blanks the note (a plain write: a note left by a machine crash costs at most the one item it names). */
+  async #clearNote(): Promise<void> {
+    try {
+      // opening it truncates it
+      if (this.#note === undefined) this.#note = await open(join(this.dir, PREPARING_FILE), 'w', 0o600);
+      else if (this.#noted) writeSync(this.#note.fd, BLANK_NOTE, 0, BLANK_NOTE.length, 0);
+      this.#noted = false;
+    } catch {
+      // the next note overwrites it
+    }
   }
 
   async #read(entry: Entry): Promise<ScrapedProfile> {
@@ -670,5 +888,15 @@ export class QueueHandle implements Outbox {
       clearTimeout(this.#deadline);
     })();
     return this.#closed;
+  }
+}
+
+/** Makes a folder's entries (a file created, linked or removed in it) durable. */
+export async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }

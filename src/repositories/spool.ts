@@ -4,7 +4,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { ScrapedProfile } from '../profiles/profile.js';
 import type { Delivery } from './delivery.js';
-import { DurableQueue, QueueHandle, segmentFile } from './queue.js';
+import { DurableQueue, QueueHandle, segmentFile, syncDir } from './queue.js';
 import type { QueueDeps, QueueSettings } from './queue.js';
 import { encodeRecord, recordLength, SEGMENT_MAGIC } from './queue-record.js';
 import type { Repository } from './repository.js';
@@ -37,7 +37,8 @@ export interface SpoolOptions {
  *   .spool/<id>.seg          the segment being appended to (a name to write through)
  *   <repository>/<id>.seg    a hard link to each segment the repository still needs
  *   <repository>/<id>.done   offsets of the segment's items it has finished
- *   <repository>/quarantine/ damaged items, moved aside
+ *   <repository>/preparing   the item whose prepare() runs (blank when none)
+ *   <repository>/quarantine/ items given up on (damaged, or failed to prepare), moved aside
  *
  * A segment is created, synced, linked into every repository's folder and
  * the folders synced before any profile goes into it; profiles are appended
@@ -395,13 +396,4 @@ function skipBytes(buffers: Buffer[], n: number): Buffer[] {
     skip = 0;
   }
   return out;
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }

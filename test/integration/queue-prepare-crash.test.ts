@@ -1,0 +1,161 @@
+/**
+ * The daemon as operators run it, with a Pyroscope repository whose queue
+ * holds, ahead of ordinary profiles, one that is heavy to prepare (the
+ * delta): the daemon dies while preparing it, on its own (out of heap) or
+ * by kill -9. Under systemd's Restart=on-failure that must not become a
+ * crash loop: the next start puts the item in quarantine/ and sends the
+ * profiles behind it.
+ */
+import assert from 'node:assert/strict';
+import type {ChildProcess} from 'node:child_process';
+import {existsSync} from 'node:fs';
+import {open, readdir, readFile, writeFile} from 'node:fs/promises';
+import {join} from 'node:path';
+import {test} from 'node:test';
+import {gzipSync} from 'node:zlib';
+import {createMetrics} from '../../src/metrics.js';
+import {silentLogger} from '../../src/log.js';
+import {parsePreparing, PREPARING_FILE} from '../../src/repositories/queue.js';
+import {scanSegment} from '../../src/repositories/queue-record.js';
+import {openSpool} from '../../src/repositories/spool.js';
+import {CLI, startDaemon} from '../helpers/cli.js';
+import type {DaemonProcess} from '../helpers/cli.js';
+import {ScriptedRepository, settings, taggedProfile, tempDir} from '../helpers/delivery.js';
+import {httpGet, metricValue} from '../helpers/operate.js';
+import {startPyroscopeFake} from '../helpers/pyroscope-fake.js';
+
+/** The heap the daemons get: about three times what the idle daemon uses. */
+const HEAP_MIB = 48;
+
+function varint(n: number): number[] {
+  const out: number[] = [];
+  while (n > 127) {
+    out.push((n % 128) | 0x80);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return out;
+}
+const bytes = (field: number, payload: Buffer): Buffer => Buffer.concat([Buffer.from([(field << 3) | 2, ...varint(payload.length)]), payload]);
+const scalar = (field: number, value: number): Buffer => Buffer.from([field << 3, ...varint(value)]);
+
+/**
+ * An allocs profile of `samples` 16-frame samples: within the default
+ * structure limits (a million samples, 16 million frames), yet most of a
+ * second of delta work with the profile read where it lies, and 450 bytes a
+ * sample (out of a small heap) for a decoder that builds an object per
+ * sample. Samples repeat every hundred, so the gzip stays small.
+ */
+function heavyAllocsProfile(samples: number): Buffer {
+  const locations = 1000;
+  const block: Buffer[] = [];
+  for (let s = 0; s < 100; s++) {
+    const ids: number[] = [];
+    for (let d = 0; d < 16; d++) ids.push(...varint(1 + ((s * 7 + d * 13) % locations)));
+    block.push(bytes(2, Buffer.concat([bytes(1, Buffer.from(ids)), bytes(2, Buffer.from([...varint(1), ...varint(512)]))])));
+  }
+  const one = Buffer.concat(block);
+  const parts = [bytes(1, Buffer.concat([scalar(1, 1), scalar(2, 2)])), bytes(1, Buffer.concat([scalar(1, 3), scalar(2, 4)])), Buffer.alloc(one.length * Math.ceil(samples / 100)).fill(one)];
+  for (let l = 1; l <= locations; l++) parts.push(bytes(4, Buffer.concat([scalar(1, l), scalar(3, 0x1000 + l), bytes(4, Buffer.concat([scalar(1, 1), scalar(2, l)]))])));
+  parts.push(bytes(5, Buffer.concat([scalar(1, 1), scalar(2, 5), scalar(4, 6)])));
+  for (const s of ['', 'alloc_objects', 'count', 'alloc_space', 'bytes', 'main.f', 'main.go']) parts.push(bytes(6, Buffer.from(s)));
+  parts.push(scalar(9, 1_700_000_000));
+  return gzipSync(Buffer.concat(parts));
+}
+
+/** How the process ended: on its own, or killed by us once it noted that it prepares the item at `offset`. */
+async function dieWhilePreparing(child: ChildProcess, note: string, offset: number, timeoutMs: number): Promise<{code: number | null; signal: NodeJS.Signals | null; killed: boolean}> {
+  const exited = new Promise<{code: number | null; signal: NodeJS.Signals | null}>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve({code: child.exitCode, signal: child.signalCode});
+    else child.once('exit', (code, signal) => resolve({code, signal}));
+  });
+  let done = false;
+  void exited.then(() => (done = true));
+  const deadline = Date.now() + timeoutMs;
+  let killed = false;
+  while (!done && !killed) {
+    const item = parsePreparing(await readFile(note, 'latin1').catch(() => ''));
+    if (item) {
+      child.kill('SIGKILL');
+      killed = true;
+      assert.equal(item.offset, offset, 'the heavy profile is the first being prepared');
+    } else if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`the daemon neither died nor began preparing the profile within ${timeoutMs} ms`);
+    } else {
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+  return {...(await exited), killed};
+}
+
+void test('a queued profile that kills the daemon while it is prepared: the restart quarantines it and sends the rest', {timeout: 120_000, skip: existsSync(CLI) ? false : 'dist/ is not built: run npm run build (npm test does)'}, async () => {
+  const pyroscope = await startPyroscopeFake();
+  const {dir, cleanup} = await tempDir('pprof-prepare-crash-');
+  const state = join(dir, 'state');
+  const goroutine = await readFile(new URL('../fixtures/goroutine.pb.gz', import.meta.url));
+  const heavy = heavyAllocsProfile(600_000);
+
+  // the queue a daemon left behind while Pyroscope was down, written by the queue's own code
+  const writer = await openSpool(state, {logger: silentLogger(), metrics: createMetrics({defaultMetrics: false})});
+  const down = new ScriptedRepository('pyroscope', () => ({status: 'retryable', error: 'down'}));
+  writer.activate(new Map([['pyroscope', await writer.attach(down, settings({policy: {initialMs: 60_000, maxMs: 60_000}}))]]));
+  await writer.submit(taggedProfile(0, 0, {type: 'allocs', data: heavy, targetId: 'heavy', url: 'http://127.0.0.1:6060/debug/pprof/allocs'}));
+  for (let i = 1; i <= 3; i++) await writer.submit(taggedProfile(i, 0, {type: 'goroutine', data: goroutine, targetId: `good-${i}`, url: 'http://127.0.0.1:6060/debug/pprof/goroutine'}));
+  await writer.close(0);
+  const qdir = join(state, 'queues', 'pyroscope');
+  const segment = (await readdir(qdir)).find((f) => f.endsWith('.seg'))!;
+  let heavyAt = -1;
+  const fh = await open(join(qdir, segment), 'r');
+  await scanSegment(fh, (await fh.stat()).size, (e) => {
+    if (e.kind === 'record' && e.meta.targetId === 'heavy') heavyAt = e.offset;
+  });
+  await fh.close();
+
+  const config = join(dir, 'config.yaml');
+  await writeFile(
+    config,
+    [
+      'repositories:',
+      `  - pyroscope: {url: "${pyroscope.url}", retry: {initial_backoff: 50ms, max_backoff: 200ms}}`,
+      'server: {listen: "127.0.0.1:0"}',
+      `state_dir: ${JSON.stringify(state)}`,
+      '',
+    ].join('\n'),
+  );
+  const env = {...process.env, NODE_OPTIONS: `--max-old-space-size=${HEAP_MIB}`};
+  const daemons: DaemonProcess[] = [];
+  try {
+    const first = startDaemon(['--config', config, '--log-level', 'info'], {env});
+    daemons.push(first);
+    const died = await dieWhilePreparing(first.child, join(qdir, PREPARING_FILE), heavyAt, 60_000);
+    assert.ok(died.killed || died.code !== 0, `the first daemon died preparing the profile (exit ${died.code}, signal ${died.signal}); output:\n${first.output().slice(-2000)}`);
+    assert.equal(pyroscope.received.length, 0, 'nothing arrived before the crash');
+    assert.deepEqual(parsePreparing(await readFile(join(qdir, PREPARING_FILE), 'latin1')), {segment: segment.slice(0, -4), offset: heavyAt}, 'the crash left the note of the item being prepared');
+
+    const second = startDaemon(['--config', config, '--log-level', 'info'], {env});
+    daemons.push(second);
+    const running = await second.waitForLog(/^pprof-scraper running$/, 30_000);
+    const arrived = await pyroscope.waitFor(3, 30_000);
+    assert.deepEqual(arrived.map((s) => s.label('seq')).sort(), ['1', '2', '3'], 'the profiles behind it arrive');
+    const line = await second.waitForLog(/^the daemon stopped while preparing this queued profile/);
+    assert.equal(line['repository'], 'pyroscope');
+    assert.equal(line['type'], 'allocs');
+    assert.equal(line['offset'], heavyAt);
+
+    const quarantined = await readdir(join(qdir, 'quarantine'));
+    const copy = quarantined.find((f) => f.endsWith('.pb.gz'));
+    assert.ok(copy, `the profile is in quarantine/: ${quarantined.join(', ')}`);
+    assert.deepEqual(await readFile(join(qdir, 'quarantine', copy)), heavy);
+    const metrics = (await httpGet(`http://${String(running['listen'])}/metrics`)).text;
+    assert.equal(metricValue(metrics, 'pprof_scraper_queue_quarantined_total', {repository: 'pyroscope', reason: 'interrupted'}), 1);
+    assert.equal(metricValue(metrics, 'pprof_scraper_queue_length', {repository: 'pyroscope'}), 0);
+
+    const stopped = await second.stop('SIGTERM');
+    assert.equal(stopped.code, 0, second.output().slice(-2000));
+  } finally {
+    await Promise.all(daemons.map((d) => d.stop('SIGKILL')));
+    await pyroscope.close();
+    await cleanup();
+  }
+});
