@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import { setLongTimeout } from '../long-timeout.js';
 import type { Metrics } from '../metrics.js';
 import type { Discovered } from '../targets/index.js';
 import { DiscoveryError } from './provider.js';
@@ -121,10 +122,9 @@ export class ProviderRunner {
     // a change seen while the refresh ran may have come too late for its answer
     if (this.#dirty) return;
     await new Promise<void>((resolve) => {
-      const timer = ms === undefined ? undefined : setTimeout(resolve, ms);
-      timer?.unref();
+      const timer = ms === undefined ? undefined : setLongTimeout(resolve, ms);
       this.#wake = () => {
-        clearTimeout(timer);
+        timer?.clear();
         this.#wake = undefined;
         resolve();
       };

@@ -1,7 +1,12 @@
+import { lookup as dnsLookup } from 'node:dns';
+import type { LookupAddress, LookupAllOptions, LookupOneOptions } from 'node:dns';
 import { readFile } from 'node:fs/promises';
-import { Agent } from 'undici';
+import { isIP } from 'node:net';
+import { Agent, buildConnector } from 'undici';
 import type { Dispatcher } from 'undici';
 import type { ClientSettings, Config } from '../config/index.js';
+import { addressPolicyOf } from '../targets/index.js';
+import type { AddressPolicy } from '../targets/index.js';
 
 /** How to reach the targets of one discovery entry. */
 export interface TargetClient {
@@ -10,8 +15,19 @@ export interface TargetClient {
   readonly headers: Readonly<Record<string, string>>;
 }
 
-/** TLS and credentials for a discovery entry: its own settings over scrape:'s, field by field for tls. */
-export function clientSettingsFor(config: Config, source: number): ClientSettings {
+/** How to reach one discovery entry's targets: TLS, credentials, and the addresses it may connect to. */
+export interface TargetClientSettings extends ClientSettings {
+  /** `scrape.deny_cidrs` and `allow_cidrs`, checked again on the address each connection actually goes to. */
+  readonly addresses?: AddressPolicy | undefined;
+}
+
+/**
+ * TLS and credentials for a discovery entry: its own settings over scrape:'s,
+ * field by field for tls. A target uses the client of the entry that found
+ * it, so a block's credentials reach only that block's targets; scrape:'s
+ * reach every target whose block sets none.
+ */
+export function clientSettingsFor(config: Config, source: number): TargetClientSettings {
   const entry = config.discovery[source];
   const block = (entry?.static ?? entry?.ec2 ?? entry?.docker ?? {}) as ClientSettings;
   const scrape = config.scrape as ClientSettings;
@@ -23,6 +39,7 @@ export function clientSettingsFor(config: Config, source: number): ClientSetting
     bearer_token: auth.bearer_token,
     bearer_token_file: auth.bearer_token_file,
     basic_auth: auth.basic_auth,
+    addresses: addressPolicyOf(config),
   };
 }
 
@@ -38,7 +55,7 @@ function pickTls(tls: ClientSettings['tls']): NonNullable<ClientSettings['tls']>
 }
 
 /** Reads credential and CA files now (at start and at each reload) and builds one HTTP agent per distinct setting. */
-export async function createTargetClient(settings: ClientSettings): Promise<TargetClient & { close(): Promise<void> }> {
+export async function createTargetClient(settings: TargetClientSettings): Promise<TargetClient & { close(): Promise<void> }> {
   const headers: Record<string, string> = {};
   if (settings.bearer_token !== undefined) headers['authorization'] = `Bearer ${settings.bearer_token.reveal()}`;
   if (settings.bearer_token_file !== undefined) headers['authorization'] = `Bearer ${(await readFile(settings.bearer_token_file, 'utf8')).trim()}`;
@@ -54,12 +71,68 @@ export async function createTargetClient(settings: ClientSettings): Promise<Targ
   if (tls?.key_file !== undefined) connect['key'] = await readFile(tls.key_file);
   if (tls?.server_name !== undefined) connect['servername'] = tls.server_name;
   if (tls?.insecure_skip_verify === true) connect['rejectUnauthorized'] = false;
+  const policy = settings.addresses;
   // Targets are scraped every few seconds to minutes: keep a socket only
   // briefly, so ten thousand targets do not mean ten thousand idle sockets.
-  const agent = new Agent({ connect, keepAliveTimeout: 4_000, keepAliveMaxTimeout: 15_000, headersTimeout: 0, bodyTimeout: 0 });
+  const agent = new Agent({
+    connect: policy ? guardedConnector(connect, policy) : connect,
+    keepAliveTimeout: 4_000,
+    keepAliveMaxTimeout: 15_000,
+    headersTimeout: 0,
+    bodyTimeout: 0,
+  });
   return {
     dispatcher: agent,
     headers,
     close: () => agent.close(),
+  };
+}
+
+/** A connection refused by `scrape.deny_cidrs` or `allow_cidrs`. */
+export class AddressRefusedError extends Error {
+  override readonly name = 'AddressRefusedError';
+  readonly code = 'ERR_ADDRESS_REFUSED';
+}
+
+// The builder refuses denied IP literals; host names (static names, EC2 DNS
+// names) and whatever else reaches a socket are checked here, on the address
+// the socket connects to. The lookup result is what the connection uses, so a
+// name that resolves to an allowed address at one moment and a denied one the
+// next (DNS rebinding) is checked each time it is used.
+function guardedConnector(options: Record<string, unknown>, policy: AddressPolicy): buildConnector.connector {
+  const base = buildConnector({ ...options, lookup: guardedLookup(policy) });
+  return (opts, callback) => {
+    const host = opts.hostname.startsWith('[') ? opts.hostname.slice(1, -1) : opts.hostname;
+    const why = isIP(host) !== 0 ? policy.refusal(host) : undefined;
+    if (why !== undefined) {
+      callback(new AddressRefusedError(`address ${host} ${why}: not connecting`), null);
+      return;
+    }
+    base(opts, callback);
+  };
+}
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
+
+function guardedLookup(policy: AddressPolicy) {
+  return (hostname: string, options: LookupOneOptions | LookupAllOptions, callback: LookupCallback): void => {
+    dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
+      if (err) {
+        callback(err, []);
+        return;
+      }
+      // one bad address refuses the name: a connection may try any of them
+      for (const a of addresses) {
+        const why = policy.refusal(a.address);
+        if (why !== undefined) {
+          callback(new AddressRefusedError(`host ${hostname} resolves to ${a.address}, which ${why}: not connecting`), []);
+          return;
+        }
+      }
+      const first = addresses[0];
+      if (options.all === true) callback(null, addresses);
+      else if (first) callback(null, first.address, first.family);
+      else callback(Object.assign(new Error(`host ${hostname} resolves to no address`), { code: 'ENOTFOUND' }), []);
+    });
   };
 }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Cron } from 'croner';
+import { MAX_TIMEOUT_MS } from '../long-timeout.js';
 import type { Target, TargetProfile, Timing } from '../targets/index.js';
 import { Semaphore } from './semaphore.js';
 
@@ -178,10 +179,10 @@ export class Scheduler {
       const offset = Math.floor(offsetSeed * timing.ms);
       // aligned to the epoch, so a restart or a reload keeps the same phase
       const k = Math.floor((after - offset) / timing.ms) + 1;
-      return k * timing.ms + offset;
+      return finiteOrNever(k * timing.ms + offset);
     }
     const next = loop.cron?.nextRun(new Date(after - Math.floor(offsetSeed * timing.spreadMs)));
-    return next ? next.getTime() + Math.floor(offsetSeed * timing.spreadMs) : Infinity;
+    return next ? finiteOrNever(next.getTime() + Math.floor(offsetSeed * timing.spreadMs)) : Infinity;
   }
 
   #arm(): void {
@@ -196,7 +197,10 @@ export class Scheduler {
     if (this.#timer !== undefined && this.#timerAt === first.nextAt) return;
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timerAt = first.nextAt;
-    this.#timer = this.#clock.setTimeout(() => this.#fire(), Math.max(0, first.nextAt - this.#clock.now()));
+    // A tick weeks away (`interval: 52w`, a yearly cron) is reached in steps:
+    // a longer setTimeout fires after 1 ms, and the loop would spin. A step
+    // that ends early fires nothing and arms the next one.
+    this.#timer = this.#clock.setTimeout(() => this.#fire(), Math.min(MAX_TIMEOUT_MS, Math.max(0, first.nextAt - this.#clock.now())));
   }
 
   #fire(): void {
@@ -320,6 +324,11 @@ export class Scheduler {
       i = smallest;
     }
   }
+}
+
+/** A tick time the heap can order: NaN (an interval beyond what a number holds) means never. */
+function finiteOrNever(at: number): number {
+  return Number.isFinite(at) ? at : Infinity;
 }
 
 function cronOf(timing: Timing): Cron | undefined {

@@ -1,4 +1,6 @@
 import { isIPv6 } from 'node:net';
+import { pathProblem } from './path.js';
+import { redactUrl } from '../redact.js';
 
 /** An address as written in a static target or found by discovery. */
 export interface ParsedAddress {
@@ -34,7 +36,7 @@ export function parseAddress(text: string): AddressResult {
 
 function checkHost(host: string): AddressResult | undefined {
   if (host === '') return { ok: false, error: 'address has no host' };
-  if (!/^[a-zA-Z0-9._-]+$/.test(host)) return { ok: false, error: `host ${JSON.stringify(host)} is not a hostname or IP address` };
+  if (!/^[a-zA-Z0-9._-]+$/.test(host)) return { ok: false, error: `host ${JSON.stringify(redactUrl(host))} is not a hostname or IP address` };
   return undefined;
 }
 
@@ -58,7 +60,7 @@ function parseUrlForm(input: string): AddressResult {
   try {
     u = new URL(input);
   } catch {
-    return { ok: false, error: `${JSON.stringify(input)} is not a valid URL` };
+    return { ok: false, error: `${JSON.stringify(redactUrl(input))} is not a valid URL` };
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') {
     return { ok: false, error: `scheme ${JSON.stringify(u.protocol.slice(0, -1))} in ${JSON.stringify(input)} is not http or https` };
@@ -75,6 +77,8 @@ function parseUrlForm(input: string): AddressResult {
   }
   const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
   const prefix = u.pathname.replace(/\/+$/, '');
+  const problem = prefix === '' ? undefined : pathProblem(prefix);
+  if (problem !== undefined) return { ok: false, error: `path ${JSON.stringify(prefix)} of ${JSON.stringify(input)} ${problem}` };
   const value: ParsedAddress = {
     host,
     scheme: u.protocol === 'https:' ? 'https' : 'http',
@@ -87,8 +91,4 @@ function parseUrlForm(input: string): AddressResult {
 /** `host:port`, with brackets around an IPv6 host. */
 export function joinHostPort(host: string, port: number): string {
   return isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
-function redactUrl(input: string): string {
-  return input.replace(/\/\/[^@/]*@/, '//<credentials>@');
 }

@@ -1,8 +1,13 @@
 import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
 import type { Config, MatchValue, OverrideSettings } from '../config/index.js';
 import { formatDuration, parseDuration } from '../config/index.js';
+import { MIN_INTERVAL_MS } from '../config/schema.js';
 import { joinHostPort, parseAddress, parsePort } from './address.js';
-import { sanitizeLabelName } from './labels.js';
+import { createAddressPolicy } from './address-policy.js';
+import type { AddressPolicy } from './address-policy.js';
+import { ownedLabelsOf, sanitizeLabelName } from './labels.js';
+import { pathProblem } from './path.js';
 import type { BuildResult, Discovered, DroppedTarget, Target, TargetGroup, TargetProfile, Timing } from './types.js';
 
 const DEFAULT_PORT = 6060;
@@ -17,9 +22,10 @@ export function buildTargets(config: Config, groups: readonly TargetGroup[]): Bu
   const targets: Target[] = [];
   const dropped: DroppedTarget[] = [];
   const seen = new Map<string, Target>();
+  const policy = addressPolicyOf(config);
   for (const group of groups) {
     for (const found of group.targets) {
-      const result = buildOne(config, group, found);
+      const result = buildOne(config, policy, group, found);
       if ('reason' in result) {
         dropped.push(result);
         continue;
@@ -44,6 +50,18 @@ export function buildTargets(config: Config, groups: readonly TargetGroup[]): Bu
   return { targets: kept, dropped };
 }
 
+const policies = new WeakMap<Config, AddressPolicy>();
+
+/** The deny and allow lists of a config, built once per config (the builder runs at every discovery change). */
+export function addressPolicyOf(config: Config): AddressPolicy {
+  let policy = policies.get(config);
+  if (!policy) {
+    policy = createAddressPolicy(config.scrape.deny_cidrs, config.scrape.allow_cidrs);
+    policies.set(config, policy);
+  }
+  return policy;
+}
+
 export function shardOf(id: string, count: number): number {
   return Number.parseInt(id.slice(0, 8), 16) % count;
 }
@@ -59,7 +77,7 @@ interface Draft {
   interval: number | undefined;
 }
 
-function buildOne(config: Config, group: TargetGroup, found: Discovered): Target | DroppedTarget {
+function buildOne(config: Config, policy: AddressPolicy, group: TargetGroup, found: Discovered): Target | DroppedTarget {
   const entry = config.discovery[group.source];
   const block = (entry?.[group.provider] ?? {}) as OverrideSettings;
   const fail = (reason: string, address?: string): DroppedTarget => droppedOf(group, found, reason, address);
@@ -93,9 +111,16 @@ function buildOne(config: Config, group: TargetGroup, found: Discovered): Target
   if (addr.scheme !== undefined) draft.scheme = addr.scheme;
   if (addr.pathPrefix !== undefined) draft.pathPrefix = addr.pathPrefix;
   if (found.settings) applySettings(draft, found.settings, explicitLabels);
+  // Tags and labels may choose https but not take it away from what the file set.
+  let downgrade: string | undefined;
   if (found.directives) {
-    const bad = applyDirectives(draft, found.directives, explicitLabels, config, group.directiveNoun ?? 'label');
+    const noun = group.directiveNoun ?? 'label';
+    const configScheme = draft.scheme;
+    const bad = applyDirectives(draft, found.directives, explicitLabels, config, noun, ownedLabelsOf(group.provider));
     if (bad) return fail(bad, joinHostPort(draft.host, draft.port));
+    if (configScheme === 'https' && draft.scheme === 'http') {
+      downgrade = `${noun} pprof.scheme: "http" would turn this target's https (set by discovery[${group.source}].${group.provider}) into plain http: ${noun}s may choose https, never drop it; remove the ${noun}`;
+    }
   }
   Object.assign(draft.labels, explicitLabels);
 
@@ -104,17 +129,21 @@ function buildOne(config: Config, group: TargetGroup, found: Discovered): Target
     const rule = config.overrides[i];
     if (!rule || !matches(rule.match, draft, found, group)) continue;
     if (rule.drop) return fail(`dropped by overrides[${i}] (match ${describeMatch(rule.match)})`, joinHostPort(draft.host, draft.port));
+    if (rule.scheme !== undefined) downgrade = undefined;
     applySettings(draft, rule, draft.labels);
   }
 
   const address = joinHostPort(draft.host, draft.port);
+  if (downgrade !== undefined) return fail(downgrade, address);
+  const refused = refusedAddress(draft.host, address, policy);
+  if (refused !== undefined) return fail(refused, address);
   const service = draft.service ?? draft.host;
   const labels: Record<string, string> = { instance: address, provider: group.provider, ...draft.labels };
 
   const timing: Timing =
     draft.interval !== undefined || config.scrape.schedule === undefined
       ? { kind: 'interval', ms: draft.interval ?? config.scrape.interval }
-      : { kind: 'cron', schedule: config.scrape.schedule, spreadMs: config.scrape.spread ?? 30_000 };
+      : { kind: 'cron', schedule: config.scrape.schedule, spreadMs: config.scrape.spread };
 
   const profiles: TargetProfile[] = [];
   for (const type of draft.profiles) {
@@ -142,8 +171,29 @@ function applySettings(draft: Draft, s: OverrideSettings, labels: Record<string,
   if (s.labels !== undefined) Object.assign(labels, s.labels);
 }
 
+/**
+ * The address's host as the URL parser (and so the connection) reads it
+ * (2852039166 and 0xa9fea9fe are 169.254.169.254 there), checked against
+ * the deny and allow lists. Host names are checked when they resolve, at
+ * connect time (see scrape/clients.ts).
+ */
+function refusedAddress(host: string, address: string, policy: AddressPolicy): string | undefined {
+  let hostname: string;
+  try {
+    hostname = new URL(`http://${address}/`).hostname;
+  } catch {
+    return `host ${JSON.stringify(host)} is not a valid host name or IP address`;
+  }
+  const ip = hostname.startsWith('[') ? hostname.slice(1, -1) : hostname;
+  if (isIP(ip) === 0) return undefined;
+  const why = policy.refusal(ip);
+  if (why === undefined) return undefined;
+  const shown = isIP(host) !== 0 ? host : `${host} (${ip})`;
+  return `address ${shown} ${why}`;
+}
+
 /** Applies `pprof.*` metadata; returns the reason to drop the target when a value is bad. */
-function applyDirectives(draft: Draft, directives: Readonly<Record<string, string>>, labels: Record<string, string>, config: Config, noun: string): string | undefined {
+function applyDirectives(draft: Draft, directives: Readonly<Record<string, string>>, labels: Record<string, string>, config: Config, noun: string, owned: ReadonlySet<string>): string | undefined {
   const bad = (key: string, value: string, why: string): string => `${noun} ${key}: ${JSON.stringify(value)} ${why}`;
   for (const [key, value] of Object.entries(directives)) {
     switch (key) {
@@ -153,10 +203,12 @@ function applyDirectives(draft: Draft, directives: Readonly<Record<string, strin
         draft.port = p;
         break;
       }
-      case 'pprof.path':
-        if (!value.startsWith('/')) return bad(key, value, 'is not a path (it must start with /)');
+      case 'pprof.path': {
+        const problem = pathProblem(value);
+        if (problem !== undefined) return bad(key, value, problem);
         draft.pathPrefix = value.replace(/\/+$/, '');
         break;
+      }
       case 'pprof.scheme':
         if (value !== 'http' && value !== 'https') return bad(key, value, 'is not http or https');
         draft.scheme = value;
@@ -175,13 +227,15 @@ function applyDirectives(draft: Draft, directives: Readonly<Record<string, strin
       }
       case 'pprof.interval': {
         const ms = parseDuration(value.trim());
-        if (ms === undefined || ms <= 0) return bad(key, value, 'is not a duration (like 30s or 5m)');
+        if (ms === undefined || ms <= 0 || !Number.isSafeInteger(ms)) return bad(key, value, 'is not a duration (like 30s or 5m)');
+        if (ms < MIN_INTERVAL_MS) return bad(key, value, `is below the ${formatDuration(MIN_INTERVAL_MS)} minimum interval`);
         draft.interval = ms;
         break;
       }
       default:
         if (key.startsWith('pprof.label.')) {
           const name = sanitizeLabelName(key.slice('pprof.label.'.length));
+          if (name !== undefined && owned.has(name)) return bad(key, name, `is a label the daemon owns; tags and labels cannot set it (the config file can): remove the ${noun}`);
           if (name !== undefined) labels[name] = value;
         }
       // other pprof.* keys (pprof.scrape=true, used in filters) carry no setting

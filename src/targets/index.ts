@@ -1,7 +1,10 @@
 export { joinHostPort, parseAddress, parsePort } from './address.js';
 export type { AddressResult, ParsedAddress } from './address.js';
-export { buildTargets, describeTiming, shardOf, targetId } from './builder.js';
-export { sanitizeLabelName } from './labels.js';
+export { createAddressPolicy, DEFAULT_DENY_CIDRS, parseCidr } from './address-policy.js';
+export type { AddressPolicy } from './address-policy.js';
+export { addressPolicyOf, buildTargets, describeTiming, shardOf, targetId } from './builder.js';
+export { ownedLabelsOf, sanitizeLabelName } from './labels.js';
+export { pathProblem } from './path.js';
 export type { BuildResult, Discovered, DroppedTarget, Target, TargetGroup, TargetProfile, Timing } from './types.js';
 export { droppedJson, targetJson, targetsReport } from './report.js';
 export type { DroppedJson, ErrorJson, TargetJson, TargetsReport } from './report.js';

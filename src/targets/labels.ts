@@ -1,3 +1,5 @@
+import type { ProviderKind } from '../config/index.js';
+
 const INVALID = /[^a-zA-Z0-9_]/g;
 
 /**
@@ -9,4 +11,18 @@ export function sanitizeLabelName(name: string): string | undefined {
   const cleaned = name.replace(INVALID, '_');
   if (cleaned === '') return undefined;
   return /^[0-9]/.test(cleaned) ? `_${cleaned}` : cleaned;
+}
+
+// Who a profile comes from: the address, the provider, and what the provider
+// itself reports about the machine or container. A tag or a container label
+// that set one of these could pass one target off as another.
+const OWNED_LABELS: Record<ProviderKind, ReadonlySet<string>> = {
+  static: new Set(['instance', 'provider']),
+  ec2: new Set(['instance', 'provider', 'instance_id', 'instance_type', 'availability_zone', 'region', 'vpc_id', 'image_id']),
+  docker: new Set(['instance', 'provider', 'container_name', 'container_id', 'image', 'compose_project', 'compose_service']),
+};
+
+/** The labels of a provider's targets that only the daemon and the config file set, never `pprof.label.*` metadata. */
+export function ownedLabelsOf(provider: ProviderKind): ReadonlySet<string> {
+  return OWNED_LABELS[provider];
 }

@@ -21,7 +21,7 @@ void test('a repository swapped by a reload during its outage loses nothing', {t
   let isDown = true;
   profefe.setFailure(() => (isDown ? {status: 503, body: 'unavailable'} : undefined));
   const config = (timeout: string, extra = ''): string => `
-scrape: {interval: 300ms, timeout: 5s}
+scrape: {interval: 1s, timeout: 5s}
 profiles:
   heap: {path: /debug/pprof/heap}
 discovery:

@@ -51,7 +51,7 @@ void test('kill -9 during a repository outage, restart: every profile taken arri
   await writeFile(
     config,
     [
-      'scrape: {interval: 500ms, timeout: 5s}',
+      'scrape: {interval: 1s, timeout: 5s}',
       'profiles:',
       '  heap: {path: /debug/pprof/heap}',
       '  goroutine: {path: /debug/pprof/goroutine}',

@@ -1,9 +1,22 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { Scheduler } from '../../src/scrape/scheduler.js';
+import { Scheduler, realClock } from '../../src/scrape/scheduler.js';
 import type { ScrapeTask } from '../../src/scrape/scheduler.js';
 import type { Target, TargetProfile } from '../../src/targets/index.js';
 import { FakeClock, settle } from '../helpers/fake-clock.js';
+
+/** setTimeout's largest delay; a longer one fires after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const WEEK = 7 * 86_400_000;
+
+/** A fake clock that remembers every delay it was armed with. */
+class RecordingClock extends FakeClock {
+  readonly delays: number[] = [];
+  override setTimeout(fn: () => void, ms: number): unknown {
+    this.delays.push(ms);
+    return super.setTimeout(fn, ms);
+  }
+}
 
 function target(id: string, intervalMs: number, profiles: Partial<TargetProfile>[] = [{ type: 'heap' }]): Target {
   return {
@@ -226,5 +239,61 @@ describe('scheduler', () => {
     await s.drain(200);
     assert.equal(finished, 1);
     assert.equal(aborted, 1);
+  });
+});
+
+describe('long waits', () => {
+  test('a 52-week interval is waited out in timer-sized steps, ticking once per interval', async () => {
+    const clock = new RecordingClock();
+    const runs: number[] = [];
+    const s = new Scheduler({ concurrency: 1, clock }, { run: async () => void runs.push(clock.now()) });
+    s.update([target('yearly', 52 * WEEK)]);
+    await clock.advance(2 * 52 * WEEK);
+    assert.equal(runs.length, 2);
+    assert.equal((runs[1] ?? 0) - (runs[0] ?? 0), 52 * WEEK);
+    assert.ok(Math.max(...clock.delays) <= MAX_TIMER_MS, `a delay of ${Math.max(...clock.delays)} ms overflows setTimeout`);
+    // about 15 steps per interval, and never a run of short timers
+    assert.ok(clock.delays.length <= 2 * 16 + 2, `${clock.delays.length} timers armed`);
+    assert.ok(clock.delays.filter((d) => d < 1000).length <= runs.length, `short timers: ${clock.delays.filter((d) => d < 1000).length}`);
+    s.stop();
+  });
+
+  test('a cron tick years away is waited out the same way', async () => {
+    const clock = new RecordingClock(Date.UTC(2026, 0, 1));
+    const runs: number[] = [];
+    const s = new Scheduler({ concurrency: 1, clock }, { run: async () => void runs.push(clock.now()) });
+    s.update([{ ...target('leap', 1), timing: { kind: 'cron', schedule: '0 0 29 2 *', spreadMs: 0 } }]);
+    await clock.advance(800 * 86_400_000);
+    assert.deepEqual(runs, [Date.UTC(2028, 1, 29)]);
+    assert.ok(Math.max(...clock.delays) <= MAX_TIMER_MS);
+    assert.ok(clock.delays.length <= 40, `${clock.delays.length} timers armed`);
+    s.stop();
+  });
+
+  test('on the real clock a 52-week interval arms no timer that overflows (no TimeoutOverflowWarning)', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w);
+    process.on('warning', onWarning);
+    const s = new Scheduler({ concurrency: 1, clock: realClock }, { run: async () => undefined });
+    try {
+      s.update([target('yearly', 52 * WEEK)]);
+      // Node emits the warning on the next tick after the setTimeout call
+      await settle();
+      assert.deepEqual(warnings.filter((w) => w.name === 'TimeoutOverflowWarning').map((w) => w.message), []);
+    } finally {
+      s.stop();
+      process.off('warning', onWarning);
+    }
+  });
+
+  test('an interval too large for a number never ticks instead of breaking the heap', async () => {
+    const clock = new RecordingClock();
+    let runs = 0;
+    const s = new Scheduler({ concurrency: 1, clock }, { run: async () => void runs++ });
+    s.update([target('never', Number.POSITIVE_INFINITY), target('minute', 60_000)]);
+    assert.equal(s.nextTickOf('never/heap'), Infinity);
+    await clock.advance(120_000);
+    assert.equal(runs, 2, 'the other loop keeps its schedule');
+    s.stop();
   });
 });
