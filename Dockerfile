@@ -7,6 +7,9 @@
 #
 # Without a mounted config the image runs docker/config.yaml: it profiles
 # itself into the state volume. `docker kill -s HUP pprof-scraper` reloads.
+# The status listener binds every interface of the container (so -p reaches
+# it): publish it on 127.0.0.1 as above, or set server.basic_auth and
+# server.tls before publishing it anywhere else (docs/security.md).
 
 ARG NODE_IMAGE=node:22-bookworm-slim
 
@@ -41,10 +44,12 @@ WORKDIR /var/lib/pprof-scraper
 VOLUME ["/var/lib/pprof-scraper"]
 EXPOSE 10101
 
-# slim images have no curl: ask /healthz with node itself
+# slim images have no curl: ask /healthz with node itself. /healthz needs no
+# credentials under server.basic_auth; with server.tls, set an https:// URL
+# (the probe stays on loopback, so it does not check the certificate)
 ENV PPROF_SCRAPER_HEALTHCHECK_URL=http://127.0.0.1:10101/healthz
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-  CMD ["node", "-e", "require('http').get(process.env.PPROF_SCRAPER_HEALTHCHECK_URL, (r) => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1)).setTimeout(4000, () => process.exit(1))"]
+  CMD ["node", "-e", "const u = process.env.PPROF_SCRAPER_HEALTHCHECK_URL; require(u.startsWith('https:') ? 'https' : 'http').get(u, { rejectUnauthorized: false }, (r) => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1)).setTimeout(4000, () => process.exit(1))"]
 
 # the daemon finishes in-flight scrapes and hands profiles over on SIGTERM;
 # give it `docker stop -t 30`

@@ -14,8 +14,10 @@ import type { Clock, RunTail, ScrapeTask } from './scrape/scheduler.js';
 import { scrapeProfile } from './scrape/scraper.js';
 import { buildTargets, targetsReport } from './targets/index.js';
 import type { BuildResult, DroppedTarget } from './targets/index.js';
-import { rebindStatusServer, startStatusServer } from './server/server.js';
+import { needsNewListener, rebindStatusServer, startStatusServer } from './server/server.js';
 import type { Handler, StatusServer } from './server/server.js';
+import { listenerOptionsOf } from './server/settings.js';
+import type { ListenerOptions } from './server/settings.js';
 import { LastProfiles } from './server/last-profiles.js';
 import { lastProfileLink, statusRoutes } from './server/routes.js';
 import type { LastScrapeJson, StatusReport, StatusSource } from './server/routes.js';
@@ -49,7 +51,11 @@ export interface ApplyReport {
   readonly targets: { added: number; removed: number; kept: number };
   /** Set when server.listen changed. */
   readonly listen?: { from: string; to: string };
+  /** The other server: settings that changed (allowed_hosts, enable_reload, basic_auth, tls). */
+  readonly server?: string[];
 }
+
+const LISTENER_KEYS = ['allowed_hosts', 'enable_reload', 'basic_auth', 'tls'] as const;
 
 const SHUTDOWN_SCRAPE_DEADLINE_MS = 10_000;
 const SHUTDOWN_SEND_DEADLINE_MS = 5_000;
@@ -131,13 +137,17 @@ export class Daemon implements StatusSource {
     const previous = this.#config;
     const first = previous === undefined;
 
+    // reads the password hash and certificate files: a bad one fails here, before anything changed
+    const listenerOptions = await listenerOptionsOf(config.server);
     let listen: { from: string; to: string } | undefined;
+    let rebound: ListenerOptions | undefined;
     if (first) {
-      this.#server = await startStatusServer(config.server.listen, this.#routes(), this.#logger);
-      this.#logger.info({ listen: this.#server.address }, 'status listener up');
-    } else if (config.server.listen !== previous.server.listen) {
-      listen = { from: previous.server.listen, to: config.server.listen };
-      await this.#rebind(config.server.listen);
+      this.#server = await startStatusServer(config.server.listen, this.#routes(), this.#logger, listenerOptions);
+      this.#logger.info({ listen: this.#server.address, tls: listenerOptions.tls !== undefined, basic_auth: listenerOptions.basicAuth !== undefined, reload: listenerOptions.enableReload === true }, 'status listener up');
+    } else if (config.server.listen !== previous.server.listen || (this.#server && needsNewListener(this.#server.options, listenerOptions))) {
+      if (config.server.listen !== previous.server.listen) listen = { from: previous.server.listen, to: config.server.listen };
+      rebound = this.#server?.options ?? {};
+      await this.#rebind(config.server.listen, listenerOptions);
     }
     const clients = new Map<number, TargetClient & { close(): Promise<void> }>();
     let repositories: ApplyReport['repositories'];
@@ -148,9 +158,11 @@ export class Daemon implements StatusSource {
       repositories = await this.#applyRepositories(config);
     } catch (err) {
       await Promise.all([...clients.values()].map((c) => c.close().catch(() => undefined)));
-      if (listen) await this.#rebind(listen.from).catch(() => undefined);
+      if (rebound) await this.#rebind(previous?.server.listen ?? config.server.listen, rebound).catch(() => undefined);
       throw err;
     }
+    if (!first && !rebound) this.#server?.configure(listenerOptions);
+    const server = first ? [] : LISTENER_KEYS.filter((k) => identityOf(config.server[k]) !== identityOf(previous.server[k]));
 
     this.#config = config;
     this.#loaded = loaded;
@@ -192,13 +204,13 @@ export class Daemon implements StatusSource {
     const targets = this.#rebuild();
     // agents of the old config finish what they carry, then close
     for (const c of oldClients.values()) void c.close().catch(() => undefined);
-    return { providers, repositories, targets, ...(listen ? { listen } : {}) };
+    return { providers, repositories, targets, ...(listen ? { listen } : {}), ...(server.length > 0 ? { server } : {}) };
   }
 
-  async #rebind(listen: string): Promise<void> {
+  async #rebind(listen: string, options: ListenerOptions): Promise<void> {
     const old = this.#server;
     if (!old) return;
-    const moved = await rebindStatusServer(old, listen, this.#routes(), this.#logger, REBIND_GRACE_MS);
+    const moved = await rebindStatusServer(old, listen, this.#routes(), this.#logger, REBIND_GRACE_MS, options);
     if ('server' in moved) {
       this.#server = moved.server;
       this.#logger.info({ listen: moved.server.address, was: old.address }, 'status listener moved');
@@ -226,7 +238,7 @@ export class Daemon implements StatusSource {
           kept.push(name);
           continue;
         }
-        const repository = await createRepository(entry, { logger: this.#logger, metrics: this.metrics, previous: existing?.repository });
+        const repository = await createRepository(entry, { logger: this.#logger, metrics: this.metrics, previous: existing?.repository, profileLimits: () => (this.#config ?? config).scrape });
         // a swapped repository binds to the same queue folder: nothing queued moves or is lost
         const outbox = await (await this.#openSpool(config)).attach(repository, queueSettingsOf(entry));
         const slot = { identity, outbox, repository };
@@ -328,6 +340,7 @@ export class Daemon implements StatusSource {
       timeout: config.scrape.timeout,
       maxProfileSize: config.scrape.max_profile_size,
       maxDecompressedSize: config.scrape.max_decompressed_size,
+      limits: config.scrape,
     }, signal);
     const result = outcome.ok ? 'success' : outcome.result;
     this.metrics.scrapes.inc({ provider: target.provider, type: profile.type, result });

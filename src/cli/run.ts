@@ -17,7 +17,8 @@ const EXIT_GRACE_MS = 2_000;
 /**
  * `pprof-scraper run`: the daemon, in this very process, so signals reach it.
  * SIGTERM or SIGINT stop it cleanly (exit 0); a second one exits at once.
- * SIGHUP, a change to the config file and POST /-/reload reload the config.
+ * SIGHUP, a change to the config file and, with server.enable_reload, POST
+ * /-/reload reload the config.
  */
 export async function runCommand(options: RunOptions): Promise<number> {
   // The HTTP client parses with WebAssembly. On Node 20 V8's optimising tier

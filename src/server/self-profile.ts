@@ -3,14 +3,15 @@ import type * as DatadogPprof from '@datadog/pprof';
 // The daemon's own /debug/pprof, Go-style, so it can be profiled like any
 // target (the embedded default scrapes it). The profiler loads, and heap
 // sampling starts, at the first /debug/pprof request: a daemon nobody
-// profiles does not carry it. A CPU profile answers 500 "already in use" when
-// one runs, as Go's does.
+// profiles does not carry it. One CPU profile runs at a time: a second one is
+// refused with the time the running one ends.
 
 const HEAP_INTERVAL_BYTES = 512 * 1024;
 const HEAP_STACK_DEPTH = 64;
 type Pprof = typeof DatadogPprof;
 let loading: Promise<Pprof> | undefined;
-let cpuBusy = false;
+/** When the running CPU profile ends (ms since the epoch); undefined when none runs. */
+let cpuEndsAt: number | undefined;
 
 /** Loads the profiler and starts heap sampling, once. */
 export function startHeapSampling(): Promise<Pprof> {
@@ -29,19 +30,19 @@ export async function heapProfile(): Promise<Buffer> {
 
 export class ProfilerBusyError extends Error {
   override readonly name = 'ProfilerBusyError';
-  constructor() {
+  constructor(readonly retryAfterSeconds: number) {
     super('cpu profiling already in use');
   }
 }
 
 /** gzip-compressed pprof of wall-clock samples over `seconds`. */
 export async function cpuProfile(seconds: number): Promise<Buffer> {
-  if (cpuBusy) throw new ProfilerBusyError();
-  cpuBusy = true;
+  if (cpuEndsAt !== undefined) throw new ProfilerBusyError(Math.max(1, Math.ceil((cpuEndsAt - Date.now()) / 1000)));
+  cpuEndsAt = Date.now() + seconds * 1000;
   try {
     const pprof = await startHeapSampling();
     return await pprof.encode(await pprof.time.profile({ durationMillis: seconds * 1000 }));
   } finally {
-    cpuBusy = false;
+    cpuEndsAt = undefined;
   }
 }

@@ -24,7 +24,7 @@ discovery:
 ${targets.join('\n')}
 repositories:
   - directory: {path: "${join(dir, 'profiles')}"}
-server: {listen: "${listen}"}
+server: {listen: "${listen}", enable_reload: true}
 state_dir: "${join(dir, 'state')}"
 `;
 }

@@ -79,7 +79,7 @@ test('status routes: health, readiness, the page, /targets, downloads, methods',
   routes.set('POST /-/reload', (_req, res) => {
     res.end('reloaded');
   });
-  const server = await startStatusServer('127.0.0.1:0', routes, silentLogger());
+  const server = await startStatusServer('127.0.0.1:0', routes, silentLogger(), { enableReload: true });
   const base = `http://${server.address}`;
   try {
     assert.equal((await httpGet(`${base}/healthz`)).status, 200);
