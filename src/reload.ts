@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
 import { lstatSync, watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { ConfigLoadError, formatConfigError, loadEmbeddedDefault, parseConfig } from './config/index.js';
+import { ConfigLoadError, formatConfigError, loadEmbeddedDefault, parseConfig, readConfigText } from './config/index.js';
 import type { ConfigError, LoadedConfig } from './config/index.js';
 import type { ApplyReport } from './daemon.js';
 import type { Metrics } from './metrics.js';
+import { redactUrl } from './redact.js';
 import { sendJson, sendText } from './server/server.js';
 import type { Handler } from './server/server.js';
 
@@ -56,9 +56,16 @@ export class Reloader {
   }
 
   reload(trigger: ReloadTrigger): Promise<ReloadResult> {
-    const run = this.#chain.then(() =>
-      this.#closed ? { status: 'failed' as const, error: 'the daemon is stopping; reloads are off' } : this.#reloadOnce(trigger),
-    );
+    const run = this.#chain
+      .then(() => (this.#closed ? { status: 'failed' as const, error: 'the daemon is stopping; reloads are off' } : this.#reloadOnce(trigger)))
+      // SIGHUP and the file watch have no one to hand a rejection to: a bug
+      // here must still leave the old config running, counted and logged
+      .catch((err: unknown): ReloadResult => {
+        const error = redactUrl(err instanceof Error ? err.message : String(err));
+        this.#options.logger.error({ trigger, error }, 'reload failed; the old config runs on');
+        this.#count(trigger, 'failed');
+        return { status: 'failed', error };
+      });
     this.#chain = run.catch(() => undefined);
     return run;
   }
@@ -87,7 +94,7 @@ export class Reloader {
     try {
       report = await daemon.apply(loaded);
     } catch (err) {
-      const error = err instanceof Error ? err.message : String(err);
+      const error = redactUrl(err instanceof Error ? err.message : String(err));
       if (trigger === 'start') logger.fatal({ error }, 'could not start');
       else logger.error({ trigger, error }, 'reload failed; the old config runs on');
       this.#count(trigger, 'failed');
@@ -109,18 +116,14 @@ export class Reloader {
     const { path, env } = this.#options;
     const opts = env ? { env } : {};
     if (path === undefined) return loadEmbeddedDefault(opts);
-    let text: string;
+    const read = await readConfigText(path);
+    if ('error' in read) return { errors: [read.error], hash: undefined };
     try {
-      text = await readFile(path, 'utf8');
+      return parseConfig(read.text, path, { ...opts, baseDir: dirname(resolve(path)) });
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? String(err);
-      return { errors: [{ source: path, line: 1, column: 1, path: '', message: `cannot read the config file: ${code}` }], hash: undefined };
-    }
-    try {
-      return parseConfig(text, path, { ...opts, baseDir: dirname(resolve(path)) });
-    } catch (err) {
-      if (err instanceof ConfigLoadError) return { errors: err.errors, hash: sha256(text) };
-      throw err;
+      // parseConfig throws nothing else; were it to, the old config must still run on
+      const errors = err instanceof ConfigLoadError ? err.errors : [{ source: path, line: 1, column: 1, path: '', message: redactUrl(`the config could not be read: ${String(err)}`) }];
+      return { errors, hash: sha256(read.text) };
     }
   }
 
@@ -166,11 +169,11 @@ export class Reloader {
         timer.unref();
       });
     } catch (err) {
-      logger.warn({ file, error: err instanceof Error ? err.message : String(err) }, 'cannot watch the config folder; reload with SIGHUP or POST /-/reload');
+      logger.warn({ file, error: err instanceof Error ? err.message : String(err) }, 'cannot watch the config folder; reload with SIGHUP (or POST /-/reload with server.enable_reload)');
       return { close: () => undefined };
     }
     watcher.on('error', (err) => {
-      logger.warn({ file, error: err.message }, 'watching the config folder stopped; reload with SIGHUP or POST /-/reload');
+      logger.warn({ file, error: err.message }, 'watching the config folder stopped; reload with SIGHUP (or POST /-/reload with server.enable_reload)');
     });
     return {
       close: () => {
@@ -187,7 +190,8 @@ export interface ConfigWatcher {
 }
 
 /**
- * POST /-/reload: 200 with what changed; 400 with every error
+ * POST /-/reload (the listener takes it only with server.enable_reload, and
+ * never from another web site): 200 with what changed; 400 with every error
  * (file:line:column: path: message), one a line, when the file is invalid;
  * 500 when a valid file could not be applied. `?format=json` or an
  * `Accept: application/json` header answers JSON instead.
@@ -221,7 +225,8 @@ export function changed(report: ApplyReport): boolean {
     providers.started + providers.stopped > 0 ||
     repositories.added.length + repositories.removed.length + repositories.swapped.length > 0 ||
     targets.added + targets.removed > 0 ||
-    report.listen !== undefined
+    report.listen !== undefined ||
+    report.server !== undefined
   );
 }
 

@@ -6,6 +6,7 @@ import { runCommand } from './run.js';
 import { schemaCommand } from './schema.js';
 import { targetsCommand } from './targets.js';
 import { parseDuration } from '../config/index.js';
+import { redactUrl } from '../redact.js';
 
 // The AWS SDK (EC2 discovery, S3) prints a Node-version notice on Node 20 on
 // its own stdout; this is its documented switch. An operator's own setting wins.
@@ -32,9 +33,9 @@ let exitCode = 0;
 
 program
   .command('run', { isDefault: false })
-  .description('run the daemon (logs as JSON lines on stdout; SIGHUP, a change to the config file or POST /-/reload reloads; SIGTERM stops)')
+  .description('run the daemon (logs as JSON lines on stdout; SIGHUP or a change to the config file reloads, and POST /-/reload with server.enable_reload; SIGTERM stops)')
   .addOption(configOption())
-  .addOption(new Option('--no-watch-config', 'do not reload when the config file changes (SIGHUP and POST /-/reload still do)'))
+  .addOption(new Option('--no-watch-config', 'do not reload when the config file changes (SIGHUP still does, and POST /-/reload with server.enable_reload)'))
   .action(async (opts: { config?: string; watchConfig: boolean }) => {
     exitCode = await runCommand({ config: opts.config, logLevel: program.opts<{ logLevel: string }>().logLevel, watchConfig: opts.watchConfig });
   });
@@ -69,7 +70,7 @@ program.parseAsync(process.argv).then(
     process.exitCode = exitCode;
   },
   (err: unknown) => {
-    process.stderr.write(`pprof-scraper: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.stderr.write(`pprof-scraper: ${redactUrl(err instanceof Error ? err.stack ?? err.message : String(err))}\n`);
     process.exitCode = 1;
   },
 );

@@ -1,6 +1,7 @@
 import { formatConfigError } from '../config/index.js';
 import { discoverOnce } from '../discovery/index.js';
 import { createLogger } from '../log.js';
+import { redactUrl } from '../redact.js';
 import { buildTargets, targetsReport } from '../targets/index.js';
 import type { TargetsReport } from '../targets/index.js';
 import { ConfigLoadError, loadConfig } from './common.js';
@@ -33,8 +34,10 @@ export async function targetsCommand(options: TargetsOptions): Promise<number> {
   }
   const { groups, problems } = await discoverOnce(loaded.config.discovery, { logger, timeoutMs: options.timeout });
   const report = targetsReport(buildTargets(loaded.config, groups), problems);
-  for (const p of problems) logger.error({ provider: p.provider, source: `discovery[${p.source}]` }, p.error);
-  process.stdout.write(options.output === 'json' ? JSON.stringify(report, null, 2) + '\n' : formatTable(report));
+  for (const p of problems) logger.error({ provider: p.provider, source: `discovery[${p.source}]` }, redactUrl(p.error));
+  // The dry run prints what discovery found and the errors providers gave,
+  // any of which may hold a URL with credentials in it.
+  process.stdout.write(redactUrl(options.output === 'json' ? JSON.stringify(report, null, 2) + '\n' : formatTable(report)));
   return problems.length > 0 ? 2 : 0;
 }
 

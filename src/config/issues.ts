@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { describeInput } from './schema.js';
+import { describeInput as describeValue } from './schema.js';
 
 export type IssuePath = readonly (string | number)[];
 
@@ -19,6 +19,25 @@ export function pathToString(path: IssuePath): string {
     else out += out === '' ? seg : `.${seg}`;
   }
   return out;
+}
+
+/** Words that make a key hold a credential (`password`, `bearer_token`, `basic_auth`, `password_hash`...). */
+const SECRET_WORDS = 'password|passwd|token|secret|auth|credential|api_?key|private_?key';
+const SECRET_KEY_RE = new RegExp(SECRET_WORDS, 'i');
+const KEY_WITH_VALUE_RE = new RegExp(`^([^:=\\s]*(?:${SECRET_WORDS})[^:=\\s]*)(\\s*[:=]\\s*)\\S`, 'i');
+
+/**
+ * A key that swallowed its secret value (`{bearer_token:abc}` in flow style,
+ * where YAML needs a space after the colon) shown without it.
+ */
+export function maskKey(key: string): string {
+  const m = KEY_WITH_VALUE_RE.exec(key);
+  return m ? `${m[1] ?? ''}${m[2] ?? ''}<secret>` : key;
+}
+
+/** A path as an error shows it: as pathToString, with no secret a key swallowed. */
+export function pathToDisplay(path: IssuePath): string {
+  return pathToString(path.map((seg) => (typeof seg === 'string' ? maskKey(seg) : seg)));
 }
 
 export function valueAt(raw: unknown, path: IssuePath): unknown {
@@ -42,10 +61,48 @@ const TYPE_WORDS: Record<string, string> = {
 
 type Issue = z.core.$ZodIssue;
 
-/** Turns one zod issue into messages an operator reads: what, where, the offending value. */
+/**
+ * Whether an error at this path is about a credential, so it must not quote
+ * the value: under a secret-named key, or a header value (Authorization).
+ * `*_file` keys hold paths, not secrets.
+ */
+export function isSecretPath(path: IssuePath): boolean {
+  const last = path[path.length - 1];
+  if (typeof last === 'string' && last.endsWith('_file')) return false;
+  return path.some((seg, i) => typeof seg === 'string' && (SECRET_KEY_RE.test(seg) || (seg === 'headers' && i >= path.length - 2)));
+}
+
+/** The kind of a value and nothing of it: for errors about secrets. */
+function describeKind(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a map';
+  return `a ${typeof v} (not shown: it is a secret)`;
+}
+
+/**
+ * `message` with every mention of `value` replaced by `shownAs`: the quoted
+ * form anywhere, the bare form where it stands as a word of its own (or
+ * anywhere, when it is long).
+ */
+export function hideValue(message: string, value: unknown, shownAs: string): string {
+  if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') return message;
+  const text = String(value);
+  if (text === '') return message;
+  const quoted = message.split(JSON.stringify(text)).join(JSON.stringify(shownAs));
+  // a long value is no word of a message: hide it wherever it stands, even inside another
+  if (text.length >= 8) return quoted.split(text).join(shownAs);
+  const escaped = text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  // not inside a `${NAME}` already put there, nor inside a longer word or number
+  return quoted.replace(new RegExp(`(?<![\\w.-]|\\$\\{)${escaped}(?![\\w]|\\.\\w)`, 'g'), () => shownAs);
+}
+
+/** Turns one zod issue into messages an operator reads: what, where, the offending value (never a secret's). */
 export function describeIssue(issue: Issue, raw: unknown, schema: z.ZodType, prefix: IssuePath = []): ConfigIssue[] {
   const path: IssuePath = [...prefix, ...(issue.path as (string | number)[])];
   const value = valueAt(raw, path);
+  const describeInput = isSecretPath(path) ? describeKind : describeValue;
   switch (issue.code) {
     case 'invalid_type': {
       const key = path[path.length - 1];
@@ -58,9 +115,10 @@ export function describeIssue(issue: Issue, raw: unknown, schema: z.ZodType, pre
     case 'unrecognized_keys': {
       const known = knownKeysAt(schema, path);
       return issue.keys.map((key) => {
-        const guess = closest(key, known);
+        const shown = maskKey(key);
+        const guess = closest(shown === key ? key : shown.slice(0, shown.search(/\s*[:=]/)), known);
         const hint = guess ? ` (did you mean ${JSON.stringify(guess)}?)` : known.length > 0 && known.length <= 12 ? ` (known keys: ${known.join(', ')})` : '';
-        return { path: [...path, key], message: `unknown key ${JSON.stringify(key)}${hint}`, onKey: true };
+        return { path: [...path, key], message: `unknown key ${JSON.stringify(shown)}${hint}`, onKey: true };
       });
     }
     case 'invalid_union': {

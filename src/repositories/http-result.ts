@@ -1,3 +1,4 @@
+import { redactUrl } from '../redact.js';
 import type { SendResult } from './repository.js';
 
 const MAX_RETRY_AFTER_MS = 10 * 60_000;
@@ -8,7 +9,8 @@ const MAX_RETRY_AFTER_MS = 10 * 60_000;
  */
 export function resultOfStatus(status: number, body: string, retryAfter: string | undefined, now = Date.now()): SendResult {
   if (status >= 200 && status < 300) return { status: 'ok' };
-  const detail = `HTTP ${status}${body ? `: ${body.trim().replace(/\s+/g, ' ').slice(0, 300)}` : ''}`;
+  // a proxy's error page may quote the URL it was asked for
+  const detail = redactUrl(`HTTP ${status}${body ? `: ${body.trim().replace(/\s+/g, ' ').slice(0, 300)}` : ''}`);
   if (status === 408 || status === 429 || status >= 500) {
     return { status: 'retryable', error: detail, retryAfterMs: parseRetryAfter(retryAfter, now) };
   }
@@ -29,10 +31,13 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
   return Math.min(Math.max(0, ms), MAX_RETRY_AFTER_MS);
 }
 
-/** Network-level failures (refused, reset, DNS, TLS, timeout) are worth another try. */
+/**
+ * Network-level failures (refused, reset, DNS, TLS, timeout) are worth another
+ * try. The text goes to the log at every retry: URL credentials are masked.
+ */
 export function resultOfError(err: unknown, what: string): SendResult {
   const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
   const code = e.cause?.code ?? e.code ?? e.name;
   const message = e.cause?.message ?? e.message ?? String(err);
-  return { status: 'retryable', error: `${what}: ${code ? `${code}: ` : ''}${message}` };
+  return { status: 'retryable', error: redactUrl(`${what}: ${code ? `${code}: ` : ''}${message}`) };
 }

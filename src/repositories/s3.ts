@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { S3Config } from '../config/index.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
+import { redactUrl } from '../redact.js';
 import { fileTime, safeName } from './directory.js';
 import { resultOfStatus } from './http-result.js';
 import type { Repository, SendResult } from './repository.js';
@@ -77,7 +78,7 @@ export function s3Metadata(profile: ScrapedProfile, sidecarKey: string, onRename
 export function resultOfS3Error(err: unknown, what: string): SendResult {
   const e = err as { name?: string; Code?: string; message?: string; $metadata?: { httpStatusCode?: number }; $response?: { headers?: Record<string, string | undefined> } };
   const code = e.Code ?? e.name ?? 'Error';
-  const detail = `${code}: ${e.message ?? String(err)}`;
+  const detail = redactUrl(`${code}: ${e.message ?? String(err)}`);
   const status = e.$metadata?.httpStatusCode;
   if (status === undefined || code === 'AbortError' || code === 'TimeoutError') return { status: 'retryable', error: `${what}: ${detail}` };
   if (RETRYABLE_CODES.has(code)) return { status: 'retryable', error: `${what}: HTTP ${status} ${detail}` };
