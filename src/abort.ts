@@ -1,3 +1,5 @@
+import { MAX_TIMEOUT_MS } from './long-timeout.js';
+
 /**
  * One call's signal, under a long-lived one: it aborts when the parent does
  * (with the parent's reason), after `timeoutMs` when one is given, or on
@@ -16,10 +18,11 @@ export class CallSignal {
   constructor(parent: AbortSignal, timeoutMs?: number, timeoutReason?: () => unknown) {
     this.#parent = parent;
     if (timeoutMs !== undefined) {
+      // past setTimeout's limit a timeout would fire at once; such a bound is no bound
       this.#timer = setTimeout(() => {
         this.#timedOut = true;
         this.#controller.abort(timeoutReason?.());
-      }, timeoutMs);
+      }, Math.min(timeoutMs, MAX_TIMEOUT_MS));
       // the call it bounds keeps the process up while it runs; the timer alone must not
       this.#timer.unref();
     }
