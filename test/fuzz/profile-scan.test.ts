@@ -9,9 +9,9 @@ import type { ProfileLimits } from '../../src/config/index.js';
 import { decodeProfile } from '../../src/profiles/decode.js';
 import { CUMULATIVE_SAMPLE_TYPES, DeltaStore } from '../../src/profiles/delta.js';
 import { ProfileError, ProfileLimitError, scanProfile } from '../../src/profiles/scan.js';
-import type { ProfileCounts, ProfileSummary } from '../../src/profiles/scan.js';
+import type { ProfileSummary } from '../../src/profiles/scan.js';
 import { fuzzParameters } from '../helpers/fuzz.js';
-import { decodePprof, valuesByStack } from '../helpers/pprof-stacks.js';
+import { decodePprof, profileCounts, valuesByStack } from '../helpers/pprof-stacks.js';
 
 // Response bodies and queue items read back after a crash are whatever a
 // target or a damaged disk made them. The scan and the bounded decoder must
@@ -23,23 +23,6 @@ import { decodePprof, valuesByStack } from '../helpers/pprof-stacks.js';
 const FIXTURES = ['heap', 'allocs', 'goroutine', 'block', 'mutex', 'threadcreate', 'cpu'].map((name) => gunzipSync(readFileSync(new URL(`../fixtures/${name}.pb.gz`, import.meta.url))));
 
 const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
-
-function countsOf(p: Profile): ProfileCounts {
-  return {
-    samples: p.sample.length,
-    sampleTypes: p.sampleType.length,
-    frames: sum(p.sample.map((s) => s.locationId.length)),
-    labels: sum(p.sample.map((s) => s.label.length)),
-    locations: p.location.length,
-    lines: sum(p.location.map((l) => l.line.length)),
-    functions: p.function.length,
-    mappings: p.mapping.length,
-    strings: p.stringTable.strings.length,
-    // not decoded: the scan counts bytes on the wire, which bound the decoded lengths (checked below)
-    stringTableSize: 0,
-    comments: p.comment.length,
-  };
-}
 
 /** The scan's answer, or the ProfileError it threw; anything else fails the property. */
 function scanOrError(bytes: Uint8Array, limits: ProfileLimits = DEFAULT_PROFILE_LIMITS): ProfileSummary | ProfileError {
@@ -67,7 +50,8 @@ function checkAgreement(bytes: Uint8Array, limits: ProfileLimits = DEFAULT_PROFI
   }
   assert.ok(!(scanned instanceof ProfileError), `the decoder took what the scan refused: ${JSON.stringify(scanned)}`);
   const { profile, summary } = decoded;
-  const counts = { ...countsOf(profile), stringTableSize: summary.counts.stringTableSize };
+  // the scan counts string bytes on the wire, which bound the decoded lengths (checked below)
+  const counts = { ...profileCounts(profile), stringTableSize: summary.counts.stringTableSize };
   assert.deepEqual(summary.counts, counts);
   // invalid UTF-8 decodes to one U+FFFD per byte at most: a string is never longer than its bytes
   assert.ok(sum(profile.stringTable.strings.map((s) => s.length)) <= counts.stringTableSize);

@@ -2,23 +2,17 @@ import assert from 'node:assert/strict';
 import { BlockList, isIP, isIPv4 } from 'node:net';
 import { describe, test } from 'node:test';
 import type { Instance } from '@aws-sdk/client-ec2';
-import type { ContainerInfo } from 'dockerode';
 import fc from 'fast-check';
-import { parseConfig } from '../../src/config/index.js';
 import type { Config } from '../../src/config/index.js';
-import { containerToDiscovered } from '../../src/discovery/providers/docker-containers.js';
 import { instanceMetadata } from '../../src/discovery/providers/ec2-metadata.js';
 import { buildTargets } from '../../src/targets/index.js';
 import type { BuildResult, Discovered, Target } from '../../src/targets/index.js';
 import { fuzzParameters } from '../helpers/fuzz.js';
+import { config, dockerContainer } from '../helpers/targets.js';
 
 // EC2 tags and Docker labels are written by whoever may tag an instance or
 // start a container. Whatever they hold, the builder must not throw, and what
 // it builds must stay inside the rules of docs/security.md.
-
-function config(yaml: string): Config {
-  return parseConfig(`${yaml}\nrepositories:\n  - directory: {path: ./p}\n`, 'fuzz.yaml', { baseDir: '.', env: {} }).config;
-}
 
 const CONFIGS = [
   config('discovery:\n  - ec2: {}\n  - docker: {}'),
@@ -66,19 +60,11 @@ function ec2Found(ip: string, tags: Record<string, string>, n = 0): { found: Dis
 
 function dockerFound(ip: string, labels: Record<string, string>, n = 0): { found: Discovered; own: Record<string, string> } {
   const id = `${n}`.padStart(12, '0');
-  const info = {
-    Id: `${id}a1b2c3d4e5f60718293a4b5c6d7e8f9000112233445566778899`,
-    Names: ['/api-1'],
-    Image: 'api:1',
-    Labels: labels,
-    HostConfig: { NetworkMode: 'default' },
-    NetworkSettings: { Networks: { bridge: { IPAddress: ip } } },
-  } as unknown as ContainerInfo;
   // compose labels come from the container itself: only pprof.label.* may not replace them
   const compose: Record<string, string> = {};
   if (labels['com.docker.compose.project']) compose['compose_project'] = labels['com.docker.compose.project'];
   if (labels['com.docker.compose.service']) compose['compose_service'] = labels['com.docker.compose.service'];
-  return { found: containerToDiscovered(info, { hostAddress: '127.0.0.1' }), own: { provider: 'docker', container_id: id, container_name: 'api-1', image: 'api:1', ...compose } };
+  return { found: dockerContainer(labels, ip, id), own: { provider: 'docker', container_id: id, container_name: 'api-1', image: 'api:1', ...compose } };
 }
 
 /** The labels docs/security.md says only the daemon and the file set. */

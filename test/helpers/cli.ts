@@ -112,6 +112,14 @@ export function startDaemon(args: string[], opts: { cwd?: string; env?: NodeJS.P
   };
 }
 
+/** Waits until the daemon runs; resolves with its status listener's URL. */
+export async function started(d: DaemonProcess): Promise<string> {
+  // a loaded machine can take a while to load the CLI's modules
+  const up = await d.waitForLog(/^status listener up$/, 60_000);
+  await d.waitForLog(/^pprof-scraper running$/, 60_000);
+  return `http://${String(up['listen'])}`;
+}
+
 /** Polls until check() returns a value, or fails after timeoutMs. */
 export async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000, everyMs = 100): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -1,16 +1,20 @@
 /**
  * Helpers for the operator tests: a pprof target that counts its requests,
- * a forwarding proxy that shows when a request is in flight, a logger that
- * keeps its records, and small HTTP and Prometheus-text readers.
+ * a config that scrapes such targets, a forwarding proxy that shows when a
+ * request is in flight, a logger that keeps its records, and small HTTP,
+ * /targets and Prometheus-text readers.
  */
+import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer, request as httpRequest } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { request } from 'undici';
+import type { Agent } from 'undici';
 
 export const HEAP_FIXTURE = readFileSync(new URL('../fixtures/heap.pb.gz', import.meta.url));
 
@@ -69,6 +73,27 @@ export async function startFakePprofTarget(options: FakePprofOptions = {}): Prom
         server.closeAllConnections();
       }),
   };
+}
+
+/**
+ * A daemon config that scrapes the heap of each target hourly, as the service
+ * it is keyed by, into `dir`/profiles, with its state in `dir`/state;
+ * `server` is what goes inside `server: {…}`.
+ */
+export function fakeTargetsConfig(dir: string, targets: Record<string, FakePprofTarget>, server: string): string {
+  const list = Object.entries(targets).map(([service, t]) => `        - {address: "${t.address}", service: ${service}}`);
+  return `scrape: {interval: 1h}
+profiles:
+  heap: {path: /debug/pprof/heap}
+discovery:
+  - static:
+      targets:
+${list.join('\n')}
+repositories:
+  - directory: {path: "${join(dir, 'profiles')}"}
+server: {${server}}
+state_dir: "${join(dir, 'state')}"
+`;
 }
 
 export interface RecordingProxy {
@@ -158,6 +183,14 @@ export async function httpGet(url: string): Promise<{ status: number; text: stri
 export async function httpPost(url: string, headers: Record<string, string> = {}): Promise<{ status: number; text: string }> {
   const res = await request(url, { method: 'POST', headers });
   return { status: res.statusCode, text: await res.body.text() };
+}
+
+/** The services of the daemon's targets (GET /targets, which must answer 200), sorted. */
+export async function services(base: string, headers: Record<string, string> = {}, dispatcher?: Agent): Promise<string[]> {
+  const res = await request(`${base}/targets`, { headers, ...(dispatcher ? { dispatcher } : {}) });
+  const text = await res.body.text();
+  assert.equal(res.statusCode, 200, text);
+  return (JSON.parse(text) as { targets: { service: string }[] }).targets.map((t) => t.service).sort();
 }
 
 /** The value of one sample in Prometheus text format, or undefined when absent. */

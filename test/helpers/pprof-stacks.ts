@@ -1,10 +1,12 @@
 /**
  * Reading pprof samples the way a person compares them: by the function
  * names and lines of their stacks and by their labels, independent of the
- * ids and order a profile happens to use.
+ * ids and order a profile happens to use; and counting what a profile holds
+ * as the scan counts it.
  */
 import {gunzipSync} from 'node:zlib';
 import {Profile} from 'pprof-format';
+import type {ProfileCounts} from '../../src/profiles/scan.js';
 
 export const decodePprof = (b: Uint8Array): Profile => Profile.decode(b[0] === 0x1f && b[1] === 0x8b ? gunzipSync(b) : b);
 
@@ -32,3 +34,22 @@ export function valuesByStack(p: Profile): Map<string, number[]> {
 
 /** Names of a profile's sample types. */
 export const sampleTypes = (p: Profile): string[] => p.sampleType.map((t) => p.stringTable.strings[Number(t.type)] ?? '');
+
+const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
+
+/** What a decoded profile holds, in the scan's terms (string table size: the UTF-8 bytes of the decoded strings). */
+export function profileCounts(p: Profile): ProfileCounts {
+  return {
+    samples: p.sample.length,
+    sampleTypes: p.sampleType.length,
+    frames: sum(p.sample.map((s) => s.locationId.length)),
+    labels: sum(p.sample.map((s) => s.label.length)),
+    locations: p.location.length,
+    lines: sum(p.location.map((l) => l.line.length)),
+    functions: p.function.length,
+    mappings: p.mapping.length,
+    strings: p.stringTable.strings.length,
+    stringTableSize: sum(p.stringTable.strings.map((s) => Buffer.byteLength(s))),
+    comments: p.comment.length,
+  };
+}

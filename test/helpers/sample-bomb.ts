@@ -1,9 +1,10 @@
 import { gzipSync } from 'node:zlib';
+import { lenField, varintBytes, varintField } from '../../src/profiles/wire.js';
 
-// Profiles that are small on the wire and huge once decoded, written with a
-// minimal protobuf writer (pprof-format would have to build every object
-// first, which is the very cost these profiles exist to provoke). Repeated
-// entries are identical, so gzip shrinks them about a thousandfold.
+// Profiles that are small on the wire and huge once decoded, written field
+// by field (pprof-format would have to build every object first, which is
+// the very cost these profiles exist to provoke). Repeated entries are
+// identical, so gzip shrinks them about a thousandfold.
 
 /** How many of each thing the profile holds; everything else is one of it. */
 export interface BombShape {
@@ -30,26 +31,8 @@ export interface BombShape {
   readonly distinct?: boolean;
 }
 
-function varint(n: number): number[] {
-  const out: number[] = [];
-  while (n > 127) {
-    out.push((n % 128) | 0x80);
-    n = Math.floor(n / 128);
-  }
-  out.push(n);
-  return out;
-}
-
-function field(number: number, payload: Buffer): Buffer {
-  return Buffer.concat([Buffer.from([(number << 3) | 2, ...varint(payload.length)]), payload]);
-}
-
-function scalar(number: number, value: number): Buffer {
-  return Buffer.from([number << 3, ...varint(value)]);
-}
-
 function packed(number: number, count: number, value = 1): Buffer {
-  return field(number, Buffer.alloc(count, value));
+  return lenField(number, Buffer.alloc(count, value));
 }
 
 /** `count` copies of `chunk`, without building `count` buffers. */
@@ -62,27 +45,27 @@ function repeat(chunk: Buffer, count: number): Buffer {
 export function bombProfile(shape: BombShape): Buffer {
   const types = shape.sampleTypes ?? 1;
   const depth = shape.stackDepth ?? 1;
-  const label = field(3, Buffer.concat([scalar(1, 1), scalar(2, 2)]));
+  const label = lenField(3, Buffer.concat([varintField(1, 1), varintField(2, 2)]));
   const sampleBody = Buffer.concat([packed(1, depth), packed(2, types), repeat(label, shape.labelsPerSample ?? 0)]);
-  const samples = shape.distinct ? distinctSamples(sampleBody, shape.samples ?? 1) : repeat(field(2, sampleBody), shape.samples ?? 1);
-  const line = field(4, Buffer.concat([scalar(1, 1), scalar(2, 1)]));
-  const location = field(4, Buffer.concat([scalar(1, 1), scalar(2, 1), repeat(line, shape.linesPerLocation ?? 1)]));
-  const fn = field(5, Buffer.concat([scalar(1, 1), scalar(2, 1), scalar(4, 2)]));
-  const mapping = field(3, Buffer.concat([scalar(1, 1), scalar(5, 2)]));
-  const extra = field(6, Buffer.alloc(shape.stringLength ?? 1, 0x61));
+  const samples = shape.distinct ? distinctSamples(sampleBody, shape.samples ?? 1) : repeat(lenField(2, sampleBody), shape.samples ?? 1);
+  const line = lenField(4, Buffer.concat([varintField(1, 1), varintField(2, 1)]));
+  const location = lenField(4, Buffer.concat([varintField(1, 1), varintField(2, 1), repeat(line, shape.linesPerLocation ?? 1)]));
+  const fn = lenField(5, Buffer.concat([varintField(1, 1), varintField(2, 1), varintField(4, 2)]));
+  const mapping = lenField(3, Buffer.concat([varintField(1, 1), varintField(5, 2)]));
+  const extra = lenField(6, Buffer.alloc(shape.stringLength ?? 1, 0x61));
   return Buffer.concat([
-    repeat(field(1, Buffer.concat([scalar(1, 1), scalar(2, 2)])), types),
+    repeat(lenField(1, Buffer.concat([varintField(1, 1), varintField(2, 2)])), types),
     samples,
     repeat(mapping, shape.mappings ?? 1),
     repeat(location, shape.locations ?? 1),
     repeat(fn, shape.functions ?? 1),
-    field(6, Buffer.alloc(0)),
-    field(6, Buffer.from(shape.sampleType ?? 'samples')),
-    field(6, Buffer.from('count')),
+    lenField(6, Buffer.alloc(0)),
+    lenField(6, Buffer.from(shape.sampleType ?? 'samples')),
+    lenField(6, Buffer.from('count')),
     repeat(extra, shape.strings ?? 0),
     shape.comments ? packed(13, shape.comments) : Buffer.alloc(0),
     // time_nanos 2026-01-01T00:00:00Z
-    Buffer.from([9 << 3, ...varint(1_767_225_600_000_000_000)]),
+    varintField(9, 1_767_225_600_000_000_000),
   ]);
 }
 
@@ -91,9 +74,9 @@ function distinctSamples(body: Buffer, count: number): Buffer {
   const out = Buffer.alloc(count * (body.length + 24));
   let pos = 0;
   for (let i = 0; i < count; i++) {
-    const num = varint(i);
+    const num = varintBytes(i);
     const label = [0x1a, 3 + num.length, 0x08, 0x01, 0x18, ...num];
-    for (const b of [0x12, ...varint(body.length + label.length)]) out[pos++] = b;
+    for (const b of [0x12, ...varintBytes(body.length + label.length)]) out[pos++] = b;
     pos += body.copy(out, pos);
     for (const b of label) out[pos++] = b;
   }

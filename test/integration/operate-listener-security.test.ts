@@ -9,10 +9,9 @@ import { test } from 'node:test';
 import bcrypt from 'bcryptjs';
 import { chromium } from 'playwright-core';
 import { Agent, request } from 'undici';
-import { startDaemon, waitFor } from '../helpers/cli.js';
-import type { DaemonProcess } from '../helpers/cli.js';
+import { started, startDaemon, waitFor } from '../helpers/cli.js';
 import { freePort } from '../helpers/dockerd.js';
-import { httpGet, httpPost, logRecords, metricValue, startFakePprofTarget } from '../helpers/operate.js';
+import { fakeTargetsConfig, httpGet, httpPost, logRecords, metricValue, services, startFakePprofTarget } from '../helpers/operate.js';
 import type { FakePprofTarget } from '../helpers/operate.js';
 import { requirePeer } from '../helpers/peers.js';
 
@@ -20,34 +19,8 @@ import { requirePeer } from '../helpers/peers.js';
 // a web page in the operator's browser would (DNS rebinding, cross-site
 // posts), and run with basic auth and TLS while it profiles itself.
 
-function config(dir: string, services: Record<string, FakePprofTarget>, server: string): string {
-  const targets = Object.entries(services).map(([service, t]) => `        - {address: "${t.address}", service: ${service}}`);
-  return `scrape: {interval: 1h}
-profiles:
-  heap: {path: /debug/pprof/heap}
-discovery:
-  - static:
-      targets:
-${targets.join('\n')}
-repositories:
-  - directory: {path: "${join(dir, 'profiles')}"}
-server: {listen: "127.0.0.1:0"${server}}
-state_dir: "${join(dir, 'state')}"
-`;
-}
-
-async function started(d: DaemonProcess): Promise<string> {
-  // a loaded machine can take a while to load the CLI's modules
-  const up = await d.waitForLog(/^status listener up$/, 60_000);
-  await d.waitForLog(/^pprof-scraper running$/, 60_000);
-  return `http://${String(up['listen'])}`;
-}
-
-async function services(base: string, headers: Record<string, string> = {}, dispatcher?: Agent): Promise<string[]> {
-  const res = await request(`${base}/targets`, { headers, ...(dispatcher ? { dispatcher } : {}) });
-  const text = await res.body.text();
-  assert.equal(res.statusCode, 200, text);
-  return (JSON.parse(text) as { targets: { service: string }[] }).targets.map((t) => t.service).sort();
+function config(dir: string, targets: Record<string, FakePprofTarget>, server: string): string {
+  return fakeTargetsConfig(dir, targets, `listen: "127.0.0.1:0"${server}`);
 }
 
 test('HTTP reload is off by default and SIGHUP still reloads; a foreign Host cannot read /targets', { timeout: 60_000 }, async () => {

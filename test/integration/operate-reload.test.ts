@@ -4,29 +4,17 @@ import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { startDaemon, waitFor } from '../helpers/cli.js';
+import { started, startDaemon, waitFor } from '../helpers/cli.js';
 import type { DaemonProcess } from '../helpers/cli.js';
-import { httpGet, httpPost, logRecords, metricValue, startFakePprofTarget } from '../helpers/operate.js';
+import { fakeTargetsConfig, httpGet, httpPost, logRecords, metricValue, services, startFakePprofTarget } from '../helpers/operate.js';
 import type { FakePprofTarget } from '../helpers/operate.js';
 
 // `pprof-scraper run` as a real child process, reloaded by each trigger:
 // SIGHUP, an edit of the file (in place, renamed over, backup-then-write),
 // and POST /-/reload; invalid edits keep the old targets.
 
-function config(dir: string, services: Record<string, FakePprofTarget>, listen = '127.0.0.1:0'): string {
-  const targets = Object.entries(services).map(([service, t]) => `        - {address: "${t.address}", service: ${service}}`);
-  return `scrape: {interval: 1h}
-profiles:
-  heap: {path: /debug/pprof/heap}
-discovery:
-  - static:
-      targets:
-${targets.join('\n')}
-repositories:
-  - directory: {path: "${join(dir, 'profiles')}"}
-server: {listen: "${listen}", enable_reload: true}
-state_dir: "${join(dir, 'state')}"
-`;
+function config(dir: string, targets: Record<string, FakePprofTarget>, listen = '127.0.0.1:0'): string {
+  return fakeTargetsConfig(dir, targets, `listen: "${listen}", enable_reload: true`);
 }
 
 // two errors, on lines 1 and 9, so the answer must list both with line:column
@@ -41,19 +29,6 @@ repositories:
   - directory: {path: ./profiles, retention: {max_age: forever}}
 server: {listen: "127.0.0.1:0"}
 `;
-
-async function services(base: string): Promise<string[]> {
-  const res = await httpGet(`${base}/targets`);
-  const body = JSON.parse(res.text) as { targets: { service: string }[] };
-  return body.targets.map((t) => t.service).sort();
-}
-
-async function started(d: DaemonProcess): Promise<string> {
-  // a loaded machine can take a while to load the CLI's modules
-  const up = await d.waitForLog(/^status listener up$/, 60_000);
-  await d.waitForLog(/^pprof-scraper running$/, 60_000);
-  return `http://${String(up['listen'])}`;
-}
 
 function reloads(d: DaemonProcess, msg: RegExp): Record<string, unknown>[] {
   return logRecords(d.output()).filter((r) => typeof r['msg'] === 'string' && msg.test(r['msg']));

@@ -7,12 +7,12 @@ import { DEFAULT_PROFILE_LIMITS } from '../../src/config/index.js';
 import type { ProfileLimits } from '../../src/config/index.js';
 import { ProfileFormatError, ProfileLimitError, scanProfile } from '../../src/profiles/scan.js';
 import { BodyError, checkProfileBody } from '../../src/scrape/body.js';
+import { profileCounts } from '../helpers/pprof-stacks.js';
 import { bombProfile, sampleBomb } from '../helpers/sample-bomb.js';
 import type { BombShape } from '../helpers/sample-bomb.js';
 
 const FIXTURES = ['heap', 'allocs', 'goroutine', 'block', 'mutex', 'threadcreate', 'cpu', 'allocs-10k'];
 const raw = (name: string): Buffer => gunzipSync(readFileSync(new URL(`../fixtures/${name}.pb.gz`, import.meta.url)));
-const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
 
 function refusedBy(limit: keyof ProfileLimits, message: RegExp): (err: unknown) => true {
   return (err) => {
@@ -28,20 +28,7 @@ describe('profile scan: structure limits', () => {
     test(`a real Go ${name} profile passes the default limits, with the counts pprof-format decodes`, () => {
       const bytes = raw(name);
       const { counts } = scanProfile(bytes, DEFAULT_PROFILE_LIMITS);
-      const p = Profile.decode(bytes);
-      assert.deepEqual(counts, {
-        samples: p.sample.length,
-        sampleTypes: p.sampleType.length,
-        frames: sum(p.sample.map((s) => s.locationId.length)),
-        labels: sum(p.sample.map((s) => s.label.length)),
-        locations: p.location.length,
-        lines: sum(p.location.map((l) => l.line.length)),
-        functions: p.function.length,
-        mappings: p.mapping.length,
-        strings: p.stringTable.strings.length,
-        stringTableSize: sum(p.stringTable.strings.map((s) => Buffer.byteLength(s))),
-        comments: p.comment.length,
-      });
+      assert.deepEqual(counts, profileCounts(Profile.decode(bytes)));
     });
   }
 

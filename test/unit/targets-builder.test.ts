@@ -1,28 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { parseConfig } from '../../src/config/index.js';
-import type { Config } from '../../src/config/index.js';
 import { buildTargets, shardOf } from '../../src/targets/index.js';
-import type { Discovered, TargetGroup } from '../../src/targets/index.js';
-import { createStaticProvider } from '../../src/discovery/providers/static.js';
-
-function config(yaml: string): Config {
-  return parseConfig(`${yaml}\nrepositories:\n  - directory: {path: ./p}\n`, 'test.yaml', { baseDir: '.', env: {} }).config;
-}
-
-async function staticGroups(c: Config): Promise<TargetGroup[]> {
-  const groups: TargetGroup[] = [];
-  for (let i = 0; i < c.discovery.length; i++) {
-    const entry = c.discovery[i];
-    if (entry?.static) groups.push({ source: i, provider: 'static', targets: await createStaticProvider(entry.static, i).refresh(AbortSignal.timeout(1000)) });
-  }
-  return groups;
-}
-
-/** A provider-like group, as EC2 or Docker would publish it. */
-function group(c: Config, found: Discovered[], provider: 'ec2' | 'docker' = 'ec2'): TargetGroup[] {
-  return [{ source: c.discovery.findIndex((e) => e[provider] !== undefined), provider, directiveNoun: provider === 'ec2' ? 'tag' : 'label', targets: found }];
-}
+import type { Discovered } from '../../src/targets/index.js';
+import { config, group, staticGroups } from '../helpers/targets.js';
 
 describe('static targets', () => {
   test('all three forms, with group and target settings', async () => {
@@ -177,7 +157,6 @@ overrides:
       [{ 'pprof.interval': 'often' }, 'tag pprof.interval: "often" is not a duration (like 30s or 5m)'],
       [{ 'pprof.profiles': 'heap,cpux' }, 'tag pprof.profiles: "heap,cpux" names unknown profile type cpux (known: cpu, heap, allocs, goroutine, block, mutex, threadcreate)'],
       [{ 'pprof.service': ' ' }, 'tag pprof.service: " " is empty'],
-      [{ 'pprof.interval': '5s' }, 'interval 5s is not longer than profiles.cpu.seconds (10s)'],
     ];
     const found: Discovered[] = [...bad.map(([directives], i) => ({ address: `10.0.1.${i}`, labels: {}, directives })), { address: '10.0.2.1', labels: {}, directives: { 'pprof.label.odd key=x': 'a,b={c}', 'pprof.scrape': 'true' } }];
     const { targets, dropped } = buildTargets(c, group(c, found));

@@ -1,26 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { parseConfig } from '../../src/config/index.js';
-import type { Config } from '../../src/config/index.js';
 import { instanceMetadata } from '../../src/discovery/providers/ec2-metadata.js';
 import { buildTargets } from '../../src/targets/index.js';
+import { config, configErrors } from '../helpers/targets.js';
 
 const HEAP_ONLY = 'profiles: {heap: {path: /debug/pprof/heap}}';
 
-function config(yaml: string): Config {
-  return parseConfig(`${yaml}\nrepositories:\n  - directory: {path: ./p}\n`, 'test.yaml', { baseDir: '.', env: {} }).config;
-}
-
-function configErrors(yaml: string): string[] {
-  try {
-    config(yaml);
-    return [];
-  } catch (err) {
-    return (err as Error).message
-      .split('\n')
-      .slice(1)
-      .map((l) => l.replace(/^test\.yaml:\d+:\d+: /, ''));
-  }
+/** The config errors of `yaml`, without their test.yaml:line:column. */
+function errorMessages(yaml: string): string[] {
+  return configErrors(yaml).map((l) => l.replace(/^test\.yaml:\d+:\d+: /, ''));
 }
 
 function tagged(ip: string, tags: Record<string, string>) {
@@ -29,7 +17,7 @@ function tagged(ip: string, tags: Record<string, string>) {
 
 describe('the 1s interval floor', () => {
   test('an interval below 1s anywhere in the file is a config error', () => {
-    const errors = configErrors(`
+    const errors = errorMessages(`
 ${HEAP_ONLY}
 scrape: {interval: 999ms}
 discovery:
@@ -62,7 +50,7 @@ overrides:
     const { targets, dropped } = buildTargets(c, [{ source: 0, provider: 'ec2', directiveNoun: 'tag', targets: [tagged('10.0.0.1', { 'pprof.interval': huge }), tagged('10.0.0.2', { 'pprof.interval': '52w' })] }]);
     assert.deepEqual(dropped.map((d) => d.reason), [`tag pprof.interval: ${JSON.stringify(huge)} is not a duration (like 30s or 5m)`]);
     assert.deepEqual(targets.map((t) => t.timing), [{ kind: 'interval', ms: 52 * 7 * 86_400_000 }]);
-    assert.deepEqual(configErrors(`${HEAP_ONLY}\nscrape: {interval: ${huge}}`), ['scrape.interval: interval is too long to count in milliseconds: give a shorter one']);
+    assert.deepEqual(errorMessages(`${HEAP_ONLY}\nscrape: {interval: ${huge}}`), ['scrape.interval: interval is too long to count in milliseconds: give a shorter one']);
   });
 
   test('a cron schedule fires at most once a second (its finest field), the floor itself; spread defaults to 30s', () => {

@@ -2,42 +2,13 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
-import type { ContainerInfo } from 'dockerode';
-import { parseConfig } from '../../src/config/index.js';
 import type { Config } from '../../src/config/index.js';
-import { containerToDiscovered } from '../../src/discovery/providers/docker-containers.js';
 import { instanceMetadata } from '../../src/discovery/providers/ec2-metadata.js';
 import { clientSettingsFor, createTargetClient } from '../../src/scrape/clients.js';
 import { scrapeProfile } from '../../src/scrape/scraper.js';
 import { buildTargets, pathProblem } from '../../src/targets/index.js';
-import type { Discovered, Target, TargetGroup } from '../../src/targets/index.js';
-import { createStaticProvider } from '../../src/discovery/providers/static.js';
-
-function config(yaml: string): Config {
-  return parseConfig(`${yaml}\nrepositories:\n  - directory: {path: ./p}\n`, 'test.yaml', { baseDir: '.', env: {} }).config;
-}
-
-function configErrors(yaml: string): string[] {
-  try {
-    config(yaml);
-    return [];
-  } catch (err) {
-    return (err as Error).message.split('\n').slice(1);
-  }
-}
-
-function group(c: Config, found: Discovered[], provider: 'ec2' | 'docker' = 'ec2'): TargetGroup[] {
-  return [{ source: c.discovery.findIndex((e) => e[provider] !== undefined), provider, directiveNoun: provider === 'ec2' ? 'tag' : 'label', targets: found }];
-}
-
-async function staticGroups(c: Config): Promise<TargetGroup[]> {
-  const groups: TargetGroup[] = [];
-  for (let i = 0; i < c.discovery.length; i++) {
-    const entry = c.discovery[i];
-    if (entry?.static) groups.push({ source: i, provider: 'static', targets: await createStaticProvider(entry.static, i).refresh(AbortSignal.timeout(1000)) });
-  }
-  return groups;
-}
+import type { Target } from '../../src/targets/index.js';
+import { config, configErrors, dockerContainer, group, staticGroups } from '../helpers/targets.js';
 
 function ec2Instance(ip: string, tags: Record<string, string> = {}) {
   return instanceMetadata(
@@ -45,18 +16,6 @@ function ec2Instance(ip: string, tags: Record<string, string> = {}) {
     'eu-west-1',
     { address: 'private_ip', serviceTag: 'Name', tagLabels: [] },
   );
-}
-
-function container(labels: Record<string, string>, ip = '10.9.0.2'): Discovered {
-  const info = {
-    Id: 'd4e9433fb6f9a1b2c3d4e5f60718293a4b5c6d7e8f9000112233445566778899',
-    Names: ['/api-1'],
-    Image: 'api:1',
-    Labels: labels,
-    HostConfig: { NetworkMode: 'default' },
-    NetworkSettings: { Networks: { bridge: { IPAddress: ip } } },
-  } as unknown as ContainerInfo;
-  return containerToDiscovered(info, { hostAddress: '127.0.0.1' });
 }
 
 describe('pprof.path is a path', () => {
@@ -91,7 +50,7 @@ describe('pprof.path is a path', () => {
 
   test('a Docker label is held to the same rule', () => {
     const c = config('discovery:\n  - docker: {}');
-    const { dropped } = buildTargets(c, group(c, [container({ 'pprof.path': '/x?y=' })], 'docker'));
+    const { dropped } = buildTargets(c, group(c, [dockerContainer({ 'pprof.path': '/x?y=' })], 'docker'));
     assert.match(dropped[0]?.reason ?? '', /^label pprof\.path: "\/x\?y=" has a \? in it/);
   });
 
@@ -261,7 +220,7 @@ describe('labels the daemon owns', () => {
     test(`a ${provider === 'ec2' ? 'tag' : 'label'} pprof.label.${name} drops the target, saying why`, () => {
       const c = config(`discovery:\n  - ${provider}: {}`);
       const noun = provider === 'ec2' ? 'tag' : 'label';
-      const found = provider === 'ec2' ? ec2Instance('10.0.0.7', { [`pprof.label.${name}`]: '10.0.0.99:6060' }) : container({ [`pprof.label.${name}`]: '10.0.0.99:6060' });
+      const found = provider === 'ec2' ? ec2Instance('10.0.0.7', { [`pprof.label.${name}`]: '10.0.0.99:6060' }) : dockerContainer({ [`pprof.label.${name}`]: '10.0.0.99:6060' });
       const { targets, dropped } = buildTargets(c, group(c, [found], provider as 'ec2' | 'docker'));
       assert.equal(targets.length, 0);
       assert.equal(dropped[0]?.reason, `${noun} pprof.label.${name}: "${name}" is a label the daemon owns; tags and labels cannot set it (the config file can): remove the ${noun}`);
@@ -297,7 +256,7 @@ describe('scheme and credentials', () => {
     const ec2 = buildTargets(c, group(c, [ec2Instance('10.0.0.7', { 'pprof.scheme': 'http' }), ec2Instance('10.0.0.8', { 'pprof.scheme': 'https' })]));
     assert.equal(ec2.dropped[0]?.reason, 'tag pprof.scheme: "http" would turn this target\'s https (set by discovery[0].ec2) into plain http: tags may choose https, never drop it; remove the tag');
     assert.deepEqual(ec2.targets.map((t) => t.profiles[0]?.url), ['https://10.0.0.8:6060/debug/pprof/profile?seconds=10']);
-    const docker = buildTargets(c, group(c, [container({ 'pprof.scheme': 'https' })], 'docker'));
+    const docker = buildTargets(c, group(c, [dockerContainer({ 'pprof.scheme': 'https' })], 'docker'));
     assert.equal(docker.targets[0]?.scheme, 'https');
   });
 
@@ -323,7 +282,7 @@ discovery:
     assert.equal(d?.bearer_token, undefined);
     assert.equal(d?.basic_auth?.username, 'u');
     // a target always carries the index of the entry that found it: metadata cannot move it to another entry's client
-    const built = buildTargets(c, group(c, [container({ 'pprof.label.team': 'x', 'pprof.port': '7070' })], 'docker'));
+    const built = buildTargets(c, group(c, [dockerContainer({ 'pprof.label.team': 'x', 'pprof.port': '7070' })], 'docker'));
     assert.equal(built.targets[0]?.source, 2);
   });
 });
