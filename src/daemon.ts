@@ -84,6 +84,8 @@ export class Daemon implements StatusSource {
   #current: BuildResult = { targets: [], dropped: [] };
   #rebuildTimer: NodeJS.Timeout | undefined;
   #droppedSeen = new Set<string>();
+  /** Targets whose profile time was replaced by the scrape time, logged once each. */
+  readonly #skewedTargets = new Set<string>();
   readonly #lastScrapes = new Map<string, LastScrape>();
   readonly #lastProfiles: LastProfiles;
   /** An apply is between its discovery change and its rebuild: rebuilds wait for it. */
@@ -310,6 +312,8 @@ export class Daemon implements StatusSource {
     }
     const live = new Set(result.targets.flatMap((t) => t.profiles.map((p) => `${t.id}/${p.type}`)));
     for (const key of this.#lastScrapes.keys()) if (!live.has(key)) this.#lastScrapes.delete(key);
+    const liveIds = new Set(result.targets.map((t) => t.id));
+    for (const id of this.#skewedTargets) if (!liveIds.has(id)) this.#skewedTargets.delete(id);
     this.#lastProfiles.retain(live);
     return targets;
   }
@@ -358,6 +362,13 @@ export class Daemon implements StatusSource {
     if (!outcome.ok) {
       this.#logger.warn({ target: target.address, service: target.service, type: profile.type, url: profile.url, result, reason: outcome.reason }, 'scrape failed');
       return;
+    }
+    if (outcome.ignoredTimeMs !== undefined && !this.#skewedTargets.has(target.id)) {
+      this.#skewedTargets.add(target.id);
+      this.#logger.warn(
+        { target: target.address, service: target.service, type: profile.type, profile_time: new Date(outcome.ignoredTimeMs).toISOString(), scrape_time: new Date(outcome.profile.time).toISOString() },
+        "profile time is more than 10 minutes from the scrape: filed under the scrape time instead (logged once per target); check the target's clock",
+      );
     }
     // the request is done: making the profile durable must not hold a concurrency slot
     return { settled: this.#delivery.submit(outcome.profile) };

@@ -14,7 +14,7 @@ export interface ScrapedProfile {
   /** Profile type name as configured (cpu, heap, allocs, or a custom name). */
   readonly type: string;
   readonly labels: Labels;
-  /** When the profile was taken, ms since the epoch: the profile's TimeNanos, else the scrape start. */
+  /** When the profile was taken, ms since the epoch: see profileTime. */
   readonly time: number;
   /** The profile's DurationNanos in ms, when it has one (CPU-style types). */
   readonly durationMs?: number;
@@ -24,6 +24,22 @@ export interface ScrapedProfile {
   readonly url: string;
   /** The endpoint serves deltas already (a `delta: true` type, godeltaprof): repositories that want deltas send it as it is. */
   readonly delta?: boolean;
+  /** Every profile type its target is configured with: lets a repository that files two types as one series pick one, the same for every scrape. */
+  readonly targetTypes?: readonly string[];
   /** gzip-compressed pprof protobuf. */
   readonly data: Buffer;
+}
+
+/** How far a profile's own time may lie from its scrape before the scrape time is used instead. */
+export const MAX_PROFILE_TIME_SKEW_MS = 10 * 60_000;
+
+/**
+ * The time a profile is filed under (file names, object keys, profefe's
+ * created_at): its own time_nanos when it lies within 10 minutes of the
+ * scrape start, else the scrape start. A target's clock, or a body that says
+ * the year 39381 or 1970, must not file profiles there.
+ */
+export function profileTime(ownMs: number | undefined, scrapedAtMs: number): { readonly time: number; readonly ignored?: number } {
+  if (ownMs === undefined) return { time: scrapedAtMs };
+  return Math.abs(ownMs - scrapedAtMs) <= MAX_PROFILE_TIME_SKEW_MS ? { time: ownMs } : { time: scrapedAtMs, ignored: ownMs };
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { DirectoryConfig } from '../config/index.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
@@ -18,7 +18,10 @@ export function fileTime(ms: number): string {
   return new Date(ms).toISOString().replace(/[-:]/g, '');
 }
 
-/** Where a profile lands, relative to the repository's path. */
+/** How many names a profile tries (`…_2`, `…_3`, …) before the send fails. */
+const MAX_NAME_TRIES = 1000;
+
+/** Where a profile lands, relative to the repository's path; another file there already makes it `…_2.pb.gz`, `…_3.pb.gz`, … */
 export function profileFileName(profile: ScrapedProfile): { dir: string; file: string } {
   const instance = profile.labels['instance'] ?? profile.targetId;
   return {
@@ -34,8 +37,10 @@ export interface DirectoryRepository extends Repository {
 
 /**
  * `{path}/{service}/{type}/{time}_{instance}.pb.gz` plus a `.json` sidecar with
- * the labels. Each file is written to a temp name, synced and renamed, so a
- * reader (or a crash) never sees half a profile. Retention by age and total size.
+ * the labels. Each file is written to a temp name, synced, and linked to its
+ * name, so a reader (or a crash) never sees half a profile and no file is
+ * ever replaced: a name taken (the same time twice) gets a counter suffix.
+ * Retention by age and total size.
  */
 export function createDirectoryRepository(name: string, config: DirectoryConfig, options: { sweepEveryMs?: number } = {}): DirectoryRepository {
   const root = resolve(config.path);
@@ -71,15 +76,24 @@ export function createDirectoryRepository(name: string, config: DirectoryConfig,
         target_id: profile.targetId,
         samples: profile.sampleCount,
       };
+      const base = file.slice(0, -'.pb.gz'.length);
+      let where = join(folder, file);
       try {
         await mkdir(folder, { recursive: true });
-        await writeAtomic(join(folder, file.replace(/\.pb\.gz$/, '.json')), Buffer.from(JSON.stringify(sidecar, null, 2) + '\n'));
-        await writeAtomic(join(folder, file), profile.data);
+        const name = await publishUnique(folder, base, profile.data);
+        where = join(folder, `${name}.pb.gz`);
+        try {
+          await publish(join(folder, `${name}.json`), Buffer.from(JSON.stringify(sidecar, null, 2) + '\n'));
+        } catch (err) {
+          // the retry writes both again, under a name of its own
+          await unlink(where).catch(() => undefined);
+          throw err;
+        }
         return { status: 'ok' };
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
         const hint = e.code === 'ENOSPC' ? ': the disk is full; profiles wait until there is room' : e.code === 'EACCES' || e.code === 'EROFS' ? ': the daemon cannot write there' : '';
-        return { status: 'retryable', error: `writing ${join(folder, file)}: ${e.code ?? e.message}${hint}` };
+        return { status: 'retryable', error: `writing ${where}: ${e.code ?? e.message}${hint}` };
       }
     },
     sweep,
@@ -91,9 +105,10 @@ export function createDirectoryRepository(name: string, config: DirectoryConfig,
   };
 }
 
-async function writeAtomic(path: string, data: Buffer): Promise<void> {
-  const tmp = join(resolve(path, '..'), `.${randomBytes(6).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'w', 0o644);
+/** Writes a synced temp file beside `folder`'s files; its name starts with a dot, which retention skips. */
+async function writeTemp(folder: string, data: Buffer): Promise<string> {
+  const tmp = join(folder, `.${randomBytes(6).toString('hex')}.tmp`);
+  const fh = await open(tmp, 'wx', 0o644);
   try {
     await fh.writeFile(data);
     await fh.sync();
@@ -103,12 +118,62 @@ async function writeAtomic(path: string, data: Buffer): Promise<void> {
     throw err;
   }
   await fh.close();
+  return tmp;
+}
+
+/**
+ * Gives the temp file its name, failing with EEXIST when the name is taken.
+ * A hard link never replaces a file; where the file system has no hard links,
+ * the name is claimed by an exclusive create and the temp file renamed over
+ * that empty claim.
+ */
+async function claim(tmp: string, path: string): Promise<void> {
   try {
-    await rename(tmp, path);
+    await link(tmp, path);
+    return;
   } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw err;
   }
+  await (await open(path, 'wx', 0o644)).close();
+  await rename(tmp, path);
+}
+
+/** The profile under `{base}.pb.gz`, else `{base}_2.pb.gz`, …: the first name free (with no sidecar either). Returns the name without `.pb.gz`. */
+async function publishUnique(folder: string, base: string, data: Buffer): Promise<string> {
+  const tmp = await writeTemp(folder, data);
+  try {
+    for (let i = 1; i <= MAX_NAME_TRIES; i++) {
+      const name = i === 1 ? base : `${base}_${i}`;
+      if (await exists(join(folder, `${name}.json`))) continue;
+      try {
+        await claim(tmp, join(folder, `${name}.pb.gz`));
+        return name;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+    }
+    throw new Error(`${MAX_NAME_TRIES} profiles of this target and type already have this time: remove some, or check the target's clock`);
+  } finally {
+    await unlink(tmp).catch(() => undefined);
+  }
+}
+
+/** Writes `path`, which must not exist. */
+async function publish(path: string, data: Buffer): Promise<void> {
+  const tmp = await writeTemp(resolve(path, '..'), data);
+  try {
+    await claim(tmp, path);
+  } finally {
+    await unlink(tmp).catch(() => undefined);
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return lstat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 interface StoredFile {

@@ -18,14 +18,34 @@ export function profefeType(type: string): string | undefined {
 }
 
 /**
- * `labels=k=v,k2=v2` as profefe's agent writes it: each key and value
- * escaped, then the joined string escaped again as the query value.
+ * The label naming a custom type sent as `other`, so that one custom type's
+ * profiles can be found and merged apart from another's. Target label names
+ * match [a-zA-Z_][a-zA-Z0-9_]*: with its dot, this one cannot be among them.
  */
-export function profefeQuery(service: string, type: string, labels: Readonly<Record<string, string>>): string {
+export const PROFEFE_TYPE_LABEL = 'pprof.type';
+
+/**
+ * `created_at` in profefe's layout, 2006-01-02T15:04:05 in UTC with no zone;
+ * undefined for a time that layout cannot hold (a year outside 0000-9999).
+ */
+export function profefeCreatedAt(ms: number): string | undefined {
+  const d = new Date(ms);
+  const year = d.getUTCFullYear();
+  if (!Number.isFinite(ms) || year < 0 || year > 9999) return undefined;
+  return `${String(year).padStart(4, '0')}${d.toISOString().slice(-20, -5)}`;
+}
+
+/**
+ * The write query: `service`, `type`, `created_at` and `labels=k=v,k2=v2` as
+ * profefe's agent writes it, each key and value escaped, then the joined
+ * string escaped again as the query value.
+ */
+export function profefeQuery(service: string, type: string, labels: Readonly<Record<string, string>>, createdAt?: string): string {
   const joined = Object.entries(labels)
     .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`)
     .join(',');
-  return `service=${encodeURIComponent(service)}&type=${encodeURIComponent(type)}&labels=${encodeURIComponent(joined)}`;
+  const when = createdAt === undefined ? '' : `&created_at=${encodeURIComponent(createdAt)}`;
+  return `service=${encodeURIComponent(service)}&type=${encodeURIComponent(type)}${when}&labels=${encodeURIComponent(joined)}`;
 }
 
 export async function createProfefeRepository(name: string, config: ProfefeConfig): Promise<Repository> {
@@ -39,7 +59,10 @@ export async function createProfefeRepository(name: string, config: ProfefeConfi
       const type = profefeType(profile.type);
       if (type === undefined) return { status: 'skipped', reason: 'profefe takes no allocs profiles (heap holds the same samples)' };
       if (profile.sampleCount === 0) return { status: 'skipped', reason: 'empty profile (no samples): profefe rejects those' };
-      const url = `${base}/api/0/profiles?${profefeQuery(profile.service, type, profile.labels)}`;
+      const createdAt = profefeCreatedAt(profile.time);
+      if (createdAt === undefined) return { status: 'permanent', error: `profile time ${profile.time} ms is outside the years 0000-9999 that profefe's created_at can hold: not sent` };
+      const labels = type === profile.type ? profile.labels : { ...profile.labels, [PROFEFE_TYPE_LABEL]: profile.type };
+      const url = `${base}/api/0/profiles?${profefeQuery(profile.service, type, labels, createdAt)}`;
       try {
         const res = await request(url, { method: 'POST', body: profile.data, headers, dispatcher: client.dispatcher, signal });
         const text = res.statusCode >= 300 ? await res.body.text() : (await res.body.dump(), '');

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { S3Config } from '../config/index.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
@@ -26,14 +27,20 @@ export interface S3Deps {
   readonly logger?: Logger | undefined;
 }
 
-/** `{prefix}{service}/{type}/{yyyy}/{mm}/{dd}/{time}_{instance}.pb.gz`, in UTC. */
+/**
+ * `{prefix}{service}/{type}/{yyyy}/{mm}/{dd}/{time}_{instance}_{digest}.pb.gz`,
+ * in UTC. A PUT replaces whatever object has its key, so the key ends in a
+ * digest of the target, type and bytes: two profiles with one time get two
+ * objects, while a retry of the same profile lands on the same one.
+ */
 export function s3Key(prefix: string, profile: ScrapedProfile): string {
   const d = new Date(profile.time);
   const yyyy = String(d.getUTCFullYear());
   const mm = String(d.getUTCMonth() + 1).padStart(2, '0');
   const dd = String(d.getUTCDate()).padStart(2, '0');
   const instance = profile.labels['instance'] ?? profile.targetId;
-  return `${prefix}${safeName(profile.service)}/${safeName(profile.type)}/${yyyy}/${mm}/${dd}/${fileTime(profile.time)}_${safeName(instance)}.pb.gz`;
+  const digest = createHash('sha256').update(`${profile.targetId}\0${profile.type}\0`).update(profile.data).digest('hex').slice(0, 12);
+  return `${prefix}${safeName(profile.service)}/${safeName(profile.type)}/${yyyy}/${mm}/${dd}/${fileTime(profile.time)}_${safeName(instance)}_${digest}.pb.gz`;
 }
 
 /** A metadata value as HTTP carries it: printable ASCII stays, anything else (and `%`) is percent-encoded. */

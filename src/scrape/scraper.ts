@@ -3,6 +3,7 @@ import type { Dispatcher } from 'undici';
 import { CallSignal } from '../abort.js';
 import { DEFAULT_PROFILE_LIMITS, formatDuration, formatSize } from '../config/index.js';
 import type { ProfileLimits } from '../config/index.js';
+import { profileTime } from '../profiles/profile.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
 import type { Target, TargetProfile } from '../targets/index.js';
 import { BodyError, checkProfileBody, describeBody } from './body.js';
@@ -12,7 +13,14 @@ import type { TargetClient } from './clients.js';
 export type ScrapeFailure = 'http_error' | 'busy' | 'timeout' | 'network' | 'invalid' | 'too_large' | 'redirect';
 
 export type ScrapeOutcome =
-  | { readonly ok: true; readonly profile: ScrapedProfile; readonly bytes: number; readonly durationMs: number }
+  | {
+      readonly ok: true;
+      readonly profile: ScrapedProfile;
+      readonly bytes: number;
+      readonly durationMs: number;
+      /** The profile's own time (ms) when it was too far from the scrape to be used. */
+      readonly ignoredTimeMs?: number;
+    }
   | { readonly ok: false; readonly result: ScrapeFailure; readonly reason: string; readonly bytes: number; readonly durationMs: number };
 
 export interface ScraperOptions {
@@ -46,19 +54,21 @@ export async function scrapeProfile(target: Target, profile: TargetProfile, clie
     const { body, contentType } = await fetchBody(profile.url, client, options.maxProfileSize, call.signal);
     const checked = await checkProfileBody(body, { ...(options.limits ?? DEFAULT_PROFILE_LIMITS), max_decompressed_size: options.maxDecompressedSize }, contentType);
     const summary = checked.summary;
+    const time = profileTime(summary.timeMs, started);
     const scraped: ScrapedProfile = {
       targetId: target.id,
       service: target.service,
       type: profile.type,
       labels: target.labels,
-      time: summary.timeMs ?? started,
+      time: time.time,
       ...(summary.durationMs !== undefined ? { durationMs: summary.durationMs } : {}),
       sampleCount: summary.sampleCount,
       url: profile.url,
       ...(profile.delta ? { delta: true } : {}),
+      targetTypes: target.profiles.map((p) => p.type),
       data: checked.data,
     };
-    return { ok: true, profile: scraped, bytes: body.length, durationMs: Date.now() - started };
+    return { ok: true, profile: scraped, bytes: body.length, durationMs: Date.now() - started, ...(time.ignored !== undefined ? { ignoredTimeMs: time.ignored } : {}) };
   } catch (err) {
     const durationMs = Date.now() - started;
     if (err instanceof ScrapeError) return { ok: false, result: err.result, reason: err.message, bytes: err.bytes, durationMs };

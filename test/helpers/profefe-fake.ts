@@ -10,7 +10,7 @@ import type {AddressInfo} from 'node:net';
 import {gunzipSync} from 'node:zlib';
 import {Profile} from 'pprof-format';
 import {Arrivals} from './arrivals.js';
-import {parseWriteParams, readBody, replyJson, replyNonWrite, routeProfefe} from './profefe-contract.js';
+import {parseCreatedAt, parseWriteParams, readBody, replyJson, replyNonWrite, routeProfefe} from './profefe-contract.js';
 import type {ProfefeType} from './profefe-contract.js';
 
 /** A profile the fake accepted. */
@@ -27,6 +27,15 @@ export interface ReceivedProfile {
   readonly url: string;
   /** ms since the epoch. */
   readonly receivedAt: number;
+  /** `created_at` as sent, when sent. */
+  readonly createdAt?: string;
+  /**
+   * The time profefe files the profile under, ms since the epoch, as its
+   * Collector.WriteProfile picks it (pkg/profefe/collector.go): the body's
+   * time_nanos when positive (never looked at for type=trace), else
+   * created_at, else the time it arrived.
+   */
+  readonly indexedAt: number;
 }
 
 /** A request the fake refused, with the status and error it answered. */
@@ -66,6 +75,14 @@ export interface ProfefeFake {
   readonly received: ReceivedProfile[];
   /** Refused requests (4xx/5xx from the fake's rules, not from the failure hook). */
   readonly rejected: RejectedRequest[];
+  /**
+   * What GET /api/0/profiles/merge would make of the accepted profiles of one
+   * service and type whose labels include `labels` (profefe's Labels.Include,
+   * pkg/profile/labels.go): merged profiles must have the same period type and
+   * sample types (pprof's Profile.compatible, internal/pprof/profile/merge.go),
+   * else profefe answers an error.
+   */
+  merge(service: string, type: ProfefeType, labels?: Readonly<Record<string, string>>): {ok: true; profiles: number} | {ok: false; error: string};
   /** Replaces the failure hook; undefined restores normal answers. */
   setFailure(f: FailureHook | undefined): void;
   /** Resolves once `count` profiles have been accepted; rejects after timeoutMs. */
@@ -84,7 +101,7 @@ const MAX_DECOMPRESSED = 512 * 1024 * 1024;
  * protobuf whose samples each carry one value per sample type, with at least
  * one sample. Returns the sample count, or the reason it fails.
  */
-export function checkProfileBody(body: Buffer): {ok: true; samples: number} | {ok: false; reason: string} {
+export function checkProfileBody(body: Buffer): {ok: true; samples: number; timeNanos: bigint} | {ok: false; reason: string} {
   if (body.length === 0) return {ok: false, reason: 'empty input file'};
   let raw = body;
   if (body.length >= 2 && body.readUInt16BE(0) === GZIP_MAGIC) {
@@ -107,7 +124,7 @@ export function checkProfileBody(body: Buffer): {ok: true; samples: number} | {o
     }
   }
   if (profile.sample.length === 0) return {ok: false, reason: 'profile is empty: no samples'};
-  return {ok: true, samples: profile.sample.length};
+  return {ok: true, samples: profile.sample.length, timeNanos: BigInt(profile.timeNanos)};
 }
 
 export async function startProfefeFake(opts: {host?: string} = {}): Promise<ProfefeFake> {
@@ -148,7 +165,9 @@ export async function startProfefeFake(opts: {host?: string} = {}): Promise<Prof
       reject(req, res, 400, `bad request: ${parsed.error}`);
       return;
     }
-    const {service, type, labels} = parsed.params;
+    const {service, type, labels, createdAt} = parsed.params;
+    const receivedAt = Date.now();
+    let indexedAt = createdAt === undefined ? receivedAt : (parseCreatedAt(createdAt) ?? receivedAt);
     let sampleCount = 0;
     // profefe stores trace bodies without parsing them.
     if (type !== 'trace') {
@@ -158,9 +177,10 @@ export async function startProfefeFake(opts: {host?: string} = {}): Promise<Prof
         return;
       }
       sampleCount = check.samples;
+      if (check.timeNanos > 0n) indexedAt = Number(check.timeNanos / 1_000_000n);
     }
     const id = randomBytes(10).toString('hex');
-    received.push({service, type, labels, body, sampleCount, url, receivedAt: Date.now()});
+    received.push({service, type, labels, body, sampleCount, url, receivedAt, indexedAt, ...(createdAt !== undefined ? {createdAt} : {})});
     replyJson(res, 200, {body: {id, type, service}});
     arrivals.notify();
   };
@@ -187,6 +207,26 @@ export async function startProfefeFake(opts: {host?: string} = {}): Promise<Prof
     rejected,
     setFailure(f) {
       failure = f;
+    },
+    merge(service, type, labels = {}) {
+      const picked = received.filter((r) => {
+        if (r.service !== service || r.type !== type) return false;
+        const have = new Map(r.labels);
+        return Object.entries(labels).every(([k, v]) => have.get(k) === v);
+      });
+      if (picked.length === 0) return {ok: false, error: 'nothing found'};
+      const shape = (r: ReceivedProfile): string => {
+        const p = Profile.decode(r.body[0] === 0x1f ? gunzipSync(r.body) : r.body);
+        const name = (v: {type: number | bigint; unit: number | bigint} | undefined): string =>
+          v === undefined ? '<nil>' : `${p.stringTable.strings[Number(v.type)] ?? ''}/${p.stringTable.strings[Number(v.unit)] ?? ''}`;
+        return `period ${name(p.periodType)}; samples ${p.sampleType.map(name).join(' ')}`;
+      };
+      const first = shape(picked[0]!);
+      for (const r of picked.slice(1)) {
+        const other = shape(r);
+        if (other !== first) return {ok: false, error: `incompatible profiles: ${first} and ${other}`};
+      }
+      return {ok: true, profiles: picked.length};
     },
     waitForProfiles(count, timeoutMs = 10_000) {
       return arrivals

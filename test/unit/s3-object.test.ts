@@ -15,9 +15,19 @@ const profile = (over: Partial<ScrapedProfile> = {}): ScrapedProfile => ({
   ...over,
 });
 
-void test('keys follow {prefix}{service}/{type}/{yyyy}/{mm}/{dd}/{time}_{instance}.pb.gz in UTC', () => {
-  assert.equal(s3Key('pprof/', profile()), 'pprof/billing/heap/2026/01/05/20260105T085800.123Z_10.0.0.7_7070.pb.gz');
-  assert.equal(s3Key('', profile({service: 'a/b', labels: {}})), 'a_b/heap/2026/01/05/20260105T085800.123Z_9c1e4f.pb.gz');
+void test('keys follow {prefix}{service}/{type}/{yyyy}/{mm}/{dd}/{time}_{instance}_{digest}.pb.gz in UTC', () => {
+  assert.match(s3Key('pprof/', profile()), /^pprof\/billing\/heap\/2026\/01\/05\/20260105T085800\.123Z_10\.0\.0\.7_7070_[0-9a-f]{12}\.pb\.gz$/);
+  assert.match(s3Key('', profile({service: 'a/b', labels: {}})), /^a_b\/heap\/2026\/01\/05\/20260105T085800\.123Z_9c1e4f_[0-9a-f]{12}\.pb\.gz$/);
+});
+
+// S3 PutObject replaces an existing object under the same key (AWS S3 API
+// reference, PutObject; s3rver does the same): a key must never be shared by two profiles
+void test('two profiles of one target and type at one time get two keys; a retry of one gets the same key', () => {
+  const a = profile({data: Buffer.from('first profile')});
+  const b = profile({data: Buffer.from('second profile')});
+  assert.notEqual(s3Key('pprof/', a), s3Key('pprof/', b));
+  assert.equal(s3Key('pprof/', a), s3Key('pprof/', {...a}), 'the same profile sent again overwrites nothing new');
+  assert.notEqual(s3Key('pprof/', a), s3Key('pprof/', {...a, targetId: 'other'}), 'another target with the same instance label');
 });
 
 void test('metadata holds the profile\'s identity and its labels; odd values are percent-encoded', () => {
