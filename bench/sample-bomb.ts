@@ -181,7 +181,8 @@ function configText(opts: Options, peers: Peers, mode: Mode, pyroscopeUrl: strin
     scrape: {interval: `${opts.intervalMs}ms`, timeout: '20s', ...limits},
     profiles: {heap: {path: '/debug/pprof/heap'}, goroutine: {path: '/debug/pprof/goroutine'}},
     discovery: [{static: {targets: [...peers.good.map((address, i) => ({address, service: `good-${i}`})), {address: peers.bomb, service: 'bomb'}]}}],
-    repositories: [{pyroscope: {url: pyroscopeUrl}}, {directory: {path: join(dir, 'profiles')}}],
+    // the fixtures carry the time they were recorded: no ingestion window, so every one is prepared and pushed
+    repositories: [{pyroscope: {url: pyroscopeUrl, reject_older_than: '0s'}}, {directory: {path: join(dir, 'profiles')}}],
     server: {listen: listenOn},
     state_dir: join(dir, 'state'),
   });

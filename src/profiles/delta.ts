@@ -24,7 +24,10 @@ export const CUMULATIVE_SAMPLE_TYPES: ReadonlySet<string> = new Set(['alloc_obje
 export type DeltaResult =
   /** The difference to the previous profile: gzipped pprof. */
   | { readonly kind: 'delta'; readonly data: Buffer; readonly timeMs: number; readonly durationMs: number; readonly sampleCount: number }
-  /** Nothing to send: this profile only became the baseline (first of its series, or the counters went down: a restart). */
+  /**
+   * Nothing to send: this profile only became the baseline (first of its series, or a
+   * restart: a counter went down, or a stack of the baseline is gone).
+   */
   | { readonly kind: 'baseline'; readonly reason: 'first' | 'restart' }
   /** The profile has no cumulative sample type: send it as it is. */
   | { readonly kind: 'as-is' };
@@ -113,6 +116,8 @@ export class DeltaStore {
     this.#store(series, makeBaseline(unique, sums, types, cumulative, signature, timeNs, now), now);
     if (!previous || previous.signature !== signature) return { kind: 'baseline', reason: 'first' };
     if (timeNs <= previous.timeNs) return { kind: 'baseline', reason: 'restart' };
+    // Go keeps every stack of a cumulative profile for the life of the process
+    if (!containsAll(unique, previous.keys)) return { kind: 'baseline', reason: 'restart' };
 
     const width = cumulative.length;
     for (let g = 0; g < groups; g++) {
@@ -188,6 +193,19 @@ function findKey(keys: Float64Array, key: number): number {
     else return mid;
   }
   return -1;
+}
+
+/** Whether every key of `sub` is in `keys` (both sorted, distinct). */
+function containsAll(keys: Float64Array, sub: Float64Array): boolean {
+  if (sub.length > keys.length) return false;
+  let k = 0;
+  for (let i = 0; i < sub.length; i++) {
+    const want = sub[i] as number;
+    while (k < keys.length && (keys[k] as number) < want) k++;
+    if (k === keys.length || keys[k] !== want) return false;
+    k++;
+  }
+  return true;
 }
 
 /** The distinct keys, sorted. */

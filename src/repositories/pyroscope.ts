@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { request } from 'undici';
-import { DEFAULT_PROFILE_LIMITS } from '../config/index.js';
+import { DEFAULT_PROFILE_LIMITS, formatDuration, formatSize } from '../config/index.js';
 import type { ProfileLimits, PyroscopeConfig } from '../config/index.js';
 import type { Metrics } from '../metrics.js';
 import { openProfile } from '../profiles/decode.js';
 import { DeltaStore } from '../profiles/delta.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
+import { lenField } from '../profiles/wire.js';
 import { createTargetClient } from '../scrape/clients.js';
 import { resultOfError, resultOfStatus } from './http-result.js';
 import type { Prepared, Preparing } from './queue.js';
@@ -16,11 +17,12 @@ import type { Repository, SendResult } from './repository.js';
 // API: `POST {url}/push.v1.PusherService/Push`, a Connect unary call over
 // HTTP/1.1 with a protobuf body (application/proto, not compressed). Each
 // profile is one series whose labels travel as name/value pairs, so:
-//   - the profile name (`__name__`: process_cpu, memory, block, mutex,
-//     goroutine, …) is set here, from the profile's sample types and our type
-//     name. The legacy /ingest endpoint guesses it from the sample types
-//     alone and files Go's block profile (contentions/delay) as mutex unless
-//     a sample_type_config part says otherwise;
+//   - the profile name (`__name__`) is set here, as Grafana Alloy's
+//     pyroscope.scrape sets it: Go's own types get Pyroscope's names
+//     (process_cpu, memory, block, mutex, goroutine), any other type its
+//     configured name, whatever its samples look like (fgprof's samples look
+//     like CPU; filed as process_cpu they would mix with the real CPU series).
+//     The legacy /ingest endpoint guesses it from the sample types alone;
 //   - service names and label values are sent as they are (UTF-8); /ingest's
 //     `name=app{k=v}` syntax cannot carry `,`, `}` or `=` in values, nor most
 //     characters in the service name;
@@ -30,11 +32,40 @@ import type { Repository, SendResult } from './repository.js';
 
 export const PUSH_PATH = '/push.v1.PusherService/Push';
 
-/** Label names Pyroscope uses itself; a target label of that name is renamed. */
-const RESERVED = ['__name__', '__delta__', 'service_name'];
+/**
+ * Label names set here or by Pyroscope itself (pkg/model/labels.go); a target
+ * label of one of these names would be refused as a duplicate or change what
+ * Pyroscope does with the series, so it is renamed.
+ */
+const RESERVED = [
+  '__name__',
+  '__delta__',
+  'service_name',
+  '__profile_type__',
+  '__service_name__',
+  '__otel__',
+  '__period_type__',
+  '__period_unit__',
+  '__session_id__',
+  '__type__',
+  '__unit__',
+  '__sampled__',
+  '__order__',
+];
 
-/** How long seeing a target's heap profile keeps its allocs profile from Pyroscope. */
-const HEAP_SEEN_MS = 10 * 60_000;
+/** A name Pyroscope takes unchanged whether its label name sanitisation is on or off. */
+const PLAIN_LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+
+/** Pyroscope's names for Go's profile types, as Alloy's pyroscope.scrape files them. */
+const GO_PROFILE_NAMES: Readonly<Record<string, string>> = {
+  cpu: 'process_cpu',
+  heap: 'memory',
+  allocs: 'memory',
+  block: 'block',
+  mutex: 'mutex',
+  goroutine: 'goroutine',
+  threadcreate: 'threadcreate',
+};
 
 export interface PyroscopeDeps {
   readonly logger?: Logger | undefined;
@@ -50,27 +81,32 @@ export interface PyroscopeRepository extends Repository, Preparing {
 }
 
 /**
- * A label name as Pyroscope accepts it (`[a-zA-Z_][a-zA-Z0-9_]*`, and not
- * starting with `__`, which Pyroscope keeps for itself).
+ * A label name Pyroscope takes unchanged. Its ValidateLabels
+ * (pkg/validation/validate.go) takes any non-empty UTF-8 name by default; a
+ * tenant with label sanitisation on (disable_label_sanitization: false) takes
+ * letters, digits (not first), `_` and `.`, dots turned into `_`, and refuses
+ * the rest. A
+ * name both take unchanged goes as it is; any other character becomes `_`, and
+ * a name starting with a digit (or empty) gets a leading `_`.
  */
 export function sanitizeLabelName(name: string): string {
-  let n = name.replace(/[^a-zA-Z0-9_]/g, '_');
-  if (n === '' || /^[0-9]/.test(n)) n = `_${n}`;
-  if (n.startsWith('__')) n = n.replace(/^_+/, '_');
-  return n;
+  if (PLAIN_LABEL_NAME.test(name)) return name;
+  const n = name.replace(/[^a-zA-Z0-9_]/g, '_');
+  return n === '' || /^[0-9]/.test(n) ? `_${n}` : n;
 }
 
 /**
  * The series labels for a profile. Target labels come in name order; a name
- * that sanitises to one already taken (a reserved name, or an earlier label)
- * gets `_2`, `_3`, … so no value overwrites another. Empty values are left
- * out (Pyroscope, like Prometheus, treats an empty value as no label).
+ * that is reserved, or sanitises to one already taken by an earlier label,
+ * gets `_2`, `_3`, … so no two names become one and no value overwrites
+ * another. Empty values are left out (Pyroscope, like Prometheus, treats an
+ * empty value as no label).
  */
 export function pyroscopeLabels(
   profileName: string,
   service: string,
   labels: Readonly<Record<string, string>>,
-  onRename?: (from: string, to: string) => void,
+  onRename?: (from: string, to: string, reason: string) => void,
 ): [string, string][] {
   const out: [string, string][] = [
     ['__name__', profileName],
@@ -82,12 +118,15 @@ export function pyroscopeLabels(
     const value = labels[key] ?? '';
     if (value === '') continue;
     let name = sanitizeLabelName(key);
+    const reasons: string[] = [];
+    if (name !== key) reasons.push('Pyroscope refuses or changes this name');
     if (taken.has(name)) {
+      reasons.push(RESERVED.includes(name) ? `${name} is a label Pyroscope sets itself` : `another label is sent as ${name}`);
       let i = 2;
       while (taken.has(`${name}_${i}`)) i++;
       name = `${name}_${i}`;
     }
-    if (name !== key) onRename?.(key, name);
+    if (name !== key) onRename?.(key, name, reasons.join('; '));
     taken.add(name);
     out.push([name, value]);
   }
@@ -99,7 +138,11 @@ export function pyroscopeLabels(
  * decoding the rest, once it has passed the limits. Throws a ProfileError.
  */
 export function sampleTypeNames(data: Uint8Array, limits: ProfileLimits = DEFAULT_PROFILE_LIMITS): string[] {
-  const buf = openProfile(data, limits).raw;
+  return typeNamesOf(openProfile(data, limits).raw);
+}
+
+/** Names of the sample types of an opened (inflated and scanned) profile. */
+function typeNamesOf(buf: Buffer): string[] {
   const strings: string[] = [];
   const typeIndexes: number[] = [];
   let pos = 0;
@@ -141,35 +184,77 @@ export function sampleTypeNames(data: Uint8Array, limits: ProfileLimits = DEFAUL
   return typeIndexes.map((i) => strings[i] ?? '');
 }
 
+export interface PushLimits {
+  readonly maxLabelNamesPerSeries: number;
+  readonly maxProfileSize: number;
+  readonly maxSamples: number;
+}
+
+/** Pyroscope's max_label_name_length and max_label_value_length defaults, in bytes (pkg/validation/limits.go). */
+const MAX_LABEL_NAME_BYTES = 1024;
+const MAX_LABEL_VALUE_BYTES = 2048;
+
 /**
- * Pyroscope's profile name for one of ours. It follows Pyroscope's own reading
- * of Go sample types; block and mutex share theirs, so our type name decides.
+ * Why Pyroscope's distributor would refuse a series with `labels` and a
+ * profile of `size` bytes uncompressed holding `samples` samples, or
+ * undefined. It refuses each of these whole (nothing is truncated).
  */
-export function profileNameOf(type: string, sampleTypes: readonly string[], url = ''): string {
-  if (sampleTypes.includes('wall')) return 'wall';
-  if (sampleTypes.some((t) => t === 'samples' || t.includes('cpu'))) return 'process_cpu';
-  if (sampleTypes.some((t) => t.startsWith('alloc_') || t.startsWith('inuse_') || t === 'space' || t === 'objects')) return 'memory';
-  if (sampleTypes.includes('contentions') || sampleTypes.includes('delay')) return /mutex/i.test(type) || /mutex/i.test(url) ? 'mutex' : 'block';
-  if (sampleTypes.includes('goroutine') || sampleTypes.includes('goroutines')) return 'goroutine';
-  const name = type.replace(/[^a-zA-Z0-9_:]/g, '_');
-  return /^[a-zA-Z_:]/.test(name) ? name : `_${name}`;
+export function overPushLimits(labels: readonly (readonly [string, string])[], size: number, samples: number, limits: PushLimits): string | undefined {
+  const { maxLabelNamesPerSeries: names, maxProfileSize: bytes, maxSamples } = limits;
+  if (names > 0 && labels.length > names) {
+    return `the series has ${labels.length} label names (with __name__, __delta__ and service_name) and Pyroscope allows ${names} (max_label_names_per_series): drop target labels, or raise max_label_names_per_series here and on the server`;
+  }
+  for (const [name, value] of labels) {
+    if (Buffer.byteLength(name) > MAX_LABEL_NAME_BYTES) return `label name ${name.slice(0, 64)}… is longer than the ${MAX_LABEL_NAME_BYTES} bytes Pyroscope allows (max_label_name_length): shorten it`;
+    if (Buffer.byteLength(value) > MAX_LABEL_VALUE_BYTES) return `label ${name} has a value longer than the ${MAX_LABEL_VALUE_BYTES} bytes Pyroscope allows (max_label_value_length): shorten it or drop the label`;
+  }
+  if (bytes > 0 && size > bytes) return `the profile is ${formatSize(size)} uncompressed and Pyroscope allows ${formatSize(bytes)} (max_profile_size): raise max_profile_size here and on the server`;
+  if (maxSamples > 0 && samples > maxSamples) {
+    return `the profile has ${samples} samples and Pyroscope allows ${maxSamples} (max_profile_stacktrace_samples): raise max_profile_stacktrace_samples here and on the server`;
+  }
+  return undefined;
+}
+
+/**
+ * Pyroscope's profile name for one of our types: Pyroscope's name for Go's own
+ * types, else the configured name. A `delta: true` type serving Go's heap,
+ * block or mutex samples (godeltaprof) is filed as memory, block or mutex, as
+ * Alloy files godeltaprof_memory, godeltaprof_block and godeltaprof_mutex.
+ */
+export function profileNameOf(type: string, sampleTypes: readonly string[], delta = false, url = ''): string {
+  const go = GO_PROFILE_NAMES[type];
+  if (go !== undefined) return go;
+  if (delta) {
+    if (sampleTypes.some((t) => t.startsWith('alloc_') || t.startsWith('inuse_'))) return 'memory';
+    if (sampleTypes.includes('contentions') && sampleTypes.includes('delay')) return /mutex/i.test(type) || /mutex/i.test(url) ? 'mutex' : 'block';
+  }
+  return type;
+}
+
+/**
+ * Whether Pyroscope's `memory` series of this profile's target comes from its
+ * heap profile: allocs holds the same alloc_* samples, so only one of them may
+ * be sent. Decided by the target's configured types, so every scrape of a
+ * target decides alike. A profile queued without them (by an older version)
+ * is sent: nothing says its target has heap.
+ */
+export function memoryFromHeap(profile: ScrapedProfile): boolean {
+  const types: unknown = profile.targetTypes;
+  return Array.isArray(types) && types.includes('heap');
+}
+
+/**
+ * Why a profile dated `timeMs` lies outside Pyroscope's ingestion window at
+ * `now`, or undefined when inside. Pyroscope takes a time after now minus
+ * reject_older_than and before now plus reject_newer_than (either 0: no bound).
+ */
+export function outsideIngestionWindow(timeMs: number, now: number, olderThanMs: number, newerThanMs: number): string | undefined {
+  if (olderThanMs > 0 && !(timeMs > now - olderThanMs)) return `taken ${formatDuration(now - timeMs)} ago, and Pyroscope refuses profiles older than reject_older_than (${formatDuration(olderThanMs)})`;
+  if (newerThanMs > 0 && !(timeMs < now + newerThanMs)) return `dated ${formatDuration(timeMs - now)} ahead, and Pyroscope refuses profiles further ahead than reject_newer_than (${formatDuration(newerThanMs)})`;
+  return undefined;
 }
 
 // --- protobuf encoding of push.v1.PushRequest (api/push/v1/push.proto) ---
-
-function varintBytes(n: number): number[] {
-  const out: number[] = [];
-  while (n > 127) {
-    out.push((n % 128) | 0x80);
-    n = Math.floor(n / 128);
-  }
-  out.push(n);
-  return out;
-}
-
-function lenField(field: number, payload: Buffer): Buffer {
-  return Buffer.concat([Buffer.from([(field << 3) | 2, ...varintBytes(payload.length)]), payload]);
-}
 
 /**
  * PushRequest{series: [RawProfileSeries{labels: [LabelPair{name, value}],
@@ -202,16 +287,23 @@ export async function createPyroscopeRepository(name: string, config: PyroscopeC
   };
   const previous = deps.previous as Partial<PyroscopeRepository> | undefined;
   const deltas = previous?.deltas instanceof DeltaStore ? previous.deltas : new DeltaStore();
-  const heapSeen = new Map<string, number>();
+  const olderThanMs = config.reject_older_than;
+  const newerThanMs = config.reject_newer_than;
+  let windowLoggedAt = -Infinity;
+  const pushLimits: PushLimits = {
+    maxLabelNamesPerSeries: config.max_label_names_per_series,
+    maxProfileSize: config.max_profile_size,
+    maxSamples: config.max_profile_stacktrace_samples,
+  };
   const renamed = new Set<string>();
   const { logger, metrics } = deps;
   const limits = (): ProfileLimits => deps.profileLimits?.() ?? DEFAULT_PROFILE_LIMITS;
 
-  const onRename = (from: string, to: string): void => {
+  const onRename = (from: string, to: string, reason: string): void => {
     const key = `${from}\0${to}`;
     if (renamed.has(key)) return;
     renamed.add(key);
-    logger?.warn({ repository: name, label: from, sent_as: to }, 'label name renamed for Pyroscope (its syntax, a reserved name, or another label already has that name)');
+    logger?.warn({ repository: name, label: from, sent_as: to, reason }, `label ${from} is sent to Pyroscope as ${to}: ${reason}`);
   };
 
   const gauge = (): void => {
@@ -226,15 +318,8 @@ export async function createPyroscopeRepository(name: string, config: PyroscopeC
 
     async prepare(profile: ScrapedProfile): Promise<Prepared> {
       const now = Date.now();
-      if (profile.type === 'heap') {
-        heapSeen.delete(profile.targetId);
-        heapSeen.set(profile.targetId, now);
-        for (const [id, at] of heapSeen) {
-          if (now - at <= HEAP_SEEN_MS && heapSeen.size <= 100_000) break;
-          heapSeen.delete(id);
-        }
-      } else if (profile.type === 'allocs' && now - (heapSeen.get(profile.targetId) ?? -Infinity) <= HEAP_SEEN_MS) {
-        return { status: 'skipped', reason: 'allocs holds the same samples as this target\'s heap profile, which Pyroscope already gets (both are "memory")' };
+      if (profile.type === 'allocs' && memoryFromHeap(profile)) {
+        return { status: 'skipped', reason: 'allocs holds the same samples as this target\'s heap profile, which Pyroscope gets (both are "memory")' };
       }
       if (profile.delta === true) return { status: 'send', profile };
       // A profile that does not decode within the limits throws (a ProfileError): sent as
@@ -261,13 +346,33 @@ export async function createPyroscopeRepository(name: string, config: PyroscopeC
     },
 
     async send(profile: ScrapedProfile, signal: AbortSignal): Promise<SendResult> {
-      let body: Buffer;
+      let labels: [string, string][];
+      let opened;
       try {
-        const profileName = profileNameOf(profile.type, sampleTypeNames(profile.data, limits()), profile.url);
-        body = encodePushRequest(pyroscopeLabels(profileName, profile.service, profile.labels, onRename), profile.data, profileId(profile));
+        opened = openProfile(profile.data, limits());
+        const profileName = profileNameOf(profile.type, typeNamesOf(opened.raw), profile.delta === true, profile.url);
+        labels = pyroscopeLabels(profileName, profile.service, profile.labels, onRename);
       } catch (err) {
         return { status: 'permanent', error: `not a pprof profile: ${(err as Error).message}` };
       }
+      // Pyroscope checks the profile's own TimeNanos, even where the daemon files it by the scrape time
+      const timeMs = opened.summary.timeMs ?? profile.time;
+      const now = Date.now();
+      const outside = outsideIngestionWindow(timeMs, now, olderThanMs, newerThanMs);
+      if (outside !== undefined) {
+        metrics?.queueDropped.inc({ repository: name, reason: 'outside_ingestion_window' });
+        if (now - windowLoggedAt >= 60_000) {
+          windowLoggedAt = now;
+          logger?.warn(
+            { repository: name, target: profile.targetId, type: profile.type, profile_time: new Date(timeMs).toISOString(), reason: 'outside_ingestion_window' },
+            `profile not sent: ${outside}; it is dropped (if the server's window differs, set reject_older_than/reject_newer_than on this repository)`,
+          );
+        }
+        return { status: 'skipped', reason: `outside_ingestion_window: ${outside}` };
+      }
+      const over = overPushLimits(labels, opened.raw.length, opened.summary.sampleCount, pushLimits);
+      if (over !== undefined) return { status: 'permanent', error: `not sent: ${over}` };
+      const body = encodePushRequest(labels, profile.data, profileId(profile));
       const url = `${base}${PUSH_PATH}`;
       try {
         const res = await request(url, { method: 'POST', body, headers, dispatcher: client.dispatcher, signal });

@@ -11,6 +11,8 @@ import type {IncomingHttpHeaders, IncomingMessage, ServerResponse} from 'node:ht
 import type {AddressInfo} from 'node:net';
 import {gunzipSync} from 'node:zlib';
 import {Profile} from 'pprof-format';
+import {parseConfig} from '../../src/config/index.js';
+import type {PyroscopeConfig} from '../../src/config/index.js';
 import {Arrivals} from './arrivals.js';
 
 export const PUSH_PATH = '/push.v1.PusherService/Push';
@@ -49,6 +51,20 @@ export interface PyroscopeFake {
 export interface PyroscopeFakeOptions {
   /** Multi-tenant mode: X-Scope-OrgID must be this. */
   tenant?: string;
+  /** validation.reject-older-than (default 1 h; 0: none). */
+  rejectOlderThanMs?: number;
+  /** validation.reject-newer-than (default 10 min; 0: none). */
+  rejectNewerThanMs?: number;
+  /** The server's clock (default Date.now). */
+  now?: () => number;
+  /** validation.max-label-names-per-series (default 30; 0: none). */
+  maxLabelNamesPerSeries?: number;
+  /** validation.disable-label-sanitization set to false (the default is true: any non-empty UTF-8 name). */
+  labelSanitization?: boolean;
+  /** validation.max-profile-size-bytes, uncompressed (default 4 MiB; 0: none). */
+  maxProfileSizeBytes?: number;
+  /** validation.max-profile-stacktrace-samples (default 16000; 0: none). */
+  maxProfileStacktraceSamples?: number;
   /** Authorization must be exactly this. */
   authorization?: string;
 }
@@ -148,34 +164,74 @@ export function decodePushRequest(body: Buffer): RawSeries[] {
   return series;
 }
 
-const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
-const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+// pkg/validation/validate.go ValidateLabels: the metric name passes
+// model.UTF8Validation.IsValidMetricName (any non-empty UTF-8; the body is UTF-8 already).
+const isMetricName = (name: string): boolean => name !== '';
+// SanitizeLegacyLabelName: with sanitisation on, `[a-zA-Z_][a-zA-Z0-9_.]*`, dots becoming `_`
+const LEGACY_LABEL_NAME = /^[a-zA-Z_.][a-zA-Z0-9_.]*$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 class Invalid extends Error {}
 
-/** What Pyroscope's distributor would refuse about one series, or undefined. */
-export function checkSeries(s: RawSeries): string | undefined {
+/**
+ * What Pyroscope's distributor would refuse about one series, or undefined
+ * (pkg/validation/validate.go ValidateLabels; max_label_names_per_series
+ * defaults to 30 and disable_label_sanitization to true in limits.go). With
+ * sanitisation off a label name is any non-empty UTF-8 string
+ * (model.UTF8Validation); with it on, SanitizeLegacyLabelName's rule holds.
+ */
+export function checkSeries(s: RawSeries, opts: {maxLabelNames?: number; labelSanitization?: boolean} = {}): string | undefined {
+  const maxLabelNames = opts.maxLabelNames ?? 30;
   if (s.labels.length === 0) return 'error at least one label pair is required per profile';
-  if (s.labels.length > 30) return `profile series has ${s.labels.length} label names; limit 30`;
+  if (maxLabelNames > 0 && s.labels.length > maxLabelNames) return `profile series has ${s.labels.length} label names; limit ${maxLabelNames}`;
   const get = (n: string): string | undefined => s.labels.find(([k]) => k === n)?.[1];
-  if (!METRIC_NAME.test(get('__name__') ?? '')) return 'invalid labels: invalid metric name';
+  if (!isMetricName(get('__name__') ?? '')) return 'invalid labels: invalid metric name';
   if (!get('service_name')) return 'invalid labels: service name is not provided';
-  const names = new Set<string>();
+  const names = new Map<string, string>();
   for (const [k, v] of s.labels) {
-    if (k.length > 1024) return `label name too long: '${k}'`;
+    if (Buffer.byteLength(k) > 1024) return `label name too long: '${k}'`;
     if (Buffer.byteLength(v) > 2048) return `label value too long: '${v}'`;
-    if (!LABEL_NAME.test(k)) return `invalid label name '${k}'`;
+    if (k === '' || (opts.labelSanitization === true && !LEGACY_LABEL_NAME.test(k))) return `invalid label name '${k}'`;
     if (names.has(k)) return `duplicate label name: '${k}'`;
-    names.add(k);
+    names.set(k, v);
+  }
+  if (opts.labelSanitization === true) {
+    const stored = new Map<string, string>();
+    for (const [k, v] of s.labels) {
+      const sanitized = k.replaceAll('.', '_');
+      const other = stored.get(sanitized);
+      if (other !== undefined && other !== v) return `duplicate label name '${sanitized}' after label name sanitization from '${k}'`;
+      stored.set(sanitized, v);
+    }
   }
   if (s.samples.length === 0) return 'no samples';
   return undefined;
 }
 
-function decodeProfile(raw: Buffer): Profile {
+/**
+ * pkg/validation/validate.go ValidateProfile: a profile with a TimeNanos must
+ * lie in the ingestion window, after now - reject_older_than and before now +
+ * reject_newer_than (limits.go: 1h and 10m by default); without one it is
+ * dated at arrival.
+ */
+export function ingestionWindowProblem(timeNanos: bigint, nowMs: number, olderThanMs = 3_600_000, newerThanMs = 600_000): string | undefined {
+  if (timeNanos <= 0n) return undefined;
+  const t = Number(timeNanos / 1_000_000n);
+  if ((olderThanMs === 0 || t > nowMs - olderThanMs) && (newerThanMs === 0 || t < nowMs + newerThanMs)) return undefined;
+  return `profile is outside of ingestion window (profile timestamp: ${new Date(t).toISOString()}, the ingestion window starts at ${new Date(nowMs - olderThanMs).toISOString()} and ends at ${new Date(nowMs + newerThanMs).toISOString()})`;
+}
+
+/**
+ * pkg/validation/validate.go ValidateProfile, with limits.go's defaults: the
+ * uncompressed profile at most max_profile_size_bytes (4 MiB), at most
+ * max_profile_stacktrace_samples samples (16000); over either, the whole
+ * profile is refused (only stack depth and symbol length are truncated).
+ */
+function decodeProfile(raw: Buffer, maxSize = 4 * 1024 ** 2, maxSamples = 16_000): Profile {
   const bytes = raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw;
+  if (maxSize > 0 && bytes.length > maxSize) throw new Invalid(`uncompressed profile payload size exceeds limit of ${maxSize} B`);
   const p = Profile.decode(bytes);
+  if (maxSamples > 0 && p.sample.length > maxSamples) throw new Invalid(`exceeds the samples count limit (max_profile_stacktrace_samples, actual: ${p.sample.length}, limit: ${maxSamples})`);
   for (const t of p.sampleType) {
     if ((p.stringTable.strings[Number(t.type)] ?? '').includes('-')) throw new Invalid('sample type contains -');
   }
@@ -238,16 +294,18 @@ export async function startPyroscopeFake(opts: PyroscopeFakeOptions = {}): Promi
     }
     const accepted: ReceivedSeries[] = [];
     for (const s of series) {
-      const problem = checkSeries(s);
+      const problem = checkSeries(s, {...(opts.maxLabelNamesPerSeries !== undefined ? {maxLabelNames: opts.maxLabelNamesPerSeries} : {}), ...(opts.labelSanitization !== undefined ? {labelSanitization: opts.labelSanitization} : {})});
       if (problem) return refuse(res, 'invalid_argument', problem);
       for (const sample of s.samples) {
         if (!UUID.test(sample.id)) return refuse(res, 'invalid_argument', `ID ${JSON.stringify(sample.id)} is not a UUID`);
         let profile: Profile;
         try {
-          profile = decodeProfile(sample.raw);
+          profile = decodeProfile(sample.raw, opts.maxProfileSizeBytes, opts.maxProfileStacktraceSamples);
         } catch (err) {
           return refuse(res, 'invalid_argument', `failed to parse profile: ${(err as Error).message}`);
         }
+        const late = ingestionWindowProblem(BigInt(profile.timeNanos), (opts.now ?? Date.now)(), opts.rejectOlderThanMs, opts.rejectNewerThanMs);
+        if (late) return refuse(res, 'invalid_argument', late);
         const labels = s.labels;
         accepted.push({labels, label: (n) => labels.find(([k]) => k === n)?.[1], raw: sample.raw, profile, id: sample.id, headers: req.headers, receivedAt: Date.now()});
       }
@@ -283,4 +341,12 @@ export async function startPyroscopeFake(opts: PyroscopeFakeOptions = {}): Promi
       return new Promise((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** A pyroscope repository block with the schema's defaults, for tests that build the repository directly. */
+export function pyroscopeConfig(url: string, over: Partial<PyroscopeConfig> = {}): PyroscopeConfig {
+  const parsed = parseConfig('repositories:\n  - pyroscope: {url: "http://127.0.0.1:1"}\n', 'test.yaml', {baseDir: '/'});
+  const defaults = parsed.config.repositories[0]?.pyroscope;
+  if (!defaults) throw new Error('the schema gave no pyroscope block');
+  return {...defaults, url, queue: {max_size: 1e9, max_age: 1e9}, retry: {initial_backoff: 1000, max_backoff: 120_000}, timeout: 5000, ...over};
 }

@@ -22,7 +22,8 @@ async function serve(body: Buffer, host: string): Promise<{ server: Server; port
 void test('a sample-bomb target is a failed scrape naming scrape.max_samples; no repository gets it, the directory included', { timeout: 60_000 }, async () => {
   const good = await serve(await readFile(new URL('../fixtures/goroutine.pb.gz', import.meta.url)), '127.0.0.41');
   const bomb = await serve(sampleBomb(), '127.0.0.42');
-  const pyroscope = await startPyroscopeFake();
+  // the fixture's own time is days old: this Pyroscope, like the repository below, takes any time
+  const pyroscope = await startPyroscopeFake({ rejectOlderThanMs: 0 });
   const dir = await mkdtemp(join(tmpdir(), 'pprof-scraper-bomb-'));
   const daemon = new Daemon({ logger: silentLogger() });
   try {
@@ -37,7 +38,7 @@ discovery:
         - {address: "127.0.0.41:${good.port}", service: good}
         - {address: "127.0.0.42:${bomb.port}", service: bomb}
 repositories:
-  - pyroscope: {url: "${pyroscope.url}"}
+  - pyroscope: {url: "${pyroscope.url}", reject_older_than: 0s}
   - directory: {path: ${join(dir, 'profiles')}}
 server: {listen: "127.0.0.1:0"}
 state_dir: ${join(dir, 'state')}

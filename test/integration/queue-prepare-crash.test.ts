@@ -15,6 +15,7 @@ import {test} from 'node:test';
 import {gzipSync} from 'node:zlib';
 import {createMetrics} from '../../src/metrics.js';
 import {silentLogger} from '../../src/log.js';
+import {lenField, varintBytes, varintField} from '../../src/profiles/wire.js';
 import {parsePreparing, PREPARING_FILE} from '../../src/repositories/queue.js';
 import {scanSegment} from '../../src/repositories/queue-record.js';
 import {openSpool} from '../../src/repositories/spool.js';
@@ -27,18 +28,6 @@ import {startPyroscopeFake} from '../helpers/pyroscope-fake.js';
 /** The heap the daemons get: about three times what the idle daemon uses. */
 const HEAP_MIB = 48;
 
-function varint(n: number): number[] {
-  const out: number[] = [];
-  while (n > 127) {
-    out.push((n % 128) | 0x80);
-    n = Math.floor(n / 128);
-  }
-  out.push(n);
-  return out;
-}
-const bytes = (field: number, payload: Buffer): Buffer => Buffer.concat([Buffer.from([(field << 3) | 2, ...varint(payload.length)]), payload]);
-const scalar = (field: number, value: number): Buffer => Buffer.from([field << 3, ...varint(value)]);
-
 /**
  * An allocs profile of `samples` 16-frame samples: within the default
  * structure limits (a million samples, 16 million frames), yet most of a
@@ -50,16 +39,16 @@ function heavyAllocsProfile(samples: number): Buffer {
   const locations = 1000;
   const block: Buffer[] = [];
   for (let s = 0; s < 100; s++) {
-    const ids: number[] = [];
-    for (let d = 0; d < 16; d++) ids.push(...varint(1 + ((s * 7 + d * 13) % locations)));
-    block.push(bytes(2, Buffer.concat([bytes(1, Buffer.from(ids)), bytes(2, Buffer.from([...varint(1), ...varint(512)]))])));
+    const ids: Buffer[] = [];
+    for (let d = 0; d < 16; d++) ids.push(varintBytes(1 + ((s * 7 + d * 13) % locations)));
+    block.push(lenField(2, Buffer.concat([lenField(1, Buffer.concat(ids)), lenField(2, Buffer.concat([varintBytes(1), varintBytes(512)]))])));
   }
   const one = Buffer.concat(block);
-  const parts = [bytes(1, Buffer.concat([scalar(1, 1), scalar(2, 2)])), bytes(1, Buffer.concat([scalar(1, 3), scalar(2, 4)])), Buffer.alloc(one.length * Math.ceil(samples / 100)).fill(one)];
-  for (let l = 1; l <= locations; l++) parts.push(bytes(4, Buffer.concat([scalar(1, l), scalar(3, 0x1000 + l), bytes(4, Buffer.concat([scalar(1, 1), scalar(2, l)]))])));
-  parts.push(bytes(5, Buffer.concat([scalar(1, 1), scalar(2, 5), scalar(4, 6)])));
-  for (const s of ['', 'alloc_objects', 'count', 'alloc_space', 'bytes', 'main.f', 'main.go']) parts.push(bytes(6, Buffer.from(s)));
-  parts.push(scalar(9, 1_700_000_000));
+  const parts = [lenField(1, Buffer.concat([varintField(1, 1), varintField(2, 2)])), lenField(1, Buffer.concat([varintField(1, 3), varintField(2, 4)])), Buffer.alloc(one.length * Math.ceil(samples / 100)).fill(one)];
+  for (let l = 1; l <= locations; l++) parts.push(lenField(4, Buffer.concat([varintField(1, l), varintField(3, 0x1000 + l), lenField(4, Buffer.concat([varintField(1, 1), varintField(2, l)]))])));
+  parts.push(lenField(5, Buffer.concat([varintField(1, 1), varintField(2, 5), varintField(4, 6)])));
+  for (const s of ['', 'alloc_objects', 'count', 'alloc_space', 'bytes', 'main.f', 'main.go']) parts.push(lenField(6, Buffer.from(s)));
+  parts.push(varintField(9, 1_700_000_000));
   return gzipSync(Buffer.concat(parts));
 }
 
@@ -90,7 +79,8 @@ async function dieWhilePreparing(child: ChildProcess, note: string, offset: numb
 }
 
 void test('a queued profile that kills the daemon while it is prepared: the restart quarantines it and sends the rest', {timeout: 120_000, skip: existsSync(CLI) ? false : 'dist/ is not built: run npm run build (npm test does)'}, async () => {
-  const pyroscope = await startPyroscopeFake();
+  // the queued profiles are dated long ago: this Pyroscope, like the repository below, takes any time
+  const pyroscope = await startPyroscopeFake({rejectOlderThanMs: 0});
   const {dir, cleanup} = await tempDir('pprof-prepare-crash-');
   const state = join(dir, 'state');
   const goroutine = await readFile(new URL('../fixtures/goroutine.pb.gz', import.meta.url));
@@ -117,7 +107,7 @@ void test('a queued profile that kills the daemon while it is prepared: the rest
     config,
     [
       'repositories:',
-      `  - pyroscope: {url: "${pyroscope.url}", retry: {initial_backoff: 50ms, max_backoff: 200ms}}`,
+      `  - pyroscope: {url: "${pyroscope.url}", reject_older_than: 0s, retry: {initial_backoff: 50ms, max_backoff: 200ms}}`,
       'server: {listen: "127.0.0.1:0"}',
       `state_dir: ${JSON.stringify(state)}`,
       '',

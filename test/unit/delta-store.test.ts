@@ -4,7 +4,7 @@ import {test} from 'node:test';
 import {Label} from 'pprof-format';
 import type {Profile} from 'pprof-format';
 import {DeltaStore} from '../../src/profiles/delta.js';
-import {decodePprof, valuesByStack} from '../helpers/pprof-stacks.js';
+import {decodePprof, stackKey, valuesByStack} from '../helpers/pprof-stacks.js';
 
 const fixture = (name: string): Buffer => readFileSync(new URL(`../fixtures/${name}`, import.meta.url));
 const decode = decodePprof;
@@ -208,4 +208,26 @@ void test('unpacked ids and values and unknown sample fields read as packed ones
   assert.ok(a.kind === 'delta' && b.kind === 'delta');
   assert.deepEqual(valuesByStack(decode(b.data)), valuesByStack(decode(a.data)));
   assert.equal(b.sampleCount, a.sampleCount);
+});
+
+void test('a stack of the baseline missing from the new profile means a restart: larger new values are not diffed against the dead process', () => {
+  const base = fixture('allocs.pb.gz');
+  const cum = cumulativeIndexes(decode(base));
+  const store = new DeltaStore();
+  assert.deepEqual(store.compute('a', base, 0), {kind: 'baseline', reason: 'first'});
+  // the new process has met only some of the old stacks so far, each more often than the old one did
+  const restarted = later(base, () => 1_000_000, cum, 1e9);
+  const kept = new Set(decode(base).sample.map((_, i) => stackKey(decode(base), i)).filter((_, i) => i % 2 === 0));
+  restarted.sample = restarted.sample.filter((_, i) => kept.has(stackKey(restarted, i)));
+  assert.ok(restarted.sample.length > 0 && valuesByStack(restarted).size < valuesByStack(decode(base)).size, 'some stacks are gone');
+  assert.deepEqual(store.compute('a', encode(restarted), 0), {kind: 'baseline', reason: 'restart'});
+  // the next scrape of the new process is diffed against its own first profile
+  const next = decode(encode(restarted));
+  for (const s of next.sample) for (const c of cum) s.value[c] = Number(s.value[c]) + 5;
+  next.timeNanos = BigInt(next.timeNanos) + BigInt(1e9);
+  const r = store.compute('a', encode(next), 0);
+  assert.equal(r.kind, 'delta');
+  if (r.kind !== 'delta') return;
+  for (const row of valuesByStack(decode(r.data)).values()) for (const c of cum) assert.equal(row[c]! % 5, 0, 'only what the new process added');
+  assert.equal(Number(decode(r.data).durationNanos), 1e9);
 });

@@ -11,6 +11,7 @@ import type { ScrapedProfile } from '../../src/profiles/profile.js';
 import { ProfileError, ProfileFormatError, ProfileLimitError } from '../../src/profiles/scan.js';
 import { createPyroscopeRepository, sampleTypeNames } from '../../src/repositories/pyroscope.js';
 import { sampleBomb } from '../helpers/sample-bomb.js';
+import { pyroscopeConfig } from '../helpers/pyroscope-fake.js';
 
 const fixture = (name: string): Buffer => readFileSync(new URL(`../fixtures/${name}.pb.gz`, import.meta.url));
 const MiB = 1024 ** 2;
@@ -28,7 +29,7 @@ function scraped(data: Buffer, type = 'allocs'): ScrapedProfile {
   return { targetId: 't1', service: 'api', type, labels: { instance: '127.0.0.1:6060' }, time: 1_764_000_000_000, sampleCount: 3_000_000, url: 'http://127.0.0.1:6060/debug/pprof/allocs', data };
 }
 
-const pyroscopeConfig: PyroscopeConfig = { url: 'http://127.0.0.1:9', queue: { max_size: 1e9, max_age: 1e9 }, retry: { initial_backoff: 1000, max_backoff: 120_000 }, timeout: 5000 };
+const config: PyroscopeConfig = pyroscopeConfig('http://127.0.0.1:9');
 
 describe('the bounded decoder', () => {
   for (const name of ['heap', 'cpu', 'allocs-10k']) {
@@ -74,7 +75,7 @@ describe('decoders that use it', () => {
 
   test('Pyroscope prepare throws on a profile past the limits of the config in force, rather than sending it as scraped', async () => {
     let limits: ProfileLimits = { ...DEFAULT_PROFILE_LIMITS, max_samples: 1000 };
-    const repo = await createPyroscopeRepository('p', pyroscopeConfig, { profileLimits: () => limits });
+    const repo = await createPyroscopeRepository('p', config, { profileLimits: () => limits });
     try {
       const bomb = scraped(sampleBomb(5000));
       await assert.rejects(repo.prepare(bomb), limitError('max_samples'));
@@ -87,7 +88,7 @@ describe('decoders that use it', () => {
   });
 
   test('Pyroscope prepare throws on the 3,000,000-sample bomb under the default limits', async () => {
-    const repo = await createPyroscopeRepository('p', pyroscopeConfig);
+    const repo = await createPyroscopeRepository('p', config);
     try {
       await assert.rejects(repo.prepare(scraped(sampleBomb(), 'goroutine')), limitError('max_samples'));
     } finally {

@@ -1,46 +1,63 @@
 import assert from 'node:assert/strict';
 import {readFileSync} from 'node:fs';
 import {test} from 'node:test';
-import {gunzipSync} from 'node:zlib';
+import {gunzipSync, gzipSync} from 'node:zlib';
 import {Profile} from 'pprof-format';
 import {Secret} from '../../src/config/secret.js';
-import type {PyroscopeConfig} from '../../src/config/index.js';
 import {createPyroscopeRepository, encodePushRequest, profileId, profileNameOf, pyroscopeLabels, sampleTypeNames, sanitizeLabelName} from '../../src/repositories/pyroscope.js';
 import type {ScrapedProfile} from '../../src/profiles/profile.js';
-import {checkSeries, decodePushRequest, startPyroscopeFake} from '../helpers/pyroscope-fake.js';
+import {checkSeries, decodePushRequest, pyroscopeConfig, startPyroscopeFake} from '../helpers/pyroscope-fake.js';
 
 const fixture = (name: string): Buffer => readFileSync(new URL(`../fixtures/${name}`, import.meta.url));
 
+/** A fixture taken at `timeMs` (Pyroscope refuses profiles older than an hour). */
+function stamped(name: string, timeMs: number): Buffer {
+  const p = Profile.decode(gunzipSync(fixture(name)));
+  p.timeNanos = BigInt(timeMs) * 1_000_000n;
+  return gzipSync(p.encode());
+}
+
+const NOW = Date.now();
+
 function profile(type: string, file: string, over: Partial<ScrapedProfile> = {}): ScrapedProfile {
-  return {targetId: 'abc', service: 'billing api', type, labels: {instance: '10.0.0.7:6060', env: 'prod'}, time: 1_764_000_000_000, sampleCount: 3, url: `http://10.0.0.7:6060/debug/pprof/${type}`, data: fixture(file), ...over};
+  return {targetId: 'abc', service: 'billing api', type, labels: {instance: '10.0.0.7:6060', env: 'prod'}, time: NOW, sampleCount: 3, url: `http://10.0.0.7:6060/debug/pprof/${type}`, data: stamped(file, NOW), ...over};
 }
 
-function config(url: string, over: Partial<PyroscopeConfig> = {}): PyroscopeConfig {
-  return {url, queue: {max_size: 1e9, max_age: 1e9}, retry: {initial_backoff: 1000, max_backoff: 120_000}, timeout: 5000, ...over};
-}
+const config = pyroscopeConfig;
 
-void test('label names are made what Pyroscope accepts', () => {
+void test('label names: what Pyroscope takes unchanged goes as it is; only what it refuses or changes is renamed', () => {
   assert.equal(sanitizeLabelName('region'), 'region');
-  assert.equal(sanitizeLabelName('__meta'), '_meta');
+  assert.equal(sanitizeLabelName('__meta'), '__meta', 'Pyroscope takes __-prefixed names');
   assert.equal(sanitizeLabelName('a.b-c'), 'a_b_c');
   assert.equal(sanitizeLabelName('9lives'), '_9lives');
   assert.equal(sanitizeLabelName(''), '_');
 });
 
-void test('labels that sanitise to one name are never merged: the later one gets a suffix, and it is reported', () => {
+void test('labels that would become one name are never merged: the later one gets a suffix, and the reason is reported', () => {
   const renames: string[] = [];
-  const labels = pyroscopeLabels('memory', 'billing', {service_name: 'other', _x: 'one', __x: 'two', env: 'prod', empty: ''}, (from, to) => renames.push(`${from}->${to}`));
+  const labels = pyroscopeLabels('memory', 'billing', {service_name: 'other', 'a.b': 'one', a_b: 'two', __session_id__: 's', env: 'prod', __x: 'x', empty: ''}, (from, to, why) => renames.push(`${from}->${to}: ${why}`));
   assert.deepEqual(labels, [
     ['__name__', 'memory'],
     ['__delta__', 'false'],
     ['service_name', 'billing'],
-    ['_x', 'two'],
-    ['_x_2', 'one'],
+    ['__session_id___2', 's'],
+    ['__x', 'x'],
+    ['a_b', 'one'],
+    ['a_b_2', 'two'],
     ['env', 'prod'],
     ['service_name_2', 'other'],
   ]);
-  assert.deepEqual(renames, ['__x->_x', '_x->_x_2', 'service_name->service_name_2']);
-  assert.equal(checkSeries({labels, samples: [{raw: Buffer.alloc(1), id: ''}]}), undefined, 'the fake (Pyroscope\'s rules) accepts them');
+  assert.deepEqual(renames, [
+    '__session_id__->__session_id___2: __session_id__ is a label Pyroscope sets itself',
+    'a.b->a_b: Pyroscope refuses or changes this name',
+    'a_b->a_b_2: another label is sent as a_b',
+    'service_name->service_name_2: service_name is a label Pyroscope sets itself',
+  ]);
+  const series = {labels, samples: [{raw: Buffer.alloc(1), id: ''}]};
+  assert.equal(checkSeries(series), undefined, 'Pyroscope takes them');
+  assert.equal(checkSeries(series, {labelSanitization: true}), undefined, 'also with its label sanitisation on');
+  // what the fake refuses, as Pyroscope does with sanitisation on: a.b and a_b sent as they are
+  assert.match(checkSeries({labels: [['__name__', 'memory'], ['service_name', 'b'], ['a.b', 'one'], ['a_b', 'two']], samples: series.samples}, {labelSanitization: true}) ?? '', /duplicate label name 'a_b' after label name sanitization/);
 });
 
 void test('each Go profile type gets the profile name Pyroscope files it under', () => {
@@ -52,12 +69,16 @@ void test('each Go profile type gets the profile name Pyroscope files it under',
     ['mutex', 'mutex.pb.gz', 'mutex'],
     ['goroutine', 'goroutine.pb.gz', 'goroutine'],
     ['threadcreate', 'threadcreate.pb.gz', 'threadcreate'],
-    ['delta_mutex', 'mutex.pb.gz', 'mutex'],
-    ['fg-prof', 'goroutine.pb.gz', 'goroutine'],
+    ['fg-prof', 'goroutine.pb.gz', 'fg-prof'],
+    ['fgprof', 'cpu.pb.gz', 'fgprof'],
   ];
   for (const [type, file, want] of table) assert.equal(profileNameOf(type, sampleTypeNames(fixture(file))), want, type);
-  assert.equal(profileNameOf('custom.type', ['x']), 'custom_type');
-  assert.equal(profileNameOf('cpu', ['samples', 'wall']), 'wall');
+  // godeltaprof serves Go's own profiles as deltas: filed as Alloy files godeltaprof_*
+  assert.equal(profileNameOf('delta_mutex', sampleTypeNames(fixture('mutex.pb.gz')), true), 'mutex');
+  assert.equal(profileNameOf('delta_block', sampleTypeNames(fixture('block.pb.gz')), true), 'block');
+  assert.equal(profileNameOf('delta_heap', sampleTypeNames(fixture('heap.pb.gz')), true), 'memory');
+  assert.equal(profileNameOf('custom.type', ['x']), 'custom.type');
+  assert.equal(profileNameOf('cpu', ['samples', 'wall']), 'process_cpu');
   assert.deepEqual(sampleTypeNames(gunzipSync(fixture('block.pb.gz'))), ['contentions', 'delay']);
 });
 
@@ -91,7 +112,7 @@ void test('a push carries tenant and credentials, and the fake takes it as Pyros
     assert.equal(got!.label('instance'), '10.0.0.7:6060');
     assert.equal(got!.headers['x-extra'], 'yes');
     assert.equal(got!.headers['content-type'], 'application/proto');
-    assert.ok(got!.raw.equals(fixture('goroutine.pb.gz')), 'a non-cumulative profile goes as scraped');
+    assert.ok(got!.raw.equals(profile('goroutine', 'goroutine.pb.gz').data), 'a non-cumulative profile goes as scraped');
   } finally {
     await repo.close();
     await fake.close();
@@ -120,12 +141,12 @@ void test('answers map to results: 4xx permanent with the answer, 429 and 503 re
   await gone.close();
 });
 
-void test('prepare: cumulative types become deltas after a baseline; allocs gives way to heap; godeltaprof and CPU go as they are', async () => {
+void test('prepare: cumulative types become deltas after a baseline; allocs gives way to a configured heap; godeltaprof and CPU go as they are', async () => {
   const repo = await createPyroscopeRepository('p', config('http://127.0.0.1:9'));
   try {
     const block = profile('block', 'block.pb.gz');
     assert.equal((await repo.prepare(block)).status, 'skipped');
-    const p = Profile.decode(gunzipSync(fixture('block.pb.gz')));
+    const p = Profile.decode(gunzipSync(block.data));
     p.timeNanos = BigInt(p.timeNanos) + BigInt(10e9);
     p.sample[0]!.value = p.sample[0]!.value.map((v) => Number(v) + 3);
     const next = await repo.prepare({...block, data: Buffer.from(p.encode()), time: block.time + 10_000});
@@ -140,10 +161,9 @@ void test('prepare: cumulative types become deltas after a baseline; allocs give
     assert.deepEqual(await repo.prepare(cpu), {status: 'send', profile: cpu});
     const godelta = profile('delta_heap', 'heap.pb.gz', {delta: true});
     assert.deepEqual(await repo.prepare(godelta), {status: 'send', profile: godelta});
-    assert.equal((await repo.prepare(profile('allocs', 'allocs.pb.gz', {targetId: 'other'}))).status, 'skipped');
+    assert.equal((await repo.prepare(profile('allocs', 'allocs.pb.gz', {targetId: 'other', targetTypes: ['cpu', 'allocs']}))).status, 'skipped');
     assert.equal(repo.deltas.has('other\0allocs'), true, 'allocs of a target without heap is delta-computed');
-    await repo.prepare(profile('heap', 'heap.pb.gz'));
-    const allocs = await repo.prepare(profile('allocs', 'allocs.pb.gz'));
+    const allocs = await repo.prepare(profile('allocs', 'allocs.pb.gz', {targetTypes: ['heap', 'allocs']}));
     assert.equal(allocs.status, 'skipped');
     assert.match((allocs as {reason: string}).reason, /same samples as this target's heap/);
     assert.equal(repo.deltas.has('abc\0allocs'), false);

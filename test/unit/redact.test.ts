@@ -13,6 +13,7 @@ import { resultOfError, resultOfStatus } from '../../src/repositories/http-resul
 import { resultOfS3Error } from '../../src/repositories/s3.js';
 import { openSpool } from '../../src/repositories/spool.js';
 import { captureLogger, settings, taggedProfile, tempDir, until } from '../helpers/delivery.js';
+import { pyroscopeConfig } from '../helpers/pyroscope-fake.js';
 
 describe('redactUrl', () => {
   const cases: [string, string][] = [
@@ -71,7 +72,8 @@ describe('repository errors carry no URL credentials', () => {
     const repos: Repository[] = [
       await createProfefeRepository('answers-503', { url: `http://user:s3cret-pw@127.0.0.1:${port}`, ...common }),
       await createProfefeRepository('refused', { url: `http://user:s3cret-pw@127.0.0.1:${closedPort}`, ...common }),
-      await createPyroscopeRepository('pyroscope-refused', { url: `http://user:s3cret-pw@127.0.0.1:${closedPort}`, ...common }),
+      // reject_older_than 0: the queued profile is dated long ago, and a failed send is what is wanted here
+      await createPyroscopeRepository('pyroscope-refused', pyroscopeConfig(`http://user:s3cret-pw@127.0.0.1:${closedPort}`, { ...common, reject_older_than: 0 })),
     ];
     const { dir, cleanup } = await tempDir('pprof-redact-');
     const { logger, lines } = captureLogger();
