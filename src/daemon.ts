@@ -10,7 +10,7 @@ import type { Delivery, Outbox, QueueHandle, Repository, Spool } from './reposit
 import { clientSettingsFor, createTargetClient } from './scrape/clients.js';
 import type { TargetClient } from './scrape/clients.js';
 import { Scheduler } from './scrape/scheduler.js';
-import type { Clock, RunTail, ScrapeTask } from './scrape/scheduler.js';
+import type { Clock, RunTail, ScrapeTask, TakeSlot } from './scrape/scheduler.js';
 import { scrapeProfile } from './scrape/scraper.js';
 import { buildTargets, targetsReport } from './targets/index.js';
 import type { BuildResult, DroppedTarget } from './targets/index.js';
@@ -172,7 +172,7 @@ export class Daemon implements StatusSource {
       this.#scheduler = new Scheduler(
         { concurrency: config.scrape.concurrency, ...(this.#options.clock ? { clock: this.#options.clock } : {}) },
         {
-          run: (task, planned, signal) => this.#scrape(task, planned, signal),
+          run: (task, planned, signal, slot) => this.#scrape(task, planned, signal, slot),
           onSkipped: (task) => {
             this.metrics.skippedTicks.inc({ type: task.profile.type });
             this.#logger.debug({ target: task.target.address, type: task.profile.type }, 'tick skipped: the previous scrape still runs');
@@ -335,7 +335,7 @@ export class Daemon implements StatusSource {
     this.#droppedSeen = now;
   }
 
-  async #scrape(task: ScrapeTask, _planned: number, signal: AbortSignal): Promise<RunTail | void> {
+  async #scrape(task: ScrapeTask, _planned: number, signal: AbortSignal, slot?: TakeSlot): Promise<RunTail | void> {
     const config = this.#config;
     const client = this.#clients.get(task.target.source);
     if (!config || !client) return;
@@ -345,6 +345,7 @@ export class Daemon implements StatusSource {
       maxProfileSize: config.scrape.max_profile_size,
       maxDecompressedSize: config.scrape.max_decompressed_size,
       limits: config.scrape,
+      slot,
     }, signal);
     const result = outcome.ok ? 'success' : outcome.result;
     this.metrics.scrapes.inc({ provider: target.provider, type: profile.type, result });

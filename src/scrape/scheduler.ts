@@ -32,17 +32,28 @@ export interface RunTail {
   readonly settled: Promise<void>;
 }
 
+/**
+ * Takes a concurrency slot (waiting, at most until `signal` aborts) and gives
+ * back its release. Asking twice gives the same slot; the scheduler releases
+ * it, if nobody did, once the run is over.
+ */
+export type TakeSlot = (signal: AbortSignal) => Promise<() => void>;
+
 export interface SchedulerHooks {
   /**
    * Does the scrape and hands the result on; never rejects for expected
    * failures. It may resolve with `{ settled }` once the request is done and
    * only local work is left (making the profile durable): the concurrency
    * slot is freed then, while the loop counts as running until `settled`.
+   *
+   * A CPU-style task (`profile.seconds` set) starts without a slot and gets
+   * `slot`: the target answers only at the end of its window, so the run
+   * takes the slot once the answer starts and reads the body under it.
    */
-  run(task: ScrapeTask, plannedAt: number, signal: AbortSignal): Promise<RunTail | void>;
+  run(task: ScrapeTask, plannedAt: number, signal: AbortSignal, slot?: TakeSlot): Promise<RunTail | void>;
   /** A tick came while the previous scrape of the same loop still ran. */
   onSkipped?(task: ScrapeTask, plannedAt: number): void;
-  /** The scrape got its concurrency slot this late after its planned time. */
+  /** The scrape got its concurrency slot this late after its planned time (a CPU-style one: its request started). */
   onStarted?(task: ScrapeTask, latenessMs: number): void;
 }
 
@@ -231,13 +242,16 @@ export class Scheduler {
       const releaseCpu = cpuLock ? await cpuLock.acquire() : undefined;
       let tail: RunTail | void = undefined;
       try {
-        const release = await this.#gate.acquire();
-        try {
-          if (controller.signal.aborted || this.#stopped) return;
-          this.#hooks.onStarted?.(task, this.#clock.now() - planned);
-          tail = await this.#hooks.run(task, planned, controller.signal);
-        } finally {
-          release();
+        if (cpuLock) tail = await this.#runLazy(task, planned, controller.signal);
+        else {
+          const release = await this.#gate.acquire();
+          try {
+            if (controller.signal.aborted || this.#stopped) return;
+            this.#hooks.onStarted?.(task, this.#clock.now() - planned);
+            tail = await this.#hooks.run(task, planned, controller.signal);
+          } finally {
+            release();
+          }
         }
       } finally {
         releaseCpu?.();
@@ -255,6 +269,23 @@ export class Scheduler {
         this.#inFlight.delete(p);
       });
     this.#inFlight.add(p);
+  }
+
+  // A CPU profile's request waits out its whole window before the answer
+  // starts; holding a slot for it would let a few CPU profiles starve every
+  // other scrape. It starts at once (lateness is counted to the request start)
+  // and takes its slot through `slot` when the answer starts.
+  async #runLazy(task: ScrapeTask, planned: number, signal: AbortSignal): Promise<RunTail | void> {
+    if (signal.aborted || this.#stopped) return;
+    let held: Promise<() => void> | undefined;
+    const slot: TakeSlot = (waitSignal) => (held ??= this.#gate.acquire(waitSignal));
+    this.#hooks.onStarted?.(task, this.#clock.now() - planned);
+    try {
+      return await this.#hooks.run(task, planned, signal, slot);
+    } finally {
+      // releases are idempotent; a slot still being waited for is given back when it comes
+      if (held) void held.then((release) => release(), () => undefined);
+    }
   }
 
   #cpuLock(targetId: string): Semaphore {

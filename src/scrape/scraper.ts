@@ -8,6 +8,7 @@ import type { ScrapedProfile } from '../profiles/profile.js';
 import type { Target, TargetProfile } from '../targets/index.js';
 import { BodyError, checkProfileBody, describeBody } from './body.js';
 import type { TargetClient } from './clients.js';
+import type { TakeSlot } from './scheduler.js';
 
 /** What went wrong, as the `result` label of the scrape metrics shows it. */
 export type ScrapeFailure = 'http_error' | 'busy' | 'timeout' | 'network' | 'invalid' | 'too_large' | 'redirect';
@@ -30,6 +31,13 @@ export interface ScraperOptions {
   readonly maxDecompressedSize: number;
   /** What a profile may hold (`scrape.max_samples` and the rest); the schema's defaults when not given. */
   readonly limits?: ProfileLimits | undefined;
+  /**
+   * A CPU-style scrape's concurrency slot, taken once the answer starts (Go
+   * writes the profile, headers and all, at the end of the window) and held
+   * while the body is read and checked. Waiting for it counts against the
+   * timeout.
+   */
+  readonly slot?: TakeSlot | undefined;
 }
 
 const MAX_REDIRECTS = 5;
@@ -50,8 +58,9 @@ export async function scrapeProfile(target: Target, profile: TargetProfile, clie
   const started = Date.now();
   const budget = options.timeout + (profile.seconds ?? 0) * 1000;
   const call = new CallSignal(signal, budget);
+  const held: Held = { release: undefined, waiting: false };
   try {
-    const { body, contentType } = await fetchBody(profile.url, client, options.maxProfileSize, call.signal);
+    const { body, contentType } = await fetchBody(profile.url, client, options.maxProfileSize, call.signal, options.slot, held);
     const checked = await checkProfileBody(body, { ...(options.limits ?? DEFAULT_PROFILE_LIMITS), max_decompressed_size: options.maxDecompressedSize }, contentType);
     const summary = checked.summary;
     const time = profileTime(summary.timeMs, started);
@@ -74,16 +83,24 @@ export async function scrapeProfile(target: Target, profile: TargetProfile, clie
     if (err instanceof ScrapeError) return { ok: false, result: err.result, reason: err.message, bytes: err.bytes, durationMs };
     if (err instanceof BodyError) return { ok: false, result: err.kind, reason: err.message, bytes: 0, durationMs };
     if (call.timedOut && !signal.aborted) {
-      return { ok: false, result: 'timeout', reason: `no complete answer within ${formatDuration(budget)} (${profile.seconds !== undefined ? `seconds ${profile.seconds} + ` : ''}timeout ${formatDuration(options.timeout)})`, bytes: 0, durationMs };
+      const why = held.waiting ? ': the answer came, but no concurrency slot was free to read it; raise scrape.concurrency' : '';
+      return { ok: false, result: 'timeout', reason: `no complete answer within ${formatDuration(budget)} (${profile.seconds !== undefined ? `seconds ${profile.seconds} + ` : ''}timeout ${formatDuration(options.timeout)})${why}`, bytes: 0, durationMs };
     }
     if (signal.aborted) return { ok: false, result: 'timeout', reason: 'cancelled: the daemon is stopping or the target was removed', bytes: 0, durationMs };
     return { ok: false, result: 'network', reason: describeNetworkError(err), bytes: 0, durationMs };
   } finally {
+    held.release?.();
     call.dispose();
   }
 }
 
-async function fetchBody(url: string, client: TargetClient, maxSize: number, signal: AbortSignal): Promise<{ body: Buffer; contentType: string | undefined }> {
+/** The slot a CPU-style scrape took, for scrapeProfile to give back whatever happened. */
+interface Held {
+  release: (() => void) | undefined;
+  waiting: boolean;
+}
+
+async function fetchBody(url: string, client: TargetClient, maxSize: number, signal: AbortSignal, slot: TakeSlot | undefined, held: Held): Promise<{ body: Buffer; contentType: string | undefined }> {
   let current = url;
   for (let hop = 0; ; hop++) {
     const res = await request(current, {
@@ -96,6 +113,16 @@ async function fetchBody(url: string, client: TargetClient, maxSize: number, sig
       await res.body.dump();
       current = followable(current, res.headers['location'], res.statusCode, hop);
       continue;
+    }
+    if (slot && !held.release) {
+      held.waiting = true;
+      try {
+        held.release = await slot(signal);
+      } catch (err) {
+        res.body.destroy();
+        throw err;
+      }
+      held.waiting = false;
     }
     const contentType = headerValue(res.headers['content-type']);
     if (res.statusCode < 200 || res.statusCode >= 300) {

@@ -9,11 +9,25 @@ export class Semaphore {
     this.#slots = slots;
   }
 
-  async acquire(): Promise<() => void> {
+  /** A wait ended by `signal` rejects with its reason and takes no slot. */
+  async acquire(signal?: AbortSignal): Promise<() => void> {
+    signal?.throwIfAborted();
     if (this.#free > 0 && this.#waiters.length === 0) {
       this.#free--;
     } else {
-      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = (): void => {
+          const i = this.#waiters.indexOf(waiter);
+          if (i >= 0) this.#waiters.splice(i, 1);
+          reject(signal?.reason as Error);
+        };
+        const waiter = (): void => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+        this.#waiters.push(waiter);
+      });
     }
     let released = false;
     return () => {

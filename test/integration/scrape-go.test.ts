@@ -122,3 +122,43 @@ void test('a second CPU profile gets Go\'s 500 "already in use": a clear, counte
     await go.stop();
   }
 });
+
+void test('with concurrency 1, heap scrapes go on while a CPU profile waits out its window', { skip, timeout: 60_000 }, async () => {
+  const go = await startGoTarget({ host: '127.0.0.7' });
+  const dir = await mkdtemp(join(tmpdir(), 'pprof-scraper-go-'));
+  const daemon = new Daemon({ logger: silentLogger() });
+  try {
+    const loaded = parseConfig(
+      `
+scrape: {interval: 6s, timeout: 5s, concurrency: 1}
+profiles:
+  cpu: {path: /debug/pprof/profile, seconds: 5}
+  heap: {path: /debug/pprof/heap}
+discovery:
+  - static:
+      targets:
+        - {address: ${go.address}, service: cpu-watch, profiles: [cpu]}
+        - {address: ${go.address}, service: heap-watch, profiles: [heap], interval: 1s}
+repositories:
+  - directory: {path: ${dir}}
+state_dir: ${dir}/state
+`,
+      'go.yaml',
+      { baseDir: dir, env: {} },
+    );
+    await daemon.apply(loaded);
+    const successes = async (type: string): Promise<number> => {
+      const text = await daemon.metrics.registry.getSingleMetricAsString('pprof_scraper_scrapes_total');
+      const m = new RegExp(`type="${type}",result="success"\\} (\\d+)`).exec(text);
+      return Number(m?.[1] ?? 0);
+    };
+    // two 5 s CPU profiles of every 6 s: a CPU profile holding the only slot would leave heap about one tick in six
+    await waitFor('two CPU profiles', async () => ((await successes('cpu')) >= 2 ? true : undefined), 30_000);
+    const heap = await successes('heap');
+    assert.ok(heap >= 8, `heap scrapes while CPU profiles ran: ${heap}`);
+  } finally {
+    await daemon.stop();
+    await go.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -153,6 +153,93 @@ describe('scheduler', () => {
     s.stop();
   });
 
+  test('a CPU-style scrape waiting out its window holds no slot: with concurrency 1 another target is still scraped', async () => {
+    const clock = new FakeClock();
+    let endWindow!: () => void;
+    const window = new Promise<void>((resolve) => (endWindow = resolve));
+    let cpuAsked = false;
+    let cpuDone = false;
+    const heapAt: number[] = [];
+    const s = new Scheduler(
+      { concurrency: 1, clock },
+      {
+        run: async (task, _planned, signal, slot) => {
+          if (task.profile.seconds === undefined) {
+            heapAt.push(clock.now());
+            return;
+          }
+          await window;
+          assert.ok(slot, 'a CPU-style run gets a slot to take when its answer starts');
+          cpuAsked = true;
+          const release = await slot(signal);
+          release();
+          cpuDone = true;
+        },
+      },
+    );
+    s.update([target('a', 60_000, [{ type: 'cpu', seconds: 55 }]), target('b', 10_000)]);
+    await clock.advance(60_000);
+    const heapBefore = heapAt.length;
+    await clock.advance(50_000); // the CPU profile of target a is in its window all along
+    assert.equal(cpuAsked, false);
+    assert.ok(heapAt.length - heapBefore >= 4, `heap scrapes during the CPU window: ${heapAt.length - heapBefore}`);
+    endWindow();
+    await settle();
+    assert.ok(cpuDone, 'the CPU scrape gets its slot when its answer starts');
+    s.stop();
+  });
+
+  test('with concurrency 1 CPU windows overlap but no two bodies are read at once', async () => {
+    const clock = new FakeClock();
+    let endWindows!: () => void;
+    const windows = new Promise<void>((resolve) => (endWindows = resolve));
+    let waiting = 0;
+    let maxWaiting = 0;
+    let reading = 0;
+    let maxReading = 0;
+    const done: string[] = [];
+    const readBody = async (): Promise<void> => {
+      reading++;
+      maxReading = Math.max(maxReading, reading);
+      await settle(3);
+      reading--;
+    };
+    const s = new Scheduler(
+      { concurrency: 1, clock },
+      {
+        run: async (task, _planned, signal, slot) => {
+          if (slot) {
+            waiting++;
+            maxWaiting = Math.max(maxWaiting, waiting);
+            await windows;
+            waiting--;
+            const release = await slot(signal);
+            try {
+              await readBody();
+            } finally {
+              release();
+            }
+          } else {
+            await readBody();
+          }
+          done.push(task.key);
+        },
+      },
+    );
+    s.update([
+      target('a', 60_000, [{ type: 'cpu', seconds: 30 }, { type: 'heap' }]),
+      target('b', 60_000, [{ type: 'cpu', seconds: 30 }, { type: 'heap' }]),
+      target('c', 60_000, [{ type: 'cpu', seconds: 30 }]),
+    ]);
+    await clock.advance(60_000);
+    assert.equal(maxWaiting, 3, 'all three CPU windows run at once');
+    endWindows();
+    await settle();
+    assert.deepEqual([...done].sort(), ['a/cpu', 'a/heap', 'b/cpu', 'b/heap', 'c/cpu']);
+    assert.equal(maxReading, 1, 'two bodies read at once under concurrency 1');
+    s.stop();
+  });
+
   test('an update keeps the schedule of targets that stay and stops removed ones', async () => {
     const clock = new FakeClock();
     const runs: { key: string; at: number }[] = [];
