@@ -241,21 +241,55 @@ function scrapeSchema(ctx: SchemaContext) {
   });
 }
 
+/** The most `seconds` a CPU-style type takes, given or derived. */
+export const MAX_CPU_SECONDS = 3600;
+
+/** The type whose `seconds`, when not given, follows its interval. */
+export const CPU_TYPE = 'cpu';
+
+/**
+ * The cpu type's `seconds` when the file gives none: the time between its
+ * ticks in whole seconds, less a tenth of it (at least 1 s, at most 5 s), so
+ * the profiles cover the time but for the margin in which a profile is sent
+ * before the next one starts. Never below 1, never above MAX_CPU_SECONDS.
+ * 60s takes 55, 15s takes 14 (as Alloy), 10s takes 9, 1s and 2s take 1.
+ */
+export function defaultCpuSeconds(periodMs: number): number {
+  const whole = Math.floor(periodMs / 1000);
+  const margin = Math.min(5, Math.max(1, Math.floor(whole / 10)));
+  return Math.min(MAX_CPU_SECONDS, Math.max(1, whole - margin));
+}
+
+/** The shortest time between two ticks of a cron expression, from its next few runs. */
+export function shortestCronGap(expr: string): number | undefined {
+  try {
+    const runs = new Cron(expr, { paused: true }).nextRuns(50);
+    let gap: number | undefined;
+    for (let i = 1; i < runs.length; i++) {
+      const d = (runs[i]?.getTime() ?? 0) - (runs[i - 1]?.getTime() ?? 0);
+      gap = gap === undefined ? d : Math.min(gap, d);
+    }
+    return gap;
+  } catch {
+    return undefined;
+  }
+}
+
 const profileType = z.strictObject({
   path: urlPath,
   seconds: z
     .number()
     .int()
     .min(1, { error: 'seconds must be at least 1' })
-    .max(3600, { error: 'seconds must be at most 3600' })
+    .max(MAX_CPU_SECONDS, { error: `seconds must be at most ${MAX_CPU_SECONDS}` })
     .optional()
-    .meta({ description: 'CPU-style type: sent as ?seconds=N; the request may take N seconds plus scrape.timeout.' }),
+    .meta({ description: 'CPU-style type: sent as ?seconds=N; the request may take N seconds plus scrape.timeout. The cpu type without seconds takes the interval less a tenth of it (at least 1s, at most 5s) in whole seconds.' }),
   enabled: z.boolean().default(true).meta({ description: 'false keeps the type out of the default set; a target can still name it.' }),
   delta: z.boolean().default(false).meta({ description: 'The endpoint already serves deltas (godeltaprof /debug/pprof/delta_*).' }),
 });
 
 export const DEFAULT_PROFILES = {
-  cpu: { path: '/debug/pprof/profile', seconds: 10, enabled: true, delta: false },
+  cpu: { path: '/debug/pprof/profile', enabled: true, delta: false },
   heap: { path: '/debug/pprof/heap', enabled: true, delta: false },
   allocs: { path: '/debug/pprof/allocs', enabled: true, delta: false },
   goroutine: { path: '/debug/pprof/goroutine', enabled: true, delta: false },

@@ -1,8 +1,7 @@
-import { Cron } from 'croner';
 import { parseAddress } from '../targets/address.js';
 import { closest } from './issues.js';
 import type { ConfigIssue, IssuePath } from './issues.js';
-import { DEFAULT_PROFILES, PROVIDER_KINDS, REPOSITORY_KINDS } from './schema.js';
+import { DEFAULT_PROFILES, PROVIDER_KINDS, REPOSITORY_KINDS, shortestCronGap } from './schema.js';
 import { formatDuration, parseDuration, parseSize } from './units.js';
 
 // Checks that span several fields. They run on the raw YAML data, next to the
@@ -72,7 +71,7 @@ export function crossFieldIssues(raw: Raw, _baseDir: string): ConfigIssue[] {
     add(['scrape', 'spread'], 'spread only applies to a cron schedule: set scrape.schedule, or remove spread');
   }
   if (typeof scrape['schedule'] === 'string') {
-    const gap = minCronGap(scrape['schedule']);
+    const gap = shortestCronGap(scrape['schedule']);
     const spread = durationOf(scrape['spread']);
     if (gap !== undefined && spread !== undefined && spread >= gap) {
       add(['scrape', 'spread'], `spread ${String(scrape['spread'])} is not shorter than the time between ticks of ${JSON.stringify(scrape['schedule'])} (${formatDuration(gap)})`);
@@ -203,20 +202,5 @@ function checkClient(path: IssuePath, block: Raw, add: (path: IssuePath, message
   const tls = block['tls'];
   if (isMap(tls) && (tls['cert_file'] === undefined) !== (tls['key_file'] === undefined)) {
     add([...path, 'tls'], 'tls.cert_file and tls.key_file go together: give both or neither');
-  }
-}
-
-/** The shortest time between two ticks of a cron expression, from its next few runs. */
-function minCronGap(expr: string): number | undefined {
-  try {
-    const runs = new Cron(expr, { paused: true }).nextRuns(50);
-    let gap: number | undefined;
-    for (let i = 1; i < runs.length; i++) {
-      const d = (runs[i]?.getTime() ?? 0) - (runs[i - 1]?.getTime() ?? 0);
-      gap = gap === undefined ? d : Math.min(gap, d);
-    }
-    return gap;
-  } catch {
-    return undefined;
   }
 }

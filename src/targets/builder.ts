@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { Config, MatchValue, OverrideSettings } from '../config/index.js';
 import { formatDuration, parseDuration } from '../config/index.js';
-import { MIN_INTERVAL_MS } from '../config/schema.js';
+import { CPU_TYPE, defaultCpuSeconds, MIN_INTERVAL_MS, shortestCronGap } from '../config/schema.js';
 import { joinHostPort, parseAddress, parsePort } from './address.js';
 import { createAddressPolicy } from './address-policy.js';
 import type { AddressPolicy } from './address-policy.js';
@@ -152,13 +152,23 @@ function buildOne(config: Config, policy: AddressPolicy, group: TargetGroup, fou
     if (def.seconds !== undefined && timing.kind === 'interval' && def.seconds * 1000 >= timing.ms) {
       return fail(`interval ${formatDuration(timing.ms)} is not longer than profiles.${type}.seconds (${def.seconds}s)`, address);
     }
+    const seconds = def.seconds ?? (type === CPU_TYPE ? defaultCpuSeconds(periodOf(timing, config.scrape.interval)) : undefined);
     const path = def.path === DEFAULT_PATH_PREFIX || def.path.startsWith(`${DEFAULT_PATH_PREFIX}/`) ? draft.pathPrefix + def.path.slice(DEFAULT_PATH_PREFIX.length) : def.path;
-    const url = `${draft.scheme}://${address}${path}${def.seconds !== undefined ? `?seconds=${def.seconds}` : ''}`;
-    profiles.push({ type, url, seconds: def.seconds, delta: def.delta });
+    const url = `${draft.scheme}://${address}${path}${seconds !== undefined ? `?seconds=${seconds}` : ''}`;
+    profiles.push({ type, url, seconds, delta: def.delta });
   }
 
   const id = targetId(draft.scheme, address, draft.pathPrefix, service, labels);
   return { id, provider: group.provider, source: group.source, service, address, scheme: draft.scheme, labels, timing, profiles };
+}
+
+let cronGap: { schedule: string; ms: number | undefined } | undefined;
+
+/** The time between a target's ticks: its interval, or the shortest gap of its cron schedule (computed once per schedule). */
+function periodOf(timing: Timing, fallbackMs: number): number {
+  if (timing.kind === 'interval') return timing.ms;
+  if (cronGap?.schedule !== timing.schedule) cronGap = { schedule: timing.schedule, ms: shortestCronGap(timing.schedule) };
+  return cronGap.ms ?? fallbackMs;
 }
 
 function applySettings(draft: Draft, s: OverrideSettings, labels: Record<string, string>): void {

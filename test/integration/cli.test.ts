@@ -99,7 +99,7 @@ repositories:
     const report = JSON.parse(r.stdout);
     assert.deepEqual(report.targets.map((t: { address: string }) => t.address), ['10.0.0.5:6060', '10.0.0.7:8080']);
     assert.deepEqual(Object.keys(report.targets[0]).sort(), ['address', 'id', 'interval', 'labels', 'profiles', 'provider', 'scheme', 'service']);
-    assert.equal(report.targets[1].profiles[0].url, 'http://10.0.0.7:8080/internal/pprof/profile?seconds=10');
+    assert.equal(report.targets[1].profiles[0].url, 'http://10.0.0.7:8080/internal/pprof/profile?seconds=55');
     assert.deepEqual(report.dropped, [{ provider: 'static', address: '10.0.0.6:6060', labels: {}, reason: 'dropped by overrides[0] (match team=/^legacy-/)' }]);
     assert.deepEqual(report.errors, []);
     assert.ok(!(r.stdout + r.stderr).includes('hunter2'));

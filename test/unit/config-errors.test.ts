@@ -58,8 +58,23 @@ const cases: { name: string; yaml: string; errors: string[]; env?: Record<string
   },
   {
     name: 'CPU seconds against a per-target interval',
-    yaml: `overrides:\n  - match: {service: api}\n    interval: 5s\n${REPO}`,
-    errors: ['F:3:15: overrides[0].interval: interval 5s is not longer than profiles.cpu.seconds (10s): make the interval longer than the CPU profile\'s seconds, or shorten seconds'],
+    yaml: `profiles:\n  cpu: {path: /debug/pprof/profile, seconds: 10}\noverrides:\n  - match: {service: api}\n    interval: 5s\n${REPO}`,
+    errors: ['F:5:15: overrides[0].interval: interval 5s is not longer than profiles.cpu.seconds (10s): make the interval longer than the CPU profile\'s seconds, or shorten seconds'],
+  },
+  {
+    name: 'interval 10s with the default profiles is fine (cpu seconds follow the interval)',
+    yaml: `scrape:\n  interval: 10s\n${REPO}`,
+    errors: [],
+  },
+  {
+    name: 'the shortest intervals with the default profiles are fine, per target too',
+    yaml: `scrape:\n  interval: 1s\noverrides:\n  - match: {service: api}\n    interval: 2s\n${REPO}`,
+    errors: [],
+  },
+  {
+    name: 'a cpu type without seconds accepts any interval',
+    yaml: `scrape:\n  interval: 5s\nprofiles:\n  cpu: {path: /debug/pprof/profile}\n${REPO}`,
+    errors: [],
   },
   {
     name: 'a timeout longer than the interval is fine',

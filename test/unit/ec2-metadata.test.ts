@@ -166,7 +166,7 @@ test('tag overrides: every pprof.* tag is applied', () => {
   assert.deepEqual(
     t.profiles.map((p) => [p.type, p.url]),
     [
-      ['cpu', 'https://10.0.0.7:7070/internal/pprof/profile?seconds=10'],
+      ['cpu', 'https://10.0.0.7:7070/internal/pprof/profile?seconds=27'],
       ['heap', 'https://10.0.0.7:7070/internal/pprof/heap'],
     ],
   );

@@ -32,7 +32,7 @@ discovery:
     assert.deepEqual(
       targets[1]?.profiles.map((p) => p.url),
       [
-        'http://10.0.0.6:8080/internal/pprof/profile?seconds=10',
+        'http://10.0.0.6:8080/internal/pprof/profile?seconds=55',
         'http://10.0.0.6:8080/internal/pprof/heap',
         'http://10.0.0.6:8080/internal/pprof/allocs',
         'http://10.0.0.6:8080/internal/pprof/goroutine',

@@ -255,7 +255,7 @@ describe('scheme and credentials', () => {
     const c = config('discovery:\n  - ec2: {scheme: https}\n  - docker: {}');
     const ec2 = buildTargets(c, group(c, [ec2Instance('10.0.0.7', { 'pprof.scheme': 'http' }), ec2Instance('10.0.0.8', { 'pprof.scheme': 'https' })]));
     assert.equal(ec2.dropped[0]?.reason, 'tag pprof.scheme: "http" would turn this target\'s https (set by discovery[0].ec2) into plain http: tags may choose https, never drop it; remove the tag');
-    assert.deepEqual(ec2.targets.map((t) => t.profiles[0]?.url), ['https://10.0.0.8:6060/debug/pprof/profile?seconds=10']);
+    assert.deepEqual(ec2.targets.map((t) => t.profiles[0]?.url), ['https://10.0.0.8:6060/debug/pprof/profile?seconds=55']);
     const docker = buildTargets(c, group(c, [dockerContainer({ 'pprof.scheme': 'https' })], 'docker'));
     assert.equal(docker.targets[0]?.scheme, 'https');
   });
