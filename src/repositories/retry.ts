@@ -15,15 +15,9 @@ export function backoffDelay(policy: BackoffPolicy, attempt: number, random: () 
   return Math.max(policy.initialMs / 2, ceiling * random());
 }
 
-/** A repository's Retry-After is honoured up to this, or max_backoff when that is longer: a server cannot park a queue for days. */
-export const RETRY_AFTER_CEILING_MS = 3_600_000;
-
 /** How long to wait before the next attempt: the repository's Retry-After when it gave one. */
 export function nextDelay(result: SendResult, policy: BackoffPolicy, attempt: number): number {
-  if (result.status === 'retryable' && result.retryAfterMs !== undefined) {
-    const after = Number.isFinite(result.retryAfterMs) ? Math.max(result.retryAfterMs, 0) : 0;
-    return Math.min(after, Math.max(policy.maxMs, RETRY_AFTER_CEILING_MS));
-  }
+  if (result.status === 'retryable' && result.retryAfterMs !== undefined) return Math.min(Math.max(result.retryAfterMs, 0), Math.max(policy.maxMs, result.retryAfterMs));
   return backoffDelay(policy, attempt);
 }
 
