@@ -7,7 +7,7 @@ import type { Metrics } from '../metrics.js';
 import { openProfile } from '../profiles/decode.js';
 import { DeltaStore } from '../profiles/delta.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
-import { lenField } from '../profiles/wire.js';
+import { Cursor, lenField } from '../profiles/wire.js';
 import { createTargetClient } from '../scrape/clients.js';
 import { resultOfError, resultOfStatus } from './http-result.js';
 import type { Prepared, Preparing } from './queue.js';
@@ -141,45 +141,30 @@ export function sampleTypeNames(data: Uint8Array, limits: ProfileLimits = DEFAUL
   return typeNamesOf(openProfile(data, limits).raw);
 }
 
-/** Names of the sample types of an opened (inflated and scanned) profile. */
+/** Names of the sample types of an opened profile: the scan accepted it, so keys are one byte, and only varints and lengths. */
 function typeNamesOf(buf: Buffer): string[] {
   const strings: string[] = [];
   const typeIndexes: number[] = [];
-  let pos = 0;
-  const varint = (): number => {
-    let v = 0;
-    let scale = 1;
-    for (;;) {
-      const b = buf[pos++];
-      if (b === undefined) throw new Error('truncated varint');
-      v += (b & 0x7f) * scale;
-      if ((b & 0x80) === 0) return v;
-      scale *= 128;
+  const c = new Cursor(buf);
+  while (c.pos < buf.length) {
+    const key = buf[c.pos++] as number;
+    if ((key & 7) === 0) {
+      c.varint();
+      continue;
     }
-  };
-  while (pos < buf.length) {
-    const key = varint();
-    const field = Math.floor(key / 8);
-    const wire = key % 8;
-    if (wire === 0) varint();
-    else if (wire === 1) pos += 8;
-    else if (wire === 5) pos += 4;
-    else if (wire === 2) {
-      const len = varint();
-      const end = pos + len;
-      if (field === 6) strings.push(buf.toString('utf8', pos, end));
-      else if (field === 1) {
-        // ValueType { int64 type = 1; int64 unit = 2; }
-        const save = pos;
-        while (pos < end) {
-          const k = varint();
-          const v = varint();
-          if (k === 8) typeIndexes.push(v);
-        }
-        pos = save;
+    const len = c.varint();
+    const start = c.pos;
+    c.pos += len;
+    if (key >> 3 === 6) strings.push(buf.toString('utf8', start, c.pos));
+    else if (key >> 3 === 1) {
+      // ValueType { int64 type = 1; int64 unit = 2; }
+      const v = new Cursor(buf, start);
+      while (v.pos < c.pos) {
+        const k = buf[v.pos++] as number;
+        const value = v.varint();
+        if (k === 0x08) typeIndexes.push(value);
       }
-      pos = end;
-    } else throw new Error(`unexpected wire type ${wire}`);
+    }
   }
   return typeIndexes.map((i) => strings[i] ?? '');
 }
