@@ -128,12 +128,17 @@ state_dir: ${stateDir}
       [`127.0.0.32:${badPort}`, '/nothing/', /^HTTP 404: "404 page not found"$/],
       [`127.0.0.33:${refusedPort}`, '127.0.0.33', /^connection refused \(ECONNREFUSED 127\.0\.0\.33:\d+\): nothing listens there; is the port right\?$/],
     ];
-    await waitFor('a result for every bad target', () => (expectations.every(([a, p]) => reasonOf(a, p) !== undefined) ? true : undefined), 30_000);
+    const movedResult = (): string | undefined =>
+      daemon.report().targets.find((t) => t.profiles[0]?.url.includes('/moved/'))?.last?.['heap']?.result;
+    await waitFor(
+      'a result for every bad target and the redirected one',
+      () => (expectations.every(([a, p]) => reasonOf(a, p) !== undefined) && movedResult() !== undefined ? true : undefined),
+      30_000,
+    );
     for (const [address, prefix, pattern] of expectations) assert.match(reasonOf(address, prefix) ?? '', pattern, prefix);
 
     // a same-host redirect is followed and the profile arrives
-    const moved = daemon.report().targets.find((t) => t.profiles[0]?.url.includes('/moved/'));
-    assert.equal(moved?.last?.['heap']?.result, 'success');
+    assert.equal(movedResult(), 'success');
 
     // the good target is scraped at every 2 s tick, none missed and none doubled, while the
     // hanging and the huge ones take their time (loose bounds: a loaded machine is slow, not wrong)
