@@ -65,10 +65,10 @@ async function main(): Promise<void> {
           replyJson(res, 400, {error: `bad request: ${parsed.error}`});
           return;
         }
-        // profefe's parser refuses an empty body; the sink checks nothing deeper.
+        // profefe's parser refuses an empty body with a 400 (HandleCreateProfile); the sink checks nothing deeper.
         if (bytes === 0) {
-          counts.rejected['500'] = (counts.rejected['500'] ?? 0) + 1;
-          replyJson(res, 500, {error: 'failed to create profile'});
+          counts.rejected['400'] = (counts.rejected['400'] ?? 0) + 1;
+          replyJson(res, 400, {error: 'malformed profile (could not parse pprof profile: empty input file)'});
           return;
         }
         const {type, service} = parsed.params;

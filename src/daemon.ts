@@ -13,7 +13,7 @@ import { Scheduler } from './scrape/scheduler.js';
 import type { Clock, RunTail, ScrapeTask, TakeSlot } from './scrape/scheduler.js';
 import { scrapeProfile } from './scrape/scraper.js';
 import { buildTargets, targetsReport } from './targets/index.js';
-import type { BuildResult, DroppedTarget } from './targets/index.js';
+import type { BuildResult, DroppedTarget, Target } from './targets/index.js';
 import { needsNewListener, rebindStatusServer, startStatusServer } from './server/server.js';
 import type { Handler, StatusServer } from './server/server.js';
 import { listenerOptionsOf } from './server/settings.js';
@@ -22,6 +22,7 @@ import { LastProfiles } from './server/last-profiles.js';
 import { lastProfileLink, statusRoutes } from './server/routes.js';
 import type { LastScrapeJson, StatusReport, StatusSource } from './server/routes.js';
 import type { ScrapedProfile } from './profiles/profile.js';
+import { ScrapesInFlight } from './repositories/order.js';
 
 /** The last scrape of one target × type, as /targets shows it. */
 export type LastScrape = LastScrapeJson;
@@ -84,8 +85,12 @@ export class Daemon implements StatusSource {
   #current: BuildResult = { targets: [], dropped: [] };
   #rebuildTimer: NodeJS.Timeout | undefined;
   #droppedSeen = new Set<string>();
+  /** Targets a repository will not get, logged once each (as drops are). */
+  #notSentSeen = new Set<string>();
   /** Targets whose profile time was replaced by the scrape time, logged once each. */
   readonly #skewedTargets = new Set<string>();
+  /** Scrapes from request to queued profile: ordered queues (profefe) hold later profiles of a service for them. */
+  readonly #scrapesInFlight = new ScrapesInFlight();
   readonly #lastScrapes = new Map<string, LastScrape>();
   readonly #lastProfiles: LastProfiles;
   /** An apply is between its discovery change and its rebuild: rebuilds wait for it. */
@@ -275,7 +280,7 @@ export class Daemon implements StatusSource {
       if (this.#spool.stateDir !== config.state_dir) this.#logger.warn({ state_dir: config.state_dir, in_use: this.#spool.stateDir }, 'state_dir changed: it takes effect at the next start');
       return this.#spool;
     }
-    this.#spool = await openSpool(config.state_dir, { logger: this.#logger, metrics: this.metrics });
+    this.#spool = await openSpool(config.state_dir, { logger: this.#logger, metrics: this.metrics, scrapes: this.#scrapesInFlight });
     return this.#spool;
   }
 
@@ -307,6 +312,7 @@ export class Daemon implements StatusSource {
     for (const d of result.dropped) droppedBy.set(d.provider, (droppedBy.get(d.provider) ?? 0) + 1);
     for (const [provider, n] of droppedBy) this.metrics.droppedTargets.set({ provider }, n);
     this.#logDrops(result.dropped);
+    this.#logNotSent(result.targets);
     if (change.added + change.removed + change.changed > 0) {
       this.#logger.info({ targets: result.targets.length, dropped: result.dropped.length, loops_added: change.added, loops_removed: change.removed, loops_changed: change.changed }, 'targets updated');
     }
@@ -335,10 +341,36 @@ export class Daemon implements StatusSource {
     this.#droppedSeen = now;
   }
 
+  /** Logs, once while it lasts, each target whose profiles a repository will never get, with why and what to do. */
+  #logNotSent(targets: readonly Target[]): void {
+    const now = new Set<string>();
+    for (const t of targets) {
+      for (const n of t.notSentTo ?? []) {
+        const key = `${t.id}\0${n.repository}\0${n.reason}`;
+        now.add(key);
+        if (this.#notSentSeen.has(key)) continue;
+        this.#logger.warn({ provider: t.provider, source: `discovery[${t.source}]`, address: t.address, service: t.service, repository: n.repository, reason: n.reason }, 'target not sent to a repository: the others get its profiles');
+      }
+    }
+    this.#notSentSeen = now;
+  }
+
   async #scrape(task: ScrapeTask, _planned: number, signal: AbortSignal, slot?: TakeSlot): Promise<RunTail | void> {
     const config = this.#config;
     const client = this.#clients.get(task.target.source);
     if (!config || !client) return;
+    const end = this.#scrapesInFlight.begin(task.target.service);
+    let tail: RunTail | undefined;
+    try {
+      tail = await this.#scrapeAndSubmit(task, config, client, signal, slot);
+      return tail ? { settled: tail.settled.finally(end) } : undefined;
+    } finally {
+      if (!tail) end();
+    }
+  }
+
+  /** One scrape; the hand-over of its profile to the outboxes, when one was taken. */
+  async #scrapeAndSubmit(task: ScrapeTask, config: Config, client: TargetClient, signal: AbortSignal, slot: TakeSlot | undefined): Promise<RunTail | undefined> {
     const { target, profile } = task;
     const outcome = await scrapeProfile(target, profile, client, {
       timeout: config.scrape.timeout,
@@ -362,7 +394,7 @@ export class Daemon implements StatusSource {
     else this.#lastProfiles.delete(task.key);
     if (!outcome.ok) {
       this.#logger.warn({ target: target.address, service: target.service, type: profile.type, url: profile.url, result, reason: outcome.reason }, 'scrape failed');
-      return;
+      return undefined;
     }
     if (outcome.ignoredTimeMs !== undefined && !this.#skewedTargets.has(target.id)) {
       this.#skewedTargets.add(target.id);

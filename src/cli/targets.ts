@@ -46,6 +46,11 @@ function formatTable(report: TargetsReport): string {
   const rows = report.targets.map((t) => [t.service, t.address, t.provider, t.interval ?? `${t.schedule ?? ''} ±${t.spread ?? ''}`, t.profiles.map((p) => p.type).join(','), t.id]);
   lines.push(...table(['SERVICE', 'ADDRESS', 'PROVIDER', 'INTERVAL', 'PROFILES', 'ID'], rows));
   lines.push('', `${report.targets.length} target${report.targets.length === 1 ? '' : 's'}`);
+  const notSent = report.targets.flatMap((t) => (t.not_sent_to ?? []).map((n) => [t.service, t.address, n.repository, n.reason]));
+  if (notSent.length > 0) {
+    lines.push('', 'not sent to every repository (the others get their profiles):');
+    lines.push(...table(['SERVICE', 'ADDRESS', 'REPOSITORY', 'REASON'], notSent));
+  }
   if (report.dropped.length > 0) {
     lines.push('', `${report.dropped.length} dropped:`);
     lines.push(...table(['PROVIDER', 'ADDRESS', 'REASON'], report.dropped.map((d) => [d.provider, d.address ?? '-', d.reason])));

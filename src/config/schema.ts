@@ -248,6 +248,13 @@ export const MAX_CPU_SECONDS = 3600;
 export const CPU_TYPE = 'cpu';
 
 /**
+ * The trace type's `seconds` when the file gives none: Go's own default for
+ * /debug/pprof/trace. A trace grows with everything the process does, so its
+ * window does not follow the interval as the cpu type's does.
+ */
+export const DEFAULT_TRACE_SECONDS = 1;
+
+/**
  * The cpu type's `seconds` when the file gives none: the time between its
  * ticks in whole seconds, less a tenth of it (at least 1 s, at most 5 s), so
  * the profiles cover the time but for the margin in which a profile is sent
@@ -283,7 +290,7 @@ const profileType = z.strictObject({
     .min(1, { error: 'seconds must be at least 1' })
     .max(MAX_CPU_SECONDS, { error: `seconds must be at most ${MAX_CPU_SECONDS}` })
     .optional()
-    .meta({ description: 'CPU-style type: sent as ?seconds=N; the request may take N seconds plus scrape.timeout. The cpu type without seconds takes the interval less a tenth of it (at least 1s, at most 5s) in whole seconds.' }),
+    .meta({ description: 'CPU-style type: sent as ?seconds=N; the request may take N seconds plus scrape.timeout. The cpu type without seconds takes the interval less a tenth of it (at least 1s, at most 5s) in whole seconds; the trace type without seconds takes 1 (Go\'s default).' }),
   enabled: z.boolean().default(true).meta({ description: 'false keeps the type out of the default set; a target can still name it.' }),
   delta: z.boolean().default(false).meta({ description: 'The endpoint already serves deltas (godeltaprof /debug/pprof/delta_*).' }),
 });
@@ -296,6 +303,8 @@ export const DEFAULT_PROFILES = {
   block: { path: '/debug/pprof/block', enabled: true, delta: false },
   mutex: { path: '/debug/pprof/mutex', enabled: true, delta: false },
   threadcreate: { path: '/debug/pprof/threadcreate', enabled: false, delta: false },
+  // a Go execution trace, not pprof: its bytes go to profefe, directory and s3 as Go wrote them
+  trace: { path: '/debug/pprof/trace', enabled: false, delta: false },
 } as const;
 
 const profilesSchema = z.record(

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { link, lstat, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { DirectoryConfig } from '../config/index.js';
+import { fileExtensionOf, isTrace } from '../profiles/profile.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
 import type { Repository, SendResult } from './repository.js';
 
@@ -21,12 +22,16 @@ export function fileTime(ms: number): string {
 /** How many names a profile tries (`…_2`, `…_3`, …) before the send fails. */
 const MAX_NAME_TRIES = 1000;
 
-/** Where a profile lands, relative to the repository's path; another file there already makes it `…_2.pb.gz`, `…_3.pb.gz`, … */
+/**
+ * Where a profile lands, relative to the repository's path; another file there
+ * already makes it `…_2.pb.gz`, `…_3.pb.gz`, … A Go execution trace ends in
+ * `.trace` instead (`go tool trace` opens it).
+ */
 export function profileFileName(profile: ScrapedProfile): { dir: string; file: string } {
   const instance = profile.labels['instance'] ?? profile.targetId;
   return {
     dir: join(safeName(profile.service), safeName(profile.type)),
-    file: `${fileTime(profile.time)}_${safeName(instance)}.pb.gz`,
+    file: `${fileTime(profile.time)}_${safeName(instance)}${fileExtensionOf(profile)}`,
   };
 }
 
@@ -36,8 +41,8 @@ export interface DirectoryRepository extends Repository {
 }
 
 /**
- * `{path}/{service}/{type}/{time}_{instance}.pb.gz` plus a `.json` sidecar with
- * the labels. Each file is written to a temp name, synced, and linked to its
+ * `{path}/{service}/{type}/{time}_{instance}.pb.gz` (a trace: `.trace`) plus
+ * a `.json` sidecar with the labels. Each file is written to a temp name, synced, and linked to its
  * name, so a reader (or a crash) never sees half a profile and no file is
  * ever replaced: a name taken (the same time twice) gets a counter suffix.
  * Retention by age and total size.
@@ -74,14 +79,16 @@ export function createDirectoryRepository(name: string, config: DirectoryConfig,
         labels: profile.labels,
         url: profile.url,
         target_id: profile.targetId,
-        samples: profile.sampleCount,
+        // a trace has no samples to count
+        ...(isTrace(profile) ? {} : { samples: profile.sampleCount }),
       };
-      const base = file.slice(0, -'.pb.gz'.length);
+      const ext = fileExtensionOf(profile);
+      const base = file.slice(0, -ext.length);
       let where = join(folder, file);
       try {
         await mkdir(folder, { recursive: true });
-        const name = await publishUnique(folder, base, profile.data);
-        where = join(folder, `${name}.pb.gz`);
+        const name = await publishUnique(folder, base, ext, profile.data);
+        where = join(folder, `${name}${ext}`);
         try {
           await publish(join(folder, `${name}.json`), Buffer.from(JSON.stringify(sidecar, null, 2) + '\n'));
         } catch (err) {
@@ -139,15 +146,15 @@ async function claim(tmp: string, path: string): Promise<void> {
   await rename(tmp, path);
 }
 
-/** The profile under `{base}.pb.gz`, else `{base}_2.pb.gz`, …: the first name free (with no sidecar either). Returns the name without `.pb.gz`. */
-async function publishUnique(folder: string, base: string, data: Buffer): Promise<string> {
+/** The profile under `{base}{ext}`, else `{base}_2{ext}`, …: the first name free (with no sidecar either). Returns the name without `ext`. */
+async function publishUnique(folder: string, base: string, ext: string, data: Buffer): Promise<string> {
   const tmp = await writeTemp(folder, data);
   try {
     for (let i = 1; i <= MAX_NAME_TRIES; i++) {
       const name = i === 1 ? base : `${base}_${i}`;
       if (await exists(join(folder, `${name}.json`))) continue;
       try {
-        await claim(tmp, join(folder, `${name}.pb.gz`));
+        await claim(tmp, join(folder, `${name}${ext}`));
         return name;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -188,7 +195,7 @@ async function applyRetention(root: string, maxAge: number | undefined, maxSize:
     for (const type of await readdirSafe(join(root, service))) {
       const folder = join(root, service, type);
       for (const name of await readdirSafe(folder)) {
-        if (name.startsWith('.') || !(name.endsWith('.pb.gz') || name.endsWith('.json'))) continue;
+        if (name.startsWith('.') || !(name.endsWith('.pb.gz') || name.endsWith('.trace') || name.endsWith('.json'))) continue;
         const st = await stat(join(folder, name)).catch(() => undefined);
         if (st?.isFile()) files.push({ path: join(folder, name), size: st.size, mtime: st.mtimeMs });
       }

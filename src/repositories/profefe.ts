@@ -1,9 +1,11 @@
 import { request } from 'undici';
 import type { ProfefeConfig } from '../config/index.js';
 import { createTargetClient } from '../scrape/clients.js';
+import { isTrace } from '../profiles/profile.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
 import { resultOfError, resultOfStatus } from './http-result.js';
 import type { Repository, SendResult } from './repository.js';
+import type { Ordered, Place, ProfileFields } from './order.js';
 
 /** The types profefe knows; anything else is refused with 400. */
 const PROFEFE_TYPES = new Set(['cpu', 'heap', 'block', 'mutex', 'goroutine', 'threadcreate', 'other', 'trace']);
@@ -48,17 +50,19 @@ export function profefeQuery(service: string, type: string, labels: Readonly<Rec
   return `service=${encodeURIComponent(service)}&type=${encodeURIComponent(type)}${when}&labels=${encodeURIComponent(joined)}`;
 }
 
-export async function createProfefeRepository(name: string, config: ProfefeConfig): Promise<Repository> {
+export async function createProfefeRepository(name: string, config: ProfefeConfig): Promise<Repository & Ordered> {
   const client = await createTargetClient(config);
   const base = config.url.replace(/\/+$/, '');
   const headers = { 'content-type': 'application/octet-stream', ...config.headers, ...client.headers };
   return {
     name,
     kind: 'profefe',
+    placeOf: profefePlace,
     async send(profile: ScrapedProfile, signal: AbortSignal): Promise<SendResult> {
       const type = profefeType(profile.type);
       if (type === undefined) return { status: 'skipped', reason: 'profefe takes no allocs profiles (heap holds the same samples)' };
-      if (profile.sampleCount === 0) return { status: 'skipped', reason: 'empty profile (no samples): profefe rejects those' };
+      // a trace (type trace, stored unparsed) has no samples and is not empty
+      if (profile.sampleCount === 0 && !isTrace(profile)) return { status: 'skipped', reason: 'empty profile (no samples): profefe rejects those' };
       const createdAt = profefeCreatedAt(profile.time);
       if (createdAt === undefined) return { status: 'permanent', error: `profile time ${profile.time} ms is outside the years 0000-9999 that profefe's created_at can hold: not sent` };
       const labels = type === profile.type ? profile.labels : { ...profile.labels, [PROFEFE_TYPE_LABEL]: profile.type };
@@ -77,4 +81,27 @@ export async function createProfefeRepository(name: string, config: ProfefeConfi
 
 function firstHeader(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
+}
+
+/**
+ * The time profefe files a profile under (Collector.WriteProfile,
+ * pkg/profefe/collector.go): the body's time_nanos when positive (a trace's
+ * body is not read), else `created_at`, which holds whole seconds.
+ */
+export function profefeIndexTime(profile: Pick<ProfileFields, 'type' | 'time' | 'bodyTime'>): number {
+  const own = profile.bodyTime;
+  if (profile.type !== 'trace' && typeof own === 'number' && own > 0) return own;
+  return Math.floor(profile.time / 1000) * 1000;
+}
+
+/**
+ * profefe's index of one service's profiles (by service, by type, by label:
+ * pkg/storage/badger/storage.go) is ordered by that time, and a query by
+ * labels joins the indexes by profile ID, which profefe hands out in arrival
+ * order (mergeJoinIDs): a profile that arrives after a later-dated one of its
+ * service is missed by label queries. So one service's profiles go one at a
+ * time, earliest first.
+ */
+export function profefePlace(profile: ProfileFields): Place {
+  return { key: profile.service, time: profefeIndexTime(profile) };
 }

@@ -6,12 +6,16 @@ import type { ProfileLimits, PyroscopeConfig } from '../config/index.js';
 import type { Metrics } from '../metrics.js';
 import { openProfile } from '../profiles/decode.js';
 import { DeltaStore } from '../profiles/delta.js';
+import { isTrace } from '../profiles/profile.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
 import { Cursor, lenField } from '../profiles/wire.js';
 import { createTargetClient } from '../scrape/clients.js';
 import { resultOfError, resultOfStatus } from './http-result.js';
 import type { Prepared, Preparing } from './queue.js';
 import type { Repository, SendResult } from './repository.js';
+import { pyroscopeLabels, seriesLabelsProblem, targetLabelsProblem } from './pyroscope-labels.js';
+
+export { pyroscopeLabels, sanitizeLabelName } from './pyroscope-labels.js';
 
 // Grafana Pyroscope (self-hosted or Grafana Cloud Profiles) through its push
 // API: `POST {url}/push.v1.PusherService/Push`, a Connect unary call over
@@ -31,30 +35,6 @@ import type { Repository, SendResult } from './repository.js';
 // It is also the API Grafana Alloy's pyroscope.write uses.
 
 export const PUSH_PATH = '/push.v1.PusherService/Push';
-
-/**
- * Label names set here or by Pyroscope itself (pkg/model/labels.go); a target
- * label of one of these names would be refused as a duplicate or change what
- * Pyroscope does with the series, so it is renamed.
- */
-const RESERVED = [
-  '__name__',
-  '__delta__',
-  'service_name',
-  '__profile_type__',
-  '__service_name__',
-  '__otel__',
-  '__period_type__',
-  '__period_unit__',
-  '__session_id__',
-  '__type__',
-  '__unit__',
-  '__sampled__',
-  '__order__',
-];
-
-/** A name Pyroscope takes unchanged whether its label name sanitisation is on or off. */
-const PLAIN_LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
 /** Pyroscope's names for Go's profile types, as Alloy's pyroscope.scrape files them. */
 const GO_PROFILE_NAMES: Readonly<Record<string, string>> = {
@@ -78,60 +58,12 @@ export interface PyroscopeDeps {
 
 export interface PyroscopeRepository extends Repository, Preparing {
   readonly deltas: DeltaStore;
+  /** Whether it has said it takes no traces; carried over a reload, so it says so once per process. */
+  readonly traceNotice: { said: boolean };
 }
 
-/**
- * A label name Pyroscope takes unchanged. Its ValidateLabels
- * (pkg/validation/validate.go) takes any non-empty UTF-8 name by default; a
- * tenant with label sanitisation on (disable_label_sanitization: false) takes
- * letters, digits (not first), `_` and `.`, dots turned into `_`, and refuses
- * the rest. A
- * name both take unchanged goes as it is; any other character becomes `_`, and
- * a name starting with a digit (or empty) gets a leading `_`.
- */
-export function sanitizeLabelName(name: string): string {
-  if (PLAIN_LABEL_NAME.test(name)) return name;
-  const n = name.replace(/[^a-zA-Z0-9_]/g, '_');
-  return n === '' || /^[0-9]/.test(n) ? `_${n}` : n;
-}
-
-/**
- * The series labels for a profile. Target labels come in name order; a name
- * that is reserved, or sanitises to one already taken by an earlier label,
- * gets `_2`, `_3`, … so no two names become one and no value overwrites
- * another. Empty values are left out (Pyroscope, like Prometheus, treats an
- * empty value as no label).
- */
-export function pyroscopeLabels(
-  profileName: string,
-  service: string,
-  labels: Readonly<Record<string, string>>,
-  onRename?: (from: string, to: string, reason: string) => void,
-): [string, string][] {
-  const out: [string, string][] = [
-    ['__name__', profileName],
-    ['__delta__', 'false'],
-    ['service_name', service],
-  ];
-  const taken = new Set(RESERVED);
-  for (const key of Object.keys(labels).sort()) {
-    const value = labels[key] ?? '';
-    if (value === '') continue;
-    let name = sanitizeLabelName(key);
-    const reasons: string[] = [];
-    if (name !== key) reasons.push('Pyroscope refuses or changes this name');
-    if (taken.has(name)) {
-      reasons.push(RESERVED.includes(name) ? `${name} is a label Pyroscope sets itself` : `another label is sent as ${name}`);
-      let i = 2;
-      while (taken.has(`${name}_${i}`)) i++;
-      name = `${name}_${i}`;
-    }
-    if (name !== key) onRename?.(key, name, reasons.join('; '));
-    taken.add(name);
-    out.push([name, value]);
-  }
-  return out;
-}
+/** What a Go execution trace comes to here: Pyroscope holds pprof profiles only. */
+const TRACE_SKIPPED = 'a Go execution trace: Pyroscope holds pprof profiles only (traces go to profefe, directory and s3)';
 
 /**
  * Names of the sample types of a pprof profile (gzipped or not), read without
@@ -175,29 +107,108 @@ export interface PushLimits {
   readonly maxSamples: number;
 }
 
-/** Pyroscope's max_label_name_length and max_label_value_length defaults, in bytes (pkg/validation/limits.go). */
-const MAX_LABEL_NAME_BYTES = 1024;
-const MAX_LABEL_VALUE_BYTES = 2048;
-
 /**
- * Why Pyroscope's distributor would refuse a series with `labels` and a
- * profile of `size` bytes uncompressed holding `samples` samples, or
- * undefined. It refuses each of these whole (nothing is truncated).
+ * Why Pyroscope's distributor would refuse a series with `labels`, each group
+ * of samples adding the labels of `sampleLabels` to them, and a profile of
+ * `size` bytes uncompressed holding `samples` samples, or undefined. It
+ * refuses each of these whole (nothing is truncated).
  */
-export function overPushLimits(labels: readonly (readonly [string, string])[], size: number, samples: number, limits: PushLimits): string | undefined {
+export function overPushLimits(
+  labels: readonly (readonly [string, string])[],
+  size: number,
+  samples: number,
+  limits: PushLimits,
+  sampleLabels: readonly (readonly (readonly [string, string])[])[] = [],
+): string | undefined {
   const { maxLabelNamesPerSeries: names, maxProfileSize: bytes, maxSamples } = limits;
-  if (names > 0 && labels.length > names) {
-    return `the series has ${labels.length} label names (with __name__, __delta__ and service_name) and Pyroscope allows ${names} (max_label_names_per_series): drop target labels, or raise max_label_names_per_series here and on the server`;
-  }
-  for (const [name, value] of labels) {
-    if (Buffer.byteLength(name) > MAX_LABEL_NAME_BYTES) return `label name ${name.slice(0, 64)}… is longer than the ${MAX_LABEL_NAME_BYTES} bytes Pyroscope allows (max_label_name_length): shorten it`;
-    if (Buffer.byteLength(value) > MAX_LABEL_VALUE_BYTES) return `label ${name} has a value longer than the ${MAX_LABEL_VALUE_BYTES} bytes Pyroscope allows (max_label_value_length): shorten it or drop the label`;
-  }
+  const series = seriesLabelsProblem(labels, names);
+  if (series !== undefined) return series;
   if (bytes > 0 && size > bytes) return `the profile is ${formatSize(size)} uncompressed and Pyroscope allows ${formatSize(bytes)} (max_profile_size): raise max_profile_size here and on the server`;
   if (maxSamples > 0 && samples > maxSamples) {
     return `the profile has ${samples} samples and Pyroscope allows ${maxSamples} (max_profile_stacktrace_samples): raise max_profile_stacktrace_samples here and on the server`;
   }
+  for (const group of sampleLabels) {
+    const problem = seriesLabelsProblem(labels, names, group);
+    if (problem !== undefined) return problem;
+  }
   return undefined;
+}
+
+/**
+ * The labels the samples of an opened profile add to its series, once per
+ * distinct group: Pyroscope files the samples of each set of string labels as
+ * a series of its own (pkg/pprof/split), leaving out span_id and profile_id,
+ * and labels whose name the series has already. The scan accepted the
+ * profile, so keys are one byte, and only varints and lengths.
+ */
+function sampleLabelGroups(buf: Buffer, seriesNames: ReadonlySet<string>): [string, string][][] {
+  const strings: string[] = [];
+  const samples: number[][] = [];
+  const c = new Cursor(buf);
+  while (c.pos < buf.length) {
+    const key = buf[c.pos++] as number;
+    if ((key & 7) === 0) {
+      c.varint();
+      continue;
+    }
+    const len = c.varint();
+    const start = c.pos;
+    c.pos += len;
+    if (key >> 3 === 6) strings.push(buf.toString('utf8', start, c.pos));
+    else if (key >> 3 === 2) {
+      const pairs = labelIndexes(buf, start, c.pos);
+      if (pairs.length > 0) samples.push(pairs);
+    }
+  }
+  const groups = new Map<string, [string, string][]>();
+  for (const pairs of samples) {
+    const group: [string, string][] = [];
+    const seen = new Set<string>();
+    for (let i = 0; i < pairs.length; i += 2) {
+      const name = strings[pairs[i] as number] ?? '';
+      const value = strings[pairs[i + 1] as number] ?? '';
+      if (value === '' || name === 'span_id' || name === 'profile_id' || seriesNames.has(name) || seen.has(name)) continue;
+      seen.add(name);
+      group.push([name, value]);
+    }
+    if (group.length === 0) continue;
+    group.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const id = group.flat().join('\0');
+    if (!groups.has(id)) groups.set(id, group);
+  }
+  return [...groups.values()];
+}
+
+/** The string labels of a Sample (`repeated Label label = 3`; Label{int64 key = 1; int64 str = 2}) between start and end, as key, str index pairs. */
+function labelIndexes(buf: Buffer, start: number, end: number): number[] {
+  const pairs: number[] = [];
+  const s = new Cursor(buf, start);
+  while (s.pos < end) {
+    const key = buf[s.pos++] as number;
+    if ((key & 7) === 0) {
+      s.varint();
+      continue;
+    }
+    const len = s.varint();
+    const from = s.pos;
+    s.pos += len;
+    if (key !== 0x1a) continue;
+    const l = new Cursor(buf, from);
+    let name = 0;
+    let str = 0;
+    while (l.pos < s.pos) {
+      const k = buf[l.pos++] as number;
+      if ((k & 7) !== 0) {
+        l.skipLength();
+        continue;
+      }
+      const v = l.int64();
+      if (k === 0x08) name = v;
+      else if (k === 0x10) str = v;
+    }
+    if (str > 0) pairs.push(name, str);
+  }
+  return pairs;
 }
 
 /**
@@ -216,16 +227,45 @@ export function profileNameOf(type: string, sampleTypes: readonly string[], delt
   return type;
 }
 
+/** The series a godeltaprof type feeds, told by its name or path (delta_heap, /debug/pprof/delta_mutex). */
+function godeltaprofSeries(type: string, path: string): string | undefined {
+  const text = `${type} ${path}`;
+  if (/mutex/i.test(text)) return 'mutex';
+  if (/block/i.test(text)) return 'block';
+  if (/heap|alloc|mem/i.test(text)) return 'memory';
+  return undefined;
+}
+
 /**
- * Whether Pyroscope's `memory` series of this profile's target comes from its
- * heap profile: allocs holds the same alloc_* samples, so only one of them may
- * be sent. Decided by the target's configured types, so every scrape of a
- * target decides alike. A profile queued without them (by an older version)
- * is sent: nothing says its target has heap.
+ * Which of its target's types Pyroscope's `series` (memory, block or mutex)
+ * comes from: two types filed under one name would count the same events
+ * twice. A godeltaprof type (`delta: true`, named or served as heap, block or
+ * mutex) first, as Alloy prefers godeltaprof; for memory then heap, then
+ * allocs (the same alloc_* samples); for block and mutex Go's own type.
+ * Decided by the target's configured types, so every scrape of a target
+ * decides alike. Undefined when nothing decides: a profile queued without
+ * its target's types (by an older version) is sent.
  */
-export function memoryFromHeap(profile: ScrapedProfile): boolean {
+export function seriesSourceOf(series: string, profile: ScrapedProfile): string | undefined {
   const types: unknown = profile.targetTypes;
-  return Array.isArray(types) && types.includes('heap');
+  if (!Array.isArray(types)) return undefined;
+  const deltas: unknown = profile.targetDeltaTypes;
+  if (typeof deltas === 'object' && deltas !== null) {
+    for (const type of types) {
+      const path = (deltas as Record<string, unknown>)[String(type)];
+      if (typeof type === 'string' && typeof path === 'string' && godeltaprofSeries(type, path) === series) return type;
+    }
+  }
+  if (series === 'memory') return types.includes('heap') ? 'heap' : types.includes('allocs') ? 'allocs' : undefined;
+  if (series === 'block' || series === 'mutex') return types.includes(series) ? series : undefined;
+  return undefined;
+}
+
+/** Why a profile filed as `series` is not sent when the target's `source` type feeds that series; undefined when it is the source (or nothing decides). */
+function notTheSource(series: string, profile: ScrapedProfile): string | undefined {
+  const source = seriesSourceOf(series, profile);
+  if (source === undefined || source === profile.type) return undefined;
+  return `${profile.type} holds the same samples as this target's ${source} profile, which Pyroscope gets (both are "${series}")`;
 }
 
 /**
@@ -272,6 +312,7 @@ export async function createPyroscopeRepository(name: string, config: PyroscopeC
   };
   const previous = deps.previous as Partial<PyroscopeRepository> | undefined;
   const deltas = previous?.deltas instanceof DeltaStore ? previous.deltas : new DeltaStore();
+  const traceNotice = typeof previous?.traceNotice?.said === 'boolean' ? previous.traceNotice : { said: false };
   const olderThanMs = config.reject_older_than;
   const newerThanMs = config.reject_newer_than;
   let windowLoggedAt = -Infinity;
@@ -291,6 +332,17 @@ export async function createPyroscopeRepository(name: string, config: PyroscopeC
     logger?.warn({ repository: name, label: from, sent_as: to, reason }, `label ${from} is sent to Pyroscope as ${to}: ${reason}`);
   };
 
+  const skipTrace = (profile: ScrapedProfile): Prepared & SendResult => {
+    if (!traceNotice.said) {
+      traceNotice.said = true;
+      logger?.warn(
+        { repository: name, type: profile.type, target: profile.targetId },
+        'Pyroscope cannot hold Go execution traces: this repository skips every trace (traces go only to profefe, directory and s3 repositories); said once',
+      );
+    }
+    return { status: 'skipped', reason: TRACE_SKIPPED };
+  };
+
   const gauge = (): void => {
     metrics?.deltaBaselines.set({ repository: name }, deltas.size);
     metrics?.deltaBaselineBytes.set({ repository: name }, deltas.bytes);
@@ -300,12 +352,18 @@ export async function createPyroscopeRepository(name: string, config: PyroscopeC
     name,
     kind: 'pyroscope',
     deltas,
+    traceNotice,
 
     async prepare(profile: ScrapedProfile): Promise<Prepared> {
+      // before anything reads the bytes: a trace is not pprof
+      if (isTrace(profile)) return skipTrace(profile);
       const now = Date.now();
-      if (profile.type === 'allocs' && memoryFromHeap(profile)) {
-        return { status: 'skipped', reason: 'allocs holds the same samples as this target\'s heap profile, which Pyroscope gets (both are "memory")' };
-      }
+      // no baseline is kept for what is never sent
+      const unfit = targetLabelsProblem(profile.service, profile.labels, pushLimits.maxLabelNamesPerSeries);
+      if (unfit !== undefined) return { status: 'skipped', reason: `target_labels: ${unfit}` };
+      const goSeries = GO_PROFILE_NAMES[profile.type];
+      const other = goSeries === undefined ? undefined : notTheSource(goSeries, profile);
+      if (other !== undefined) return { status: 'skipped', reason: other };
       if (profile.delta === true) return { status: 'send', profile };
       // A profile that does not decode within the limits throws (a ProfileError): sent as
       // scraped it would reach Pyroscope as cumulative totals marked as deltas, or as a bomb.
@@ -331,15 +389,20 @@ export async function createPyroscopeRepository(name: string, config: PyroscopeC
     },
 
     async send(profile: ScrapedProfile, signal: AbortSignal): Promise<SendResult> {
+      if (isTrace(profile)) return skipTrace(profile);
       let labels: [string, string][];
+      let profileName: string;
       let opened;
       try {
         opened = openProfile(profile.data, limits());
-        const profileName = profileNameOf(profile.type, typeNamesOf(opened.raw), profile.delta === true, profile.url);
+        profileName = profileNameOf(profile.type, typeNamesOf(opened.raw), profile.delta === true, profile.url);
         labels = pyroscopeLabels(profileName, profile.service, profile.labels, onRename);
       } catch (err) {
         return { status: 'permanent', error: `not a pprof profile: ${(err as Error).message}` };
       }
+      // a godeltaprof type is told apart by its samples only here; Go's own types were in prepare()
+      const other = profile.delta === true && GO_PROFILE_NAMES[profile.type] === undefined ? notTheSource(profileName, profile) : undefined;
+      if (other !== undefined) return { status: 'skipped', reason: other };
       // Pyroscope checks the profile's own TimeNanos, even where the daemon files it by the scrape time
       const timeMs = opened.summary.timeMs ?? profile.time;
       const now = Date.now();
@@ -355,7 +418,9 @@ export async function createPyroscopeRepository(name: string, config: PyroscopeC
         }
         return { status: 'skipped', reason: `outside_ingestion_window: ${outside}` };
       }
-      const over = overPushLimits(labels, opened.raw.length, opened.summary.sampleCount, pushLimits);
+      // the target's own labels fit (prepare() checked them); labels on samples add series labels too
+      const fromSamples = opened.summary.counts.labels > 0 ? sampleLabelGroups(opened.raw, new Set(labels.map(([n]) => n))) : [];
+      const over = overPushLimits(labels, opened.raw.length, opened.summary.sampleCount, pushLimits, fromSamples);
       if (over !== undefined) return { status: 'permanent', error: `not sent: ${over}` };
       const body = encodePushRequest(labels, profile.data, profileId(profile));
       const url = `${base}${PUSH_PATH}`;

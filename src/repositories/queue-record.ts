@@ -78,7 +78,7 @@ function metaProblem(meta: unknown): string | undefined {
   const m = meta as Record<string, unknown>;
   for (const k of ['targetId', 'service', 'type', 'url']) if (typeof m[k] !== 'string') return `lacks ${k} (a string)`;
   for (const k of ['time', 'sampleCount', 'enqueuedAt']) if (typeof m[k] !== 'number' || !Number.isFinite(m[k])) return `lacks ${k} (a number)`;
-  if (m['durationMs'] !== undefined && (typeof m['durationMs'] !== 'number' || !Number.isFinite(m['durationMs']))) return 'has a durationMs that is not a number';
+  for (const k of ['durationMs', 'bodyTime']) if (m[k] !== undefined && (typeof m[k] !== 'number' || !Number.isFinite(m[k]))) return `has a ${k} that is not a number`;
   if (m['delta'] !== undefined && typeof m['delta'] !== 'boolean') return 'has a delta that is not true or false';
   const labels = m['labels'];
   if (typeof labels !== 'object' || labels === null || Array.isArray(labels) || !Object.values(labels).every((v) => typeof v === 'string')) return 'lacks labels (names to strings)';

@@ -4,6 +4,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
+import { fileExtensionOf } from '../profiles/profile.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
 import { decodeProfile, readRecord, RecordError, scanSegment } from './queue-record.js';
 import type { Outbox } from './outbox.js';
@@ -11,6 +12,8 @@ import type { Repository, SendResult } from './repository.js';
 import { nextDelay, sendWithTimeout } from './retry.js';
 import type { BackoffPolicy } from './retry.js';
 import { MAX_TIMEOUT_MS } from '../long-timeout.js';
+import { SendOrder } from './order.js';
+import type { Ordered, Place, ScrapesInFlight } from './order.js';
 
 /** How one repository's queue behaves: its bounds, backoff and send timeout. */
 export interface QueueSettings {
@@ -56,6 +59,10 @@ interface Entry {
   profile: ScrapedProfile | undefined;
   prepared: { readonly kind: string; readonly value: Prepared } | undefined;
   state: 'pending' | 'sending' | 'done';
+  /** Its key and time, in a queue whose repository wants them in order. */
+  readonly place: Place | undefined;
+  /** Queue position (a backlog read from disk comes first): breaks ties of time. */
+  readonly seq: number;
 }
 
 /** This queue's view of one spool segment: a hard link in its folder, and the offsets it has finished. */
@@ -78,6 +85,8 @@ export interface QueueDeps {
   readonly ackFlushMs?: number;
   /** Bytes the `quarantine/` folder may hold before items given up on are no longer copied there (default 128 MiB). */
   readonly quarantineMaxBytes?: number;
+  /** The scrapes running now: an ordered queue holds a service's profiles while an earlier scrape of it runs. */
+  readonly scrapes?: ScrapesInFlight;
 }
 
 const DEFAULT_CACHE_BYTES = 32 * 1024 ** 2;
@@ -188,14 +197,32 @@ export class DurableQueue {
   /** Bytes in `quarantine/`, against quarantineMaxBytes. */
   #quarantined = 0;
   #memoryItems = 0;
+  /** Set when the repository wants each key's profiles in time order (profefe). */
+  readonly #ordering: Ordered | undefined;
+  readonly #order: SendOrder<Entry> | undefined;
+  readonly #unsubscribe: (() => void) | undefined;
+  #seq = 0;
 
-  constructor(name: string, dir: string, deps: QueueDeps) {
+  constructor(name: string, dir: string, deps: QueueDeps, ordering?: Ordered) {
     this.name = name;
     this.dir = dir;
     this.#deps = deps;
     this.#cacheLimit = deps.cacheBytes ?? DEFAULT_CACHE_BYTES;
     this.#sweepTimer = setInterval(() => this.#sweep(), SWEEP_EVERY_MS);
     this.#sweepTimer.unref();
+    this.#ordering = ordering;
+    if (ordering) {
+      const order = new SendOrder<Entry>();
+      this.#order = order;
+      this.#unsubscribe = deps.scrapes?.onEnd((service) => {
+        if (order.wake(service)) this.#pump();
+      });
+    }
+  }
+
+  /** Whether this queue sends each key's profiles one at a time, in time order. */
+  get ordered(): boolean {
+    return this.#order !== undefined;
   }
 
   get ready(): boolean {
@@ -298,7 +325,7 @@ export class DurableQueue {
             return;
           }
           seg.pending++;
-          recovered.push({ seg, offset: e.offset, length: e.length, at: e.meta.enqueuedAt, profile: undefined, prepared: undefined, state: 'pending' });
+          recovered.push({ seg, offset: e.offset, length: e.length, at: e.meta.enqueuedAt, profile: undefined, prepared: undefined, state: 'pending', place: this.#ordering?.placeOf(e.meta), seq: 0 });
         });
       } catch (err) {
         damaged++;
@@ -329,11 +356,14 @@ export class DurableQueue {
     }
     // backlog first, then whatever arrived while it was read
     const live = this.#entries.slice(this.#head);
-    this.#entries = recovered.concat(live);
+    // before whatever arrived while the backlog was read
+    const backlog = recovered.map((e, i) => ({ ...e, seq: i - recovered.length }));
+    this.#entries = backlog.concat(live);
     this.#head = 0;
-    for (const e of recovered) {
+    for (const e of backlog) {
       this.#count++;
       this.#bytes += e.length;
+      this.#order?.add(e);
     }
     if (recovered.length > 0 || damaged > 0) {
       this.#deps.logger.info({ repository: this.name, profiles: recovered.length, bytes: recovered.reduce((n, e) => n + e.length, 0), damaged }, 'queue backlog found on disk: sending it first');
@@ -390,16 +420,17 @@ export class DurableQueue {
     this.#finish(entry);
   }
 
-  /** `<base>.pb.gz` (the profile as scraped) and `<base>.json` (what it is, and why it is here). */
+  /** `<base>.pb.gz` (the profile as scraped; a trace: `.trace`) and `<base>.json` (what it is, and why it is here). */
   async #keepItem(base: string, profile: ScrapedProfile | undefined, why: { reason: string; error: string; segment: string | undefined; offset: number }): Promise<Kept> {
     const dir = join(this.dir, 'quarantine');
     const { data, ...meta } = profile ?? { data: undefined };
+    const ext = profile ? fileExtensionOf(profile) : '.pb.gz';
     const json = Buffer.from(`${JSON.stringify({ repository: this.name, ...why, quarantined_at: new Date().toISOString(), profile: profile ? meta : undefined }, null, 2)}\n`);
     const kept = await this.#keep(join(dir, `${base}.json`), json.length + (data?.length ?? 0), async (out) => {
       await out.write(json);
-      if (data) await writeFile(join(dir, `${base}.pb.gz`), data, { mode: 0o600 });
+      if (data) await writeFile(join(dir, `${base}${ext}`), data, { mode: 0o600 });
     });
-    return 'moved_to' in kept && data ? { moved_to: join(dir, `${base}.pb.gz`) } : kept;
+    return 'moved_to' in kept && data ? { moved_to: join(dir, `${base}${ext}`) } : kept;
   }
 
   /** Writes a quarantine file unless the folder is at its bound. */
@@ -442,12 +473,13 @@ export class DurableQueue {
     if (seg) seg.pending++;
     const keep = !this.#stopped && this.#cached + profile.data.length <= this.#cacheLimit;
     if (keep) this.#cached += profile.data.length;
-    this.#entries.push({ seg, offset, length, at, profile: keep ? profile : undefined, prepared: undefined, state: 'pending' });
+    const entry: Entry = { seg, offset, length, at, profile: keep ? profile : undefined, prepared: undefined, state: 'pending', place: this.#ordering?.placeOf(profile), seq: this.#seq++ };
+    this.#entries.push(entry);
     this.#count++;
     this.#bytes += length;
+    this.#order?.add(entry);
     if (!keep && !seg) {
       // memory-only and no room: nothing to read it back from
-      const entry = this.#entries[this.#entries.length - 1] as Entry;
       entry.profile = profile;
       this.#cached += profile.data.length;
     }
@@ -494,6 +526,7 @@ export class DurableQueue {
 
   /** Writes down what is finished and closes files. */
   async close(): Promise<void> {
+    this.#unsubscribe?.();
     clearInterval(this.#sweepTimer);
     clearTimeout(this.#timer);
     clearTimeout(this.#ackTimer);
@@ -526,6 +559,10 @@ export class DurableQueue {
       return;
     }
     const limit = this.#failures > 0 ? 1 : handle.settings.parallelism;
+    if (this.#order) {
+      this.#pumpOrdered(this.#order, handle, limit, now);
+      return;
+    }
     for (let i = this.#head; i < this.#entries.length && handle.sending < limit; i++) {
       const e = this.#entries[i] as Entry;
       if (e.state !== 'pending') continue;
@@ -538,9 +575,33 @@ export class DurableQueue {
     this.#compact();
   }
 
+  /**
+   * Each key's earliest profile, one send per key: a key waits while a
+   * scrape of it that started before its earliest profile was queued still
+   * runs, and is woken when a scrape of it ends.
+   */
+  #pumpOrdered(order: SendOrder<Entry>, handle: QueueHandle, limit: number, now: number): void {
+    const scrapes = this.#deps.scrapes;
+    for (const e of order.heads()) {
+      if (handle.sending >= limit) break;
+      if (now - e.at > handle.settings.maxAgeMs) {
+        this.#drop(e, 'expired');
+        continue;
+      }
+      const key = (e.place as Place).key;
+      if (scrapes?.runsBefore(key, e.at)) {
+        order.park(key);
+        continue;
+      }
+      this.#start(e, handle);
+    }
+    this.#compact();
+  }
+
   #start(entry: Entry, handle: QueueHandle): void {
     entry.state = 'sending';
     handle.sending++;
+    this.#order?.take(entry);
     const preparer = preparerOf(handle.repository);
     const round = this.#round;
     // profiles are read back and prepared one at a time, in queue order
@@ -561,6 +622,7 @@ export class DurableQueue {
         handle.sending--;
         this.#inFlight.delete(p);
         handle.inFlight.delete(p);
+        if (entry.place) this.#order?.done(entry.place.key);
         this.#pump();
       });
     this.#inFlight.add(p);
@@ -669,6 +731,7 @@ export class DurableQueue {
     const name = this.name;
     if (result.status === 'retryable') {
       entry.state = 'pending';
+      this.#order?.add(entry);
       // a send cut short by a retired or closing handle is not the repository's fault
       if (handle !== this.#handle || handle.closing || this.#stopped) return;
       metrics.sendRetries.inc({ repository: name });
@@ -730,6 +793,7 @@ export class DurableQueue {
   #finish(entry: Entry): void {
     if (entry.state === 'done') return;
     entry.state = 'done';
+    this.#order?.remove(entry);
     this.#count--;
     this.#bytes -= entry.length;
     if (entry.profile) this.#cached -= entry.profile.data.length;

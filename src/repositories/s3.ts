@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { S3Config } from '../config/index.js';
+import { fileExtensionOf } from '../profiles/profile.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
 import { redactUrl } from '../redact.js';
 import { fileTime, safeName } from './directory.js';
@@ -12,10 +13,10 @@ import type { Repository, SendResult } from './repository.js';
 // (environment, shared config/profile, web identity, ECS/EC2 roles).
 //
 // Each profile is one object, byte for byte what the target served, so
-// `go tool pprof` opens a downloaded object as it is. The body is a Buffer
-// and checksums are computed only when S3 requires them: with a stream body
-// the SDK would frame it as aws-chunked, which some S3-compatible stores
-// keep verbatim in the object.
+// `go tool pprof` (a trace: `go tool trace`) opens a downloaded object as it
+// is. The body is a Buffer and checksums are computed only when S3 requires
+// them: with a stream body the SDK would frame it as aws-chunked, which some
+// S3-compatible stores keep verbatim in the object.
 
 /** S3's limit for user-defined metadata (keys and values, in bytes). */
 const MAX_METADATA_BYTES = 2048;
@@ -28,10 +29,11 @@ export interface S3Deps {
 }
 
 /**
- * `{prefix}{service}/{type}/{yyyy}/{mm}/{dd}/{time}_{instance}_{digest}.pb.gz`,
- * in UTC. A PUT replaces whatever object has its key, so the key ends in a
- * digest of the target, type and bytes: two profiles with one time get two
- * objects, while a retry of the same profile lands on the same one.
+ * `{prefix}{service}/{type}/{yyyy}/{mm}/{dd}/{time}_{instance}_{digest}.pb.gz`
+ * (a Go execution trace: `.trace`), in UTC. A PUT replaces whatever object
+ * has its key, so the key ends in a digest of the target, type and bytes: two
+ * profiles with one time get two objects, while a retry of the same profile
+ * lands on the same one.
  */
 export function s3Key(prefix: string, profile: ScrapedProfile): string {
   const d = new Date(profile.time);
@@ -40,7 +42,7 @@ export function s3Key(prefix: string, profile: ScrapedProfile): string {
   const dd = String(d.getUTCDate()).padStart(2, '0');
   const instance = profile.labels['instance'] ?? profile.targetId;
   const digest = createHash('sha256').update(`${profile.targetId}\0${profile.type}\0`).update(profile.data).digest('hex').slice(0, 12);
-  return `${prefix}${safeName(profile.service)}/${safeName(profile.type)}/${yyyy}/${mm}/${dd}/${fileTime(profile.time)}_${safeName(instance)}_${digest}.pb.gz`;
+  return `${prefix}${safeName(profile.service)}/${safeName(profile.type)}/${yyyy}/${mm}/${dd}/${fileTime(profile.time)}_${safeName(instance)}_${digest}${fileExtensionOf(profile)}`;
 }
 
 /** A metadata value as HTTP carries it: printable ASCII stays, anything else (and `%`) is percent-encoded. */
@@ -119,7 +121,7 @@ export async function createS3Repository(name: string, config: S3Config, deps: S
     kind: 's3',
     async send(profile: ScrapedProfile, signal: AbortSignal): Promise<SendResult> {
       const key = s3Key(config.prefix, profile);
-      const sidecar = key.replace(/\.pb\.gz$/, '.labels.json');
+      const sidecar = `${key.slice(0, -fileExtensionOf(profile).length)}.labels.json`;
       const { metadata, labels } = s3Metadata(profile, sidecar, onRename);
       try {
         if (labels) {

@@ -6,6 +6,7 @@ import type { ScrapedProfile } from '../profiles/profile.js';
 import type { Delivery } from './delivery.js';
 import { DurableQueue, QueueHandle, segmentFile, syncDir } from './queue.js';
 import type { QueueDeps, QueueSettings } from './queue.js';
+import { orderingOf } from './order.js';
 import { encodeRecord, recordLength, SEGMENT_MAGIC } from './queue-record.js';
 import type { Repository } from './repository.js';
 
@@ -183,7 +184,8 @@ class FileSpool implements Spool {
   async attach(repository: Repository, settings: QueueSettings): Promise<QueueHandle> {
     let queue = this.#queues.get(repository.name);
     if (!queue) {
-      queue = new DurableQueue(repository.name, join(this.root, repository.name), this.#deps);
+      // the order a repository wants is fixed when its queue opens (a reload that turns a name into another kind keeps it until the next start)
+      queue = new DurableQueue(repository.name, join(this.root, repository.name), this.#deps, orderingOf(repository));
       await queue.open();
       this.#queues.set(repository.name, queue);
       const q = queue;

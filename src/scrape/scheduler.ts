@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Cron } from 'croner';
 import { MAX_TIMEOUT_MS } from '../long-timeout.js';
+import { isTrace } from '../profiles/profile.js';
 import type { Target, TargetProfile, Timing } from '../targets/index.js';
 import { Semaphore } from './semaphore.js';
 
@@ -77,7 +78,8 @@ interface Loop {
 /**
  * Runs every target × profile type on its own schedule at a stable offset
  * (so a fleet spreads out instead of bursting), under one global concurrency
- * limit, never two CPU-style profiles against one target at once, and skips
+ * limit, never two CPU-style profiles against one target at once (a trace
+ * and a CPU profile excepted: see windowLockKey), and skips
  * (never queues) a tick whose previous scrape still runs. One timer for all
  * loops: a min-heap of next ticks.
  */
@@ -238,7 +240,8 @@ export class Scheduler {
     loop.controller = controller;
     const task = loop.task;
     const run = async (): Promise<void> => {
-      const cpuLock = task.profile.seconds !== undefined ? this.#cpuLock(task.target.id) : undefined;
+      const lockKey = windowLockKey(task);
+      const cpuLock = task.profile.seconds !== undefined ? this.#cpuLock(lockKey) : undefined;
       const releaseCpu = cpuLock ? await cpuLock.acquire() : undefined;
       let tail: RunTail | void = undefined;
       try {
@@ -255,7 +258,7 @@ export class Scheduler {
         }
       } finally {
         releaseCpu?.();
-        if (cpuLock && cpuLock.idle) this.#cpuLocks.delete(task.target.id);
+        if (cpuLock && cpuLock.idle) this.#cpuLocks.delete(lockKey);
       }
       if (tail) await tail.settled;
     };
@@ -288,11 +291,11 @@ export class Scheduler {
     }
   }
 
-  #cpuLock(targetId: string): Semaphore {
-    let lock = this.#cpuLocks.get(targetId);
+  #cpuLock(key: string): Semaphore {
+    let lock = this.#cpuLocks.get(key);
     if (!lock) {
       lock = new Semaphore(1);
-      this.#cpuLocks.set(targetId, lock);
+      this.#cpuLocks.set(key, lock);
     }
     return lock;
   }
@@ -372,6 +375,15 @@ function sameTiming(a: Timing, b: Timing): boolean {
 
 function sameTask(a: ScrapeTask, b: ScrapeTask): boolean {
   return a.profile.url === b.profile.url && a.profile.seconds === b.profile.seconds && sameTiming(a.target.timing, b.target.timing);
+}
+
+/**
+ * Which CPU-style scrapes of a target wait for each other. Go profiles the CPU
+ * once at a time and traces once at a time, but does both at once: a trace
+ * waits only for the target's other trace, never for its CPU profile.
+ */
+function windowLockKey(task: ScrapeTask): string {
+  return isTrace(task.profile) ? `${task.target.id}\0trace` : task.target.id;
 }
 
 /** A stable number in [0, 1) from a key. */

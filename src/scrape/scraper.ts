@@ -3,10 +3,10 @@ import type { Dispatcher } from 'undici';
 import { CallSignal } from '../abort.js';
 import { DEFAULT_PROFILE_LIMITS, formatDuration, formatSize } from '../config/index.js';
 import type { ProfileLimits } from '../config/index.js';
-import { profileTime } from '../profiles/profile.js';
+import { isTrace, profileTime } from '../profiles/profile.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
 import type { Target, TargetProfile } from '../targets/index.js';
-import { BodyError, checkProfileBody, describeBody } from './body.js';
+import { BodyError, checkProfileBody, checkTraceBody, describeBody } from './body.js';
 import type { TargetClient } from './clients.js';
 import type { TakeSlot } from './scheduler.js';
 
@@ -33,9 +33,10 @@ export interface ScraperOptions {
   readonly limits?: ProfileLimits | undefined;
   /**
    * A CPU-style scrape's concurrency slot, taken once the answer starts (Go
-   * writes the profile, headers and all, at the end of the window) and held
-   * while the body is read and checked. Waiting for it counts against the
-   * timeout.
+   * writes the profile, headers and all, at the end of the window; a trace
+   * streams from its start, and holds the slot for most of its window) and
+   * held while the body is read and checked. Waiting for it counts against
+   * the timeout.
    */
   readonly slot?: TakeSlot | undefined;
 }
@@ -53,14 +54,16 @@ class ScrapeError extends Error {
   }
 }
 
-/** Takes one profile from one target: one HTTP GET, limits, and the pprof check. */
+/** Takes one profile from one target: one HTTP GET, limits, and the pprof check (the trace type: the Go execution trace check). */
 export async function scrapeProfile(target: Target, profile: TargetProfile, client: TargetClient, options: ScraperOptions, signal: AbortSignal): Promise<ScrapeOutcome> {
   const started = Date.now();
   const budget = options.timeout + (profile.seconds ?? 0) * 1000;
   const call = new CallSignal(signal, budget);
   const held: Held = { release: undefined, waiting: false };
   try {
-    const { body, contentType } = await fetchBody(profile.url, client, options.maxProfileSize, call.signal, options.slot, held);
+    const trace = isTrace(profile);
+    const { body, contentType } = await fetchBody(profile.url, client, options.maxProfileSize, call.signal, options.slot, held, trace);
+    if (trace) return { ok: true, profile: traceProfile(target, profile, checkTraceBody(body, contentType), started), bytes: body.length, durationMs: Date.now() - started };
     const checked = await checkProfileBody(body, { ...(options.limits ?? DEFAULT_PROFILE_LIMITS), max_decompressed_size: options.maxDecompressedSize }, contentType);
     const summary = checked.summary;
     const time = profileTime(summary.timeMs, started);
@@ -70,11 +73,13 @@ export async function scrapeProfile(target: Target, profile: TargetProfile, clie
       type: profile.type,
       labels: target.labels,
       time: time.time,
+      ...(summary.timeMs !== undefined ? { bodyTime: summary.timeMs } : {}),
       ...(summary.durationMs !== undefined ? { durationMs: summary.durationMs } : {}),
       sampleCount: summary.sampleCount,
       url: profile.url,
       ...(profile.delta ? { delta: true } : {}),
       targetTypes: target.profiles.map((p) => p.type),
+      ...deltaTypesOf(target),
       data: checked.data,
     };
     return { ok: true, profile: scraped, bytes: body.length, durationMs: Date.now() - started, ...(time.ignored !== undefined ? { ignoredTimeMs: time.ignored } : {}) };
@@ -94,19 +99,41 @@ export async function scrapeProfile(target: Target, profile: TargetProfile, clie
   }
 }
 
+/**
+ * A trace has no time inside: it is filed under the scrape start, where its
+ * window begins, and lasts the seconds it asked for. It has no samples, and
+ * its sampleCount of 0 does not make it empty (see isTrace).
+ */
+function traceProfile(target: Target, profile: TargetProfile, data: Buffer, started: number): ScrapedProfile {
+  return {
+    targetId: target.id,
+    service: target.service,
+    type: profile.type,
+    labels: target.labels,
+    time: started,
+    ...(profile.seconds !== undefined ? { durationMs: profile.seconds * 1000 } : {}),
+    sampleCount: 0,
+    url: profile.url,
+    targetTypes: target.profiles.map((p) => p.type),
+    data,
+  };
+}
+
 /** The slot a CPU-style scrape took, for scrapeProfile to give back whatever happened. */
 interface Held {
   release: (() => void) | undefined;
   waiting: boolean;
 }
 
-async function fetchBody(url: string, client: TargetClient, maxSize: number, signal: AbortSignal, slot: TakeSlot | undefined, held: Held): Promise<{ body: Buffer; contentType: string | undefined }> {
+async function fetchBody(url: string, client: TargetClient, maxSize: number, signal: AbortSignal, slot: TakeSlot | undefined, held: Held, trace: boolean): Promise<{ body: Buffer; contentType: string | undefined }> {
+  const wanted = trace ? 'Go execution trace' : 'pprof profile';
   let current = url;
   for (let hop = 0; ; hop++) {
     const res = await request(current, {
       method: 'GET',
       dispatcher: client.dispatcher,
-      headers: { 'accept-encoding': 'gzip', ...client.headers },
+      // a trace is taken as Go writes it: a proxy that gzipped it would hide its header
+      headers: trace ? { ...client.headers } : { 'accept-encoding': 'gzip', ...client.headers },
       signal,
     });
     if (res.statusCode >= 300 && res.statusCode < 400 && res.statusCode !== 304) {
@@ -131,6 +158,9 @@ async function fetchBody(url: string, client: TargetClient, maxSize: number, sig
       if (res.statusCode === 500 && /already in use/i.test(text)) {
         throw new ScrapeError('busy', `HTTP 500: ${JSON.stringify(text)}: another CPU profile of this process is running (another profiler, or a second scraper); this one is skipped`);
       }
+      if (res.statusCode === 500 && /could not enable tracing/i.test(text)) {
+        throw new ScrapeError('busy', `HTTP 500: ${JSON.stringify(text)}: another execution trace of this process is running (Go takes one at a time: another tracer, or a second scraper); this one is skipped`);
+      }
       throw new ScrapeError('http_error', `HTTP ${res.statusCode}${text ? `: ${JSON.stringify(text.slice(0, 200))}` : ''}`);
     }
     const declared = Number(headerValue(res.headers['content-length']) ?? NaN);
@@ -139,9 +169,9 @@ async function fetchBody(url: string, client: TargetClient, maxSize: number, sig
       throw new ScrapeError('too_large', `body of ${formatSize(declared)} (Content-Length) is over max_profile_size (${formatSize(maxSize)})`);
     }
     const body = await readLimited(res.body, maxSize);
-    if (body.length === 0) throw new ScrapeError('invalid', `HTTP ${res.statusCode} with an empty body, not a pprof profile`);
-    if (contentType !== undefined && /text\/html|application\/json/i.test(contentType) && !(body[0] === 0x1f && body[1] === 0x8b)) {
-      throw new ScrapeError('invalid', `answered ${contentType.split(';')[0]}, not a pprof profile: it ${describeBody(body, contentType)}; is the path right?`);
+    if (body.length === 0) throw new ScrapeError('invalid', `HTTP ${res.statusCode} with an empty body, not a ${wanted}`);
+    if (contentType !== undefined && /text\/html|application\/json/i.test(contentType) && (trace || !(body[0] === 0x1f && body[1] === 0x8b))) {
+      throw new ScrapeError('invalid', `answered ${contentType.split(';')[0]}, not a ${wanted}: it ${describeBody(body, contentType)}; is the path right?`);
     }
     return { body, contentType };
   }
@@ -223,4 +253,10 @@ function describeNetworkError(err: unknown): string {
     default:
       return `${code ? `${code}: ` : ''}${inner.message || String(err)}`;
   }
+}
+
+/** The target's `delta: true` types and their paths, when it has any (see ScrapedProfile.targetDeltaTypes). */
+function deltaTypesOf(target: Target): { targetDeltaTypes?: Record<string, string> } {
+  const deltas = target.profiles.filter((p) => p.delta);
+  return deltas.length > 0 ? { targetDeltaTypes: Object.fromEntries(deltas.map((p) => [p.type, new URL(p.url).pathname])) } : {};
 }

@@ -1,4 +1,5 @@
 import type { Metrics } from '../metrics.js';
+import { fileExtensionOf } from '../profiles/profile.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
 import type { TargetJson, TargetsReport } from '../targets/index.js';
 import { pprofRoutes, sendJson, sendText } from './server.js';
@@ -78,8 +79,9 @@ export function statusRoutes(source: StatusSource): Map<string, Handler> {
   return routes;
 }
 
+/** `{service}_{type}_{time}_{instance}.pb.gz`; a Go execution trace ends in `.trace`, as in the directory repository. */
 function downloadName(p: ScrapedProfile): string {
   const stamp = new Date(p.time).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
   const safe = (s: string): string => s.replace(/[^A-Za-z0-9_.-]+/g, '_').slice(0, 80) || '_';
-  return `${safe(p.service)}_${safe(p.type)}_${stamp}_${safe(p.labels['instance'] ?? p.targetId.slice(0, 12))}.pb.gz`;
+  return `${safe(p.service)}_${safe(p.type)}_${stamp}_${safe(p.labels['instance'] ?? p.targetId.slice(0, 12))}${fileExtensionOf(p)}`;
 }

@@ -79,7 +79,8 @@ function typeBadge(type, last) {
     badge.title = 'not scraped yet';
   }
   if (last && last.profile) {
-    badge.append(el('a', { href: last.profile, download: '', title: 'download the last ' + type + ' profile (pprof, gzipped)' }, 'download'));
+    const what = type === 'trace' ? 'Go execution trace (go tool trace opens it)' : type + ' profile (pprof, gzipped)';
+    badge.append(el('a', { href: last.profile, download: '', title: 'download the last ' + what }, 'download'));
   }
   return badge;
 }

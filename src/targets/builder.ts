@@ -2,13 +2,16 @@ import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { Config, MatchValue, OverrideSettings } from '../config/index.js';
 import { formatDuration, parseDuration } from '../config/index.js';
-import { CPU_TYPE, defaultCpuSeconds, MIN_INTERVAL_MS, shortestCronGap } from '../config/schema.js';
+import { CPU_TYPE, DEFAULT_TRACE_SECONDS, defaultCpuSeconds, MIN_INTERVAL_MS, shortestCronGap } from '../config/schema.js';
+import { TRACE_TYPE } from '../profiles/profile.js';
+import type { Labels } from '../profiles/profile.js';
+import { targetLabelsProblem } from '../repositories/pyroscope-labels.js';
 import { joinHostPort, parseAddress, parsePort } from './address.js';
 import { createAddressPolicy } from './address-policy.js';
 import type { AddressPolicy } from './address-policy.js';
 import { ownedLabelsOf, sanitizeLabelName } from './labels.js';
 import { pathProblem } from './path.js';
-import type { BuildResult, Discovered, DroppedTarget, Target, TargetGroup, TargetProfile, Timing } from './types.js';
+import type { BuildResult, Discovered, DroppedTarget, NotSentTo, Target, TargetGroup, TargetProfile, Timing } from './types.js';
 
 const DEFAULT_PORT = 6060;
 const DEFAULT_PATH_PREFIX = '/debug/pprof';
@@ -152,14 +155,35 @@ function buildOne(config: Config, policy: AddressPolicy, group: TargetGroup, fou
     if (def.seconds !== undefined && timing.kind === 'interval' && def.seconds * 1000 >= timing.ms) {
       return fail(`interval ${formatDuration(timing.ms)} is not longer than profiles.${type}.seconds (${def.seconds}s)`, address);
     }
-    const seconds = def.seconds ?? (type === CPU_TYPE ? defaultCpuSeconds(periodOf(timing, config.scrape.interval)) : undefined);
+    const seconds = def.seconds ?? (type === CPU_TYPE ? defaultCpuSeconds(periodOf(timing, config.scrape.interval)) : type === TRACE_TYPE ? DEFAULT_TRACE_SECONDS : undefined);
     const path = def.path === DEFAULT_PATH_PREFIX || def.path.startsWith(`${DEFAULT_PATH_PREFIX}/`) ? draft.pathPrefix + def.path.slice(DEFAULT_PATH_PREFIX.length) : def.path;
     const url = `${draft.scheme}://${address}${path}${seconds !== undefined ? `?seconds=${seconds}` : ''}`;
     profiles.push({ type, url, seconds, delta: def.delta });
   }
 
+  const notSentTo = refusingRepositories(config, service, labels);
+  if (notSentTo.length > 0 && notSentTo.length === config.repositories.length) {
+    return fail(`no repository can take its profiles: ${notSentTo.map((r) => `Pyroscope repository ${r.repository}: ${r.reason}`).join('; ')}`, address);
+  }
   const id = targetId(draft.scheme, address, draft.pathPrefix, service, labels);
-  return { id, provider: group.provider, source: group.source, service, address, scheme: draft.scheme, labels, timing, profiles };
+  return { id, provider: group.provider, source: group.source, service, address, scheme: draft.scheme, labels, timing, profiles, ...(notSentTo.length > 0 ? { notSentTo } : {}) };
+}
+
+/**
+ * The repositories that can never take a target's profiles, whatever they
+ * hold: a Pyroscope whose label limits the target's own labels exceed. Labels
+ * on samples count there too, but are known only when a profile is sent, and
+ * checked then.
+ */
+function refusingRepositories(config: Config, service: string, labels: Labels): NotSentTo[] {
+  const out: NotSentTo[] = [];
+  for (const entry of config.repositories) {
+    const pyroscope = entry.pyroscope;
+    if (!pyroscope) continue;
+    const reason = targetLabelsProblem(service, labels, pyroscope.max_label_names_per_series);
+    if (reason !== undefined) out.push({ repository: pyroscope.name ?? 'pyroscope', reason });
+  }
+  return out;
 }
 
 let cronGap: { schedule: string; ms: number | undefined } | undefined;

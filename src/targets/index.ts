@@ -5,6 +5,6 @@ export type { AddressPolicy } from './address-policy.js';
 export { addressPolicyOf, buildTargets, describeTiming, shardOf, targetId } from './builder.js';
 export { ownedLabelsOf, sanitizeLabelName } from './labels.js';
 export { pathProblem } from './path.js';
-export type { BuildResult, Discovered, DroppedTarget, Target, TargetGroup, TargetProfile, Timing } from './types.js';
+export type { BuildResult, Discovered, DroppedTarget, NotSentTo, Target, TargetGroup, TargetProfile, Timing } from './types.js';
 export { droppedJson, targetJson, targetsReport } from './report.js';
 export type { DroppedJson, ErrorJson, TargetJson, TargetsReport } from './report.js';

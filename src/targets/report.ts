@@ -13,6 +13,8 @@ export interface TargetJson {
   schedule?: string;
   spread?: string;
   profiles: { type: string; url: string }[];
+  /** Repositories that never get this target's profiles, and why. */
+  not_sent_to?: { repository: string; reason: string }[];
 }
 
 export interface DroppedJson {
@@ -44,6 +46,7 @@ export function targetJson(t: Target): TargetJson {
     labels: { ...t.labels },
     ...describeTiming(t.timing),
     profiles: t.profiles.map((p) => ({ type: p.type, url: p.url })),
+    ...(t.notSentTo ? { not_sent_to: t.notSentTo.map((n) => ({ repository: n.repository, reason: n.reason })) } : {}),
   };
 }
 

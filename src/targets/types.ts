@@ -60,6 +60,14 @@ export interface Target {
   readonly labels: Labels;
   readonly timing: Timing;
   readonly profiles: readonly TargetProfile[];
+  /** Repositories that never get this target's profiles, and why; set only when some do. */
+  readonly notSentTo?: readonly NotSentTo[] | undefined;
+}
+
+/** A repository that can never take a target's profiles (a Pyroscope whose label limits its labels exceed), and why. */
+export interface NotSentTo {
+  readonly repository: string;
+  readonly reason: string;
 }
 
 /** A target discovery found but that will not be scraped, and why. */

@@ -104,7 +104,7 @@ export async function metricValue(metric: {get(): Promise<{values: {labels: Reco
   return values.filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x)).reduce((n, v) => n + v.value, 0);
 }
 
-/** A pprof target whose every answer is a distinct profile: the heap fixture with its own TimeNanos. */
+/** A pprof target whose every answer is a distinct profile: a fixture (heap by default) with its own TimeNanos. */
 export interface UniqueProfileTarget {
   /** host:port */
   readonly address: string;
@@ -113,12 +113,12 @@ export interface UniqueProfileTarget {
   close(): Promise<void>;
 }
 
-export async function startUniqueProfileTarget(): Promise<UniqueProfileTarget> {
+export async function startUniqueProfileTarget(fixtureName = 'heap.pb.gz'): Promise<UniqueProfileTarget> {
   const {readFile} = await import('node:fs/promises');
   const {createServer} = await import('node:http');
   const {gunzipSync, gzipSync} = await import('node:zlib');
   const {Profile} = await import('pprof-format');
-  const fixture = Profile.decode(gunzipSync(await readFile(new URL('../fixtures/heap.pb.gz', import.meta.url))));
+  const fixture = Profile.decode(gunzipSync(await readFile(new URL(`../fixtures/${fixtureName}`, import.meta.url))));
   const served: {timeNanos: bigint; at: number}[] = [];
   let last = 0n;
   const server = createServer((_req, res) => {

@@ -36,6 +36,28 @@ export interface ReceivedProfile {
    * created_at, else the time it arrived.
    */
   readonly indexedAt: number;
+  /** The order profefe gave it an ID in: 0, 1, 2, … (profefe's xid IDs grow with arrival). */
+  readonly id: number;
+}
+
+/** A profile that reached the fake after one of its service filed under a later time. */
+export interface OutOfOrder {
+  readonly service: string;
+  readonly type: ProfefeType;
+  /** When profefe files it. */
+  readonly indexedAt: number;
+  /** The latest time among the profiles of its service that arrived before it. */
+  readonly after: number;
+  readonly url: string;
+}
+
+/** A GET /api/0/profiles query: service, optional type and labels, created_at_min/max (ms). */
+export interface FindQuery {
+  readonly service: string;
+  readonly type?: ProfefeType;
+  readonly labels?: Readonly<Record<string, string>>;
+  readonly from: number;
+  readonly to: number;
 }
 
 /** A request the fake refused, with the status and error it answered. */
@@ -83,6 +105,21 @@ export interface ProfefeFake {
    * else profefe answers an error.
    */
   merge(service: string, type: ProfefeType, labels?: Readonly<Record<string, string>>): {ok: true; profiles: number} | {ok: false; error: string};
+  /**
+   * The profiles GET /api/0/profiles finds, as profefe's badger storage finds
+   * them (findRawProfileIDs, scanIndexKeys and mergeJoinIDs in
+   * pkg/storage/badger/storage.go): one index per service (or service and
+   * type) and one per label, each ordered by (indexed time, ID), joined by
+   * walking them side by side as if their IDs were sorted. They are sorted
+   * only when each service's profiles arrived in time order; otherwise a
+   * query with labels misses profiles that are there.
+   */
+  find(query: FindQuery): ReceivedProfile[];
+  /**
+   * Arrivals out of time order within their service: what makes find() miss
+   * profiles. Real profefe says nothing; the fake lists them.
+   */
+  outOfOrder(): OutOfOrder[];
   /** Replaces the failure hook; undefined restores normal answers. */
   setFailure(f: FailureHook | undefined): void;
   /** Resolves once `count` profiles have been accepted; rejects after timeoutMs. */
@@ -134,6 +171,8 @@ export async function startProfefeFake(opts: {host?: string} = {}): Promise<Prof
   let failure: FailureHook | undefined;
   let seq = 0;
   const arrivals = new Arrivals();
+  const outOfOrder: OutOfOrder[] = [];
+  const latest = new Map<string, number>();
 
   const reject = (req: IncomingMessage, res: ServerResponse, status: number, error: string): void => {
     rejected.push({method: req.method ?? '', url: req.url ?? '', status, error, receivedAt: Date.now()});
@@ -173,14 +212,18 @@ export async function startProfefeFake(opts: {host?: string} = {}): Promise<Prof
     if (type !== 'trace') {
       const check = checkProfileBody(body);
       if (!check.ok) {
-        reject(req, res, 500, 'failed to create profile');
+        // HandleCreateProfile (pkg/profefe/profiles_handler.go): a ProfileParserError is a 400
+        reject(req, res, 400, `malformed profile (could not parse pprof profile: ${check.reason})`);
         return;
       }
       sampleCount = check.samples;
       if (check.timeNanos > 0n) indexedAt = Number(check.timeNanos / 1_000_000n);
     }
     const id = randomBytes(10).toString('hex');
-    received.push({service, type, labels, body, sampleCount, url, receivedAt, indexedAt, ...(createdAt !== undefined ? {createdAt} : {})});
+    const before = latest.get(service);
+    if (before !== undefined && indexedAt < before) outOfOrder.push({service, type, indexedAt, after: before, url});
+    latest.set(service, Math.max(before ?? indexedAt, indexedAt));
+    received.push({service, type, labels, body, sampleCount, url, receivedAt, indexedAt, id: received.length, ...(createdAt !== undefined ? {createdAt} : {})});
     replyJson(res, 200, {body: {id, type, service}});
     arrivals.notify();
   };
@@ -227,6 +270,36 @@ export async function startProfefeFake(opts: {host?: string} = {}): Promise<Prof
         if (other !== first) return {ok: false, error: `incompatible profiles: ${first} and ${other}`};
       }
       return {ok: true, profiles: picked.length};
+    },
+    find({service, type, labels = {}, from, to}) {
+      const inWindow = received.filter((r) => r.service === service && r.indexedAt >= from && r.indexedAt <= to);
+      // each index: keys <index><value><created_at><id>, so (time, id) order
+      const index = (keep: (r: ReceivedProfile) => boolean): number[] =>
+        inWindow
+          .filter(keep)
+          .sort((a, b) => a.indexedAt - b.indexedAt || a.id - b.id)
+          .map((r) => r.id);
+      const lists = [index((r) => type === undefined || r.type === type)];
+      for (const [k, v] of Object.entries(labels)) lists.push(index((r) => r.labels.some(([lk, lv]) => lk === k && lv === v)));
+      let merged = lists[0]!;
+      for (const next of lists.slice(1)) {
+        const out: number[] = [];
+        for (let l = 0, r = 0; l < merged.length && r < next.length; ) {
+          const a = merged[l]!;
+          const b = next[r]!;
+          if (a === b) {
+            out.push(a);
+            l++;
+            r++;
+          } else if (a < b) l++;
+          else r++;
+        }
+        merged = out;
+      }
+      return merged.map((id) => received[id]!);
+    },
+    outOfOrder() {
+      return outOfOrder.slice();
     },
     waitForProfiles(count, timeoutMs = 10_000) {
       return arrivals

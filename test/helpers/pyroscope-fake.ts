@@ -209,6 +209,33 @@ export function checkSeries(s: RawSeries, opts: {maxLabelNames?: number; labelSa
 }
 
 /**
+ * pkg/pprof/split VisitSampleSeries: the samples of each set of string labels
+ * (span_id and profile_id aside) form a series of their own, the series
+ * labels plus theirs (a name the series has keeps the series' value), each
+ * validated as a series (ValidateLabels).
+ */
+export function checkSampleSeries(s: RawSeries, profile: Profile, opts: {maxLabelNames?: number; labelSanitization?: boolean} = {}): string | undefined {
+  const strings = profile.stringTable.strings;
+  const seen = new Set<string>();
+  for (const sample of profile.sample) {
+    const labels = new Map(s.labels);
+    for (const l of sample.label) {
+      const name = strings[Number(l.key)] ?? '';
+      const value = Number(l.str) > 0 ? (strings[Number(l.str)] ?? '') : '';
+      if (value === '' || name === 'span_id' || name === 'profile_id' || labels.get(name)) continue;
+      labels.set(name, value);
+    }
+    if (labels.size === s.labels.length) continue;
+    const key = JSON.stringify([...labels]);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const problem = checkSeries({...s, labels: [...labels]}, opts);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
+/**
  * pkg/validation/validate.go ValidateProfile: a profile with a TimeNanos must
  * lie in the ingestion window, after now - reject_older_than and before now +
  * reject_newer_than (limits.go: 1h and 10m by default); without one it is
@@ -304,6 +331,8 @@ export async function startPyroscopeFake(opts: PyroscopeFakeOptions = {}): Promi
         } catch (err) {
           return refuse(res, 'invalid_argument', `failed to parse profile: ${(err as Error).message}`);
         }
+        const split = checkSampleSeries(s, profile, {...(opts.maxLabelNamesPerSeries !== undefined ? {maxLabelNames: opts.maxLabelNamesPerSeries} : {}), ...(opts.labelSanitization !== undefined ? {labelSanitization: opts.labelSanitization} : {})});
+        if (split) return refuse(res, 'invalid_argument', split);
         const late = ingestionWindowProblem(BigInt(profile.timeNanos), (opts.now ?? Date.now)(), opts.rejectOlderThanMs, opts.rejectNewerThanMs);
         if (late) return refuse(res, 'invalid_argument', late);
         const labels = s.labels;

@@ -109,7 +109,7 @@ const cases: { name: string; yaml: string; errors: string[]; env?: Record<string
   {
     name: 'unknown profile type named by a target',
     yaml: `discovery:\n  - static:\n      targets: [{address: "a:1", profiles: [cpux]}]\n${REPO}`,
-    errors: ['F:3:45: discovery[0].static.targets[0].profiles[0]: unknown profile type "cpux" (did you mean "cpu"?): the types are the keys of profiles: (cpu, heap, allocs, goroutine, block, mutex, threadcreate)'],
+    errors: ['F:3:45: discovery[0].static.targets[0].profiles[0]: unknown profile type "cpux" (did you mean "cpu"?): the types are the keys of profiles: (cpu, heap, allocs, goroutine, block, mutex, threadcreate, trace)'],
   },
   {
     name: 'bad regex in an override',
@@ -223,8 +223,9 @@ describe('config values', () => {
     assert.equal(plain.scrape.concurrency, 64);
     assert.equal(plain.scrape.max_profile_size, 64 * 1024 ** 2);
     assert.equal(plain.server.listen, '127.0.0.1:10101');
-    assert.deepEqual(Object.keys(plain.profiles), ['cpu', 'heap', 'allocs', 'goroutine', 'block', 'mutex', 'threadcreate']);
+    assert.deepEqual(Object.keys(plain.profiles), ['cpu', 'heap', 'allocs', 'goroutine', 'block', 'mutex', 'threadcreate', 'trace']);
     assert.equal(plain.profiles['threadcreate']?.enabled, false);
+    assert.equal(plain.profiles['trace']?.enabled, false);
     const own = parseConfig(`profiles:\n  heap: {path: /debug/pprof/heap}\n${REPO}`, 't.yaml', { baseDir: '.', env: {} }).config;
     assert.deepEqual(Object.keys(own.profiles), ['heap']);
   });

@@ -1,19 +1,25 @@
 /**
- * What Pyroscope stores is what the operator meant: names, one memory series
- * per target, the ingestion window and restarts, each checked against the
+ * What Pyroscope stores is what the operator meant: names, one memory (block,
+ * mutex) series per target, the ingestion window and restarts, each checked against the
  * fake, which refuses what Pyroscope's distributor refuses.
  */
 import assert from 'node:assert/strict';
 import {readFileSync} from 'node:fs';
+import {createServer} from 'node:http';
+import type {AddressInfo} from 'node:net';
+import {join} from 'node:path';
 import {test} from 'node:test';
 import {gunzipSync, gzipSync} from 'node:zlib';
 import {Profile} from 'pprof-format';
+import {parseConfig} from '../../src/config/index.js';
+import {Daemon} from '../../src/daemon.js';
+import {silentLogger} from '../../src/log.js';
 import {createMetrics} from '../../src/metrics.js';
 import type {ScrapedProfile} from '../../src/profiles/profile.js';
 import {createPyroscopeRepository} from '../../src/repositories/pyroscope.js';
 import type {PyroscopeRepository} from '../../src/repositories/pyroscope.js';
 import type {SendResult} from '../../src/repositories/repository.js';
-import {metricValue} from '../helpers/delivery.js';
+import {metricValue, tempDir, until} from '../helpers/delivery.js';
 import {stackKey, valuesByStack} from '../helpers/pprof-stacks.js';
 import {pyroscopeConfig, startPyroscopeFake} from '../helpers/pyroscope-fake.js';
 import type {ReceivedSeries} from '../helpers/pyroscope-fake.js';
@@ -102,6 +108,107 @@ void test('memory is counted once: with heap configured, allocs is never sent, e
   }
 });
 
+void test('with a godeltaprof type for memory, block or mutex, that series comes from it alone: heap, allocs, block and mutex are skipped, saying why', async () => {
+  const fake = await startPyroscopeFake();
+  const repo = await createPyroscopeRepository('p', config(fake.url));
+  const t0 = Date.now() - 30_000;
+  const t1 = t0 + 15_000;
+  const godelta = {delta_heap: '/debug/pprof/delta_heap', delta_block: '/debug/pprof/delta_block', delta_mutex: '/debug/pprof/delta_mutex'};
+  const target = {targetTypes: ['cpu', 'heap', 'allocs', 'block', 'mutex', ...Object.keys(godelta)], targetDeltaTypes: godelta};
+  try {
+    for (const [type, file, source] of [['heap', 'heap.pb.gz', 'delta_heap'], ['allocs', 'allocs.pb.gz', 'delta_heap'], ['block', 'block.pb.gz', 'delta_block'], ['mutex', 'mutex.pb.gz', 'delta_mutex']] as const) {
+      await deliver(repo, scraped(type, served(file, t0), t0, target));
+      const r = await deliver(repo, scraped(type, served(file, t1, (i) => i + 1), t1, target));
+      assert.equal(r.status, 'skipped', type);
+      assert.match((r as {reason: string}).reason, new RegExp(`^${type} holds the same samples as this target's ${source} profile, which Pyroscope gets`), type);
+      assert.equal(repo.deltas.has(`abc\0${type}`), false, `${type}: no baseline is kept for what is never sent`);
+    }
+    const sent = new Map<string, Buffer>();
+    for (const [type, file] of [['delta_heap', 'heap.pb.gz'], ['delta_block', 'block.pb.gz'], ['delta_mutex', 'mutex.pb.gz']] as const) {
+      const data = served(file, t1);
+      sent.set(type, data);
+      assert.deepEqual(await deliver(repo, scraped(type, data, t1, {...target, delta: true, url: `http://10.0.0.7:6060${godelta[type]}`})), {status: 'ok'}, type);
+    }
+    const byName = (name: string): ReceivedSeries[] => fake.received.filter((s) => s.label('__name__') === name);
+    assert.deepEqual(byName('memory').map((s) => s.raw), [sent.get('delta_heap')], 'one memory series, from delta_heap');
+    assert.deepEqual(byName('block').map((s) => s.raw), [sent.get('delta_block')]);
+    assert.deepEqual(byName('mutex').map((s) => s.raw), [sent.get('delta_mutex')]);
+  } finally {
+    await repo.close();
+    await fake.close();
+  }
+});
+
+void test('a godeltaprof type that neither its name nor its path marks as heap is not the memory source: a target with heap sends heap, that type is skipped', async () => {
+  const fake = await startPyroscopeFake();
+  const repo = await createPyroscopeRepository('p', config(fake.url));
+  const t0 = Date.now() - 30_000;
+  const t1 = t0 + 15_000;
+  const target = {targetTypes: ['heap', 'gdp'], targetDeltaTypes: {gdp: '/debug/pprof/gdp'}};
+  try {
+    const other = await deliver(repo, scraped('gdp', served('heap.pb.gz', t1), t1, {...target, delta: true, url: 'http://10.0.0.7:6060/debug/pprof/gdp'}));
+    assert.equal(other.status, 'skipped');
+    assert.match((other as {reason: string}).reason, /^gdp holds the same samples as this target's heap profile/);
+    await deliver(repo, scraped('heap', served('heap.pb.gz', t0), t0, target));
+    assert.deepEqual(await deliver(repo, scraped('heap', served('heap.pb.gz', t1, (i) => i + 1), t1, target)), {status: 'ok'});
+    assert.equal(fake.received.filter((s) => s.label('__name__') === 'memory').length, 1);
+  } finally {
+    await repo.close();
+    await fake.close();
+  }
+});
+
+void test('the daemon scraping heap and godeltaprof\'s delta_heap of a target sends Pyroscope\'s memory from delta_heap only', {timeout: 60_000}, async () => {
+  let heapServed = 0;
+  const target = createServer((req, res) => {
+    const delta = req.url?.startsWith('/debug/pprof/delta_heap') === true;
+    const n = delta ? 0 : ++heapServed;
+    const p = Profile.decode(gunzipSync(served('heap.pb.gz', Date.now(), (i) => n * (i + 1))));
+    if (delta) p.comment = [p.stringTable.dedup('godeltaprof')];
+    res.writeHead(200, {'content-type': 'application/octet-stream'});
+    res.end(gzipSync(p.encode()));
+  });
+  await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
+  const address = `127.0.0.1:${(target.address() as AddressInfo).port}`;
+  const fake = await startPyroscopeFake();
+  const {dir, cleanup} = await tempDir('pprof-godeltaprof-');
+  const metrics = createMetrics({defaultMetrics: false});
+  const daemon = new Daemon({logger: silentLogger(), metrics});
+  try {
+    await daemon.apply(
+      parseConfig(
+        `
+scrape: {interval: 1s, timeout: 5s}
+profiles:
+  heap: {path: /debug/pprof/heap}
+  delta_heap: {path: /debug/pprof/delta_heap, delta: true}
+discovery:
+  - static: {service: api, targets: ["${address}"]}
+repositories:
+  - pyroscope: {url: "${fake.url}"}
+server: {listen: "127.0.0.1:0"}
+state_dir: ${JSON.stringify(join(dir, 'state'))}
+`,
+        'test.yaml',
+        {baseDir: dir},
+      ),
+    );
+    // every heap profile is skipped (the first would only set a baseline anyway)
+    await until(async () => (await metricValue(metrics.profilesSent, {repository: 'pyroscope', result: 'skipped'})) >= 4, 'four heap profiles handled', 20_000);
+    await fake.waitFor(3, 20_000);
+    await daemon.stop({scrapeDeadlineMs: 1000, sendDeadlineMs: 1000});
+    const memory = fake.received.filter((s) => s.label('__name__') === 'memory');
+    assert.ok(memory.length >= 3);
+    for (const s of memory) assert.ok(s.profile.comment.some((c) => s.profile.stringTable.strings[Number(c)] === 'godeltaprof'), 'a memory profile that is not delta_heap\'s: memory counted twice');
+  } finally {
+    await daemon.stop({scrapeDeadlineMs: 0, sendDeadlineMs: 0});
+    target.closeAllConnections();
+    await new Promise<void>((resolve) => target.close(() => resolve()));
+    await fake.close();
+    await cleanup();
+  }
+});
+
 void test('a queued profile outside Pyroscope\'s ingestion window is dropped before sending, counted as outside_ingestion_window; the window is configurable', async () => {
   const fake = await startPyroscopeFake();
   const metrics = createMetrics({defaultMetrics: false});
@@ -174,21 +281,22 @@ function manySamples(samples: number, timeMs: number): Buffer {
   return gzipSync(p.encode());
 }
 
-void test('Pyroscope\'s limits are checked before sending: label names per series, uncompressed size and samples refuse a profile for good, each configurable', async () => {
+void test('Pyroscope\'s limits are checked before sending: uncompressed size and samples refuse a profile for good; a target\'s labels that can never fit skip its profiles; each configurable', async () => {
   const now = Date.now();
   const labels = Object.fromEntries(Array.from({length: 28}, (_, i) => [`l${String(i).padStart(2, '0')}`, 'v']));
   const fake = await startPyroscopeFake();
   const repo = await createPyroscopeRepository('p', config(fake.url));
   try {
+    // the target's own labels never fit: skipped without a word (the target builder said so once)
     const wide = await deliver(repo, scraped('goroutine', served('goroutine.pb.gz', now), now, {labels}));
-    assert.equal(wide.status, 'permanent');
-    assert.match((wide as {error: string}).error, /31 label names .* Pyroscope allows 30 \(max_label_names_per_series\): drop target labels/);
+    assert.equal(wide.status, 'skipped');
+    assert.match((wide as {reason: string}).reason, /^target_labels: the series has 31 label names .* Pyroscope allows 30 \(max_label_names_per_series\): drop target labels \(1 too many\)/);
     const many = await deliver(repo, scraped('goroutine', manySamples(16_001, now), now));
     assert.equal(many.status, 'permanent');
     assert.match((many as {error: string}).error, /16001 samples and Pyroscope allows 16000 \(max_profile_stacktrace_samples\)/);
     const long = await deliver(repo, scraped('goroutine', served('goroutine.pb.gz', now), now, {labels: {pod: 'x'.repeat(2049)}}));
-    assert.equal(long.status, 'permanent');
-    assert.match((long as {error: string}).error, /label pod has a value longer than the 2048 bytes Pyroscope allows \(max_label_value_length\)/);
+    assert.equal(long.status, 'skipped');
+    assert.match((long as {reason: string}).reason, /label pod has a value longer than the 2048 bytes Pyroscope allows \(max_label_value_length\)/);
     assert.equal(fake.requests(), 0, 'nothing was sent to a certain refusal');
     assert.deepEqual(await deliver(repo, scraped('goroutine', manySamples(16_000, now), now, {labels: Object.fromEntries(Object.entries(labels).slice(1))})), {status: 'ok'});
   } finally {

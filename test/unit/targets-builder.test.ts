@@ -155,7 +155,7 @@ overrides:
       [{ 'pprof.scheme': 'gopher' }, 'tag pprof.scheme: "gopher" is not http or https'],
       [{ 'pprof.path': 'debug' }, 'tag pprof.path: "debug" is not a path (it must start with /)'],
       [{ 'pprof.interval': 'often' }, 'tag pprof.interval: "often" is not a duration (like 30s or 5m)'],
-      [{ 'pprof.profiles': 'heap,cpux' }, 'tag pprof.profiles: "heap,cpux" names unknown profile type cpux (known: cpu, heap, allocs, goroutine, block, mutex, threadcreate)'],
+      [{ 'pprof.profiles': 'heap,cpux' }, 'tag pprof.profiles: "heap,cpux" names unknown profile type cpux (known: cpu, heap, allocs, goroutine, block, mutex, threadcreate, trace)'],
       [{ 'pprof.service': ' ' }, 'tag pprof.service: " " is empty'],
     ];
     const found: Discovered[] = [...bad.map(([directives], i) => ({ address: `10.0.1.${i}`, labels: {}, directives })), { address: '10.0.2.1', labels: {}, directives: { 'pprof.label.odd key=x': 'a,b={c}', 'pprof.scrape': 'true' } }];
