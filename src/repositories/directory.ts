@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { link, lstat, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { DirectoryConfig } from '../config/index.js';
 import { fileExtensionOf, isTrace } from '../profiles/profile.js';
@@ -84,18 +84,10 @@ export function createDirectoryRepository(name: string, config: DirectoryConfig,
       };
       const ext = fileExtensionOf(profile);
       const base = file.slice(0, -ext.length);
-      let where = join(folder, file);
+      const where = join(folder, file);
       try {
         await mkdir(folder, { recursive: true });
-        const name = await publishUnique(folder, base, ext, profile.data);
-        where = join(folder, `${name}${ext}`);
-        try {
-          await publish(join(folder, `${name}.json`), Buffer.from(JSON.stringify(sidecar, null, 2) + '\n'));
-        } catch (err) {
-          // the retry writes both again, under a name of its own
-          await unlink(where).catch(() => undefined);
-          throw err;
-        }
+        await publishUnique(folder, base, ext, profile.data, Buffer.from(JSON.stringify(sidecar, null, 2) + '\n'));
         return { status: 'ok' };
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
@@ -146,41 +138,40 @@ async function claim(tmp: string, path: string): Promise<void> {
   await rename(tmp, path);
 }
 
-/** The profile under `{base}{ext}`, else `{base}_2{ext}`, …: the first name free (with no sidecar either). Returns the name without `ext`. */
-async function publishUnique(folder: string, base: string, ext: string, data: Buffer): Promise<string> {
-  const tmp = await writeTemp(folder, data);
+/**
+ * The profile under `{base}{ext}` with its sidecar `{base}.json`, else
+ * `{base}_2…`: the first name free. The sidecar is claimed first, so a
+ * reader that sees a profile file finds its sidecar; a name whose sidecar is
+ * taken, or whose profile is, is skipped (a claimed sidecar given back).
+ * Returns the name without `ext`.
+ */
+async function publishUnique(folder: string, base: string, ext: string, data: Buffer, sidecar: Buffer): Promise<string> {
+  const temps: string[] = [];
   try {
+    temps.push(await writeTemp(folder, sidecar));
+    temps.push(await writeTemp(folder, data));
+    const [tmpSidecar, tmpData] = temps as [string, string];
     for (let i = 1; i <= MAX_NAME_TRIES; i++) {
       const name = i === 1 ? base : `${base}_${i}`;
-      if (await exists(join(folder, `${name}.json`))) continue;
+      const json = join(folder, `${name}.json`);
       try {
-        await claim(tmp, join(folder, `${name}${ext}`));
+        await claim(tmpSidecar, json);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
+        throw err;
+      }
+      try {
+        await claim(tmpData, join(folder, `${name}${ext}`));
         return name;
       } catch (err) {
+        await unlink(json).catch(() => undefined);
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
     }
     throw new Error(`${MAX_NAME_TRIES} profiles of this target and type already have this time: remove some, or check the target's clock`);
   } finally {
-    await unlink(tmp).catch(() => undefined);
+    for (const t of temps) await unlink(t).catch(() => undefined);
   }
-}
-
-/** Writes `path`, which must not exist. */
-async function publish(path: string, data: Buffer): Promise<void> {
-  const tmp = await writeTemp(resolve(path, '..'), data);
-  try {
-    await claim(tmp, path);
-  } finally {
-    await unlink(tmp).catch(() => undefined);
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  return lstat(path).then(
-    () => true,
-    () => false,
-  );
 }
 
 interface StoredFile {

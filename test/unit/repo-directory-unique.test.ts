@@ -85,3 +85,30 @@ void test("a file already at the name, or a sidecar alone, is left as it is", as
   assert.deepEqual((await readdir(folder)).filter((n) => n.startsWith('.')), [], 'no temp file left');
   await repo.close();
 });
+
+void test('whoever sees a profile file finds its sidecar: the sidecar takes its name first', async () => {
+  const repo = createDirectoryRepository('directory', { path: join(root, 'watched') } as never);
+  const folder = join(root, 'watched', 'billing', 'heap');
+  const missing: string[] = [];
+  let sending = true;
+  const watch = (async () => {
+    while (sending) {
+      const names = await readdir(folder).catch(() => [] as string[]);
+      for (const n of names.filter((x) => x.endsWith('.pb.gz'))) {
+        // a sidecar once there stays: it was linked before the profile
+        const side = join(folder, n.replace(/\.pb\.gz$/, '.json'));
+        if (!(await readFile(side).then(() => true, () => false))) missing.push(n);
+      }
+      await new Promise((r) => setImmediate(r));
+    }
+  })();
+  for (let round = 0; round < 10; round++) {
+    const results = await Promise.all(Array.from({ length: 8 }, (_, i) => repo.send({ ...profile(round * 8 + i), time: TIME + round }, AbortSignal.timeout(5000))));
+    assert.ok(results.every((r) => r.status === 'ok'));
+  }
+  sending = false;
+  await watch;
+  assert.deepEqual(missing, []);
+  assert.equal((await readdir(folder)).filter((n) => n.endsWith('.pb.gz')).length, 80);
+  await repo.close();
+});
