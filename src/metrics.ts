@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry, Summary, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
  * The daemon's own metrics (`pprof_scraper_*`), and prom-client's process and
@@ -37,12 +37,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['type'] as const,
       registers: reg,
     }),
-    lateness: new Summary({
+    // a histogram, not a summary: buckets add up across shards, quantiles do not
+    lateness: new Histogram({
       name: 'pprof_scraper_schedule_lateness_seconds',
       help: 'How long after its planned time a scrape got its concurrency slot.',
-      percentiles: [0.5, 0.9, 0.99],
-      maxAgeSeconds: 300,
-      ageBuckets: 5,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers: reg,
     }),
     targets: new Gauge({

@@ -56,3 +56,39 @@ export function sumOf(exp: Exposition, name: string, match: Record<string, strin
   }
   return found ? sum : null;
 }
+
+/**
+ * The q-quantile of a histogram over a window, as PromQL's
+ * `histogram_quantile(q, sum by (le) (increase(name_bucket[window])))` gives
+ * it: the bucket increases from `before` to `after`, every series summed,
+ * interpolated linearly inside the bucket the rank falls in. Null when
+ * nothing was observed in the window or the daemon does not expose it.
+ */
+export function histogramQuantile(before: Exposition, after: Exposition, name: string, q: number): number | null {
+  const counts = (exp: Exposition): Map<number, number> => {
+    const byLe = new Map<number, number>();
+    for (const s of exp.samples) {
+      if (s.name !== `${name}_bucket` || s.labels.le === undefined) continue;
+      const le = s.labels.le === '+Inf' ? Infinity : Number(s.labels.le);
+      byLe.set(le, (byLe.get(le) ?? 0) + s.value);
+    }
+    return byLe;
+  };
+  const start = counts(before);
+  const buckets = [...counts(after)].map(([le, n]) => ({le, n: n - (start.get(le) ?? 0)})).sort((a, b) => a.le - b.le);
+  const total = buckets.at(-1)?.n ?? 0;
+  if (total <= 0) return null;
+  const rank = q * total;
+  let lower = 0;
+  let below = 0;
+  for (const {le, n} of buckets) {
+    if (n >= rank) {
+      // as Prometheus does: a rank in the +Inf bucket is the highest finite bound
+      if (le === Infinity) return lower;
+      return lower + (le - lower) * ((rank - below) / (n - below || 1));
+    }
+    lower = le;
+    below = n;
+  }
+  return lower;
+}

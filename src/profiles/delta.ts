@@ -1,6 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import { DEFAULT_PROFILE_LIMITS } from '../config/index.js';
 import type { ProfileLimits } from '../config/index.js';
+import { LruMap } from '../lru.js';
 import { openProfile } from './decode.js';
 import { IndexedProfile } from './indexed.js';
 
@@ -59,15 +60,13 @@ const BASELINE_OVERHEAD = 160;
  * order; the store keeps the last profile of each series, bounded by memory.
  */
 export class DeltaStore {
-  readonly #baselines = new Map<string, Baseline>();
-  readonly #maxBytes: number;
+  readonly #baselines: LruMap<string, Baseline>;
   readonly #idleMs: number;
-  #bytes = 0;
   /** Baselines dropped to stay within memory. */
   evictions = 0;
 
   constructor(options: DeltaStoreOptions = {}) {
-    this.#maxBytes = options.maxBytes ?? 256 * 1024 ** 2;
+    this.#baselines = new LruMap(options.maxBytes ?? 256 * 1024 ** 2, (b, series) => b.bytes + series.length * 2);
     this.#idleMs = options.idleMs ?? 3_600_000;
   }
 
@@ -77,7 +76,7 @@ export class DeltaStore {
 
   /** Memory the baselines take, estimated from their arrays. */
   get bytes(): number {
-    return this.#bytes;
+    return this.#baselines.bytes;
   }
 
   has(series: string): boolean {
@@ -157,28 +156,13 @@ export class DeltaStore {
   }
 
   #store(series: string, baseline: Baseline, now: number): void {
-    const old = this.#baselines.get(series);
-    if (old) {
-      this.#bytes -= old.bytes + series.length * 2;
-      this.#baselines.delete(series);
-    }
-    this.#baselines.set(series, baseline);
-    this.#bytes += baseline.bytes + series.length * 2;
-    // Map order is least recently stored first
-    for (const [key, b] of this.#baselines) {
-      const idle = now - b.lastUsed > this.#idleMs;
-      if (!idle && this.#bytes <= this.#maxBytes) break;
-      if (key === series) break;
-      this.#baselines.delete(key);
-      this.#bytes -= b.bytes + key.length * 2;
-      if (!idle) this.evictions++;
-    }
+    // baselines idle past idleMs go too (their targets are gone); only those forgotten for memory count as evictions
+    this.evictions += this.#baselines.set(series, baseline, (b) => now - b.lastUsed > this.#idleMs);
   }
 
   /** Forgets every baseline. */
   clear(): void {
     this.#baselines.clear();
-    this.#bytes = 0;
   }
 }
 

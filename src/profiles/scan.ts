@@ -1,5 +1,6 @@
 import type { ProfileLimits } from '../config/index.js';
 import { formatSize } from '../config/index.js';
+import { Cursor, MAX_VARINT_BYTES, VarintError } from './wire.js';
 
 // A structural check of a pprof Profile message in one pass, building no
 // objects: every field has the wire type profile.proto gives it, every length
@@ -95,8 +96,17 @@ type ScalarMessage = typeof VALUE_TYPE;
 const TOP_LEVEL_VARINTS = new Set([7, 8, 9, 10, 12, 14, 15]);
 
 export function scanProfile(buf: Uint8Array, limits: ProfileLimits): ProfileSummary {
+  try {
+    return scan(buf, limits);
+  } catch (err) {
+    if (err instanceof VarintError) throw new ProfileFormatError(err.message, { cause: err });
+    throw err;
+  }
+}
+
+function scan(buf: Uint8Array, limits: ProfileLimits): ProfileSummary {
   if (buf.length === 0) throw new ProfileFormatError('the body is empty');
-  let pos = 0;
+  const c = new Cursor(buf);
   let samples = 0;
   let sampleTypes = 0;
   let frames = 0;
@@ -116,90 +126,65 @@ export function scanProfile(buf: Uint8Array, limits: ProfileLimits): ProfileSumm
   let timeNanos: bigint | undefined;
   let durationNanos: bigint | undefined;
 
-  const varint = (end: number): number => {
-    let value = 0;
-    let scale = 1;
-    for (let i = 0; i < 10; i++) {
-      if (pos >= end) throw new ProfileFormatError(`truncated: a number runs past the end at byte ${pos}`);
-      const b = buf[pos++] as number;
-      value += (b & 0x7f) * scale;
-      if (b < 0x80) return value;
-      scale *= 128;
-    }
-    throw new ProfileFormatError(`not a protobuf: a number longer than 10 bytes at byte ${pos}`);
-  };
-  // time and duration in ns pass 2^53: read them exactly (once per profile)
-  const varintBig = (end: number): bigint => {
-    let value = 0n;
-    let shift = 0n;
-    for (let i = 0; i < 10; i++) {
-      if (pos >= end) throw new ProfileFormatError(`truncated: a number runs past the end at byte ${pos}`);
-      const b = buf[pos++] as number;
-      value |= BigInt(b & 0x7f) << shift;
-      if (b < 0x80) return value;
-      shift += 7n;
-    }
-    throw new ProfileFormatError(`not a protobuf: a number longer than 10 bytes at byte ${pos}`);
-  };
-  /** The key at pos, as field * 8 + wire type; one byte, as pprof-format reads it. */
+  /** The key at c.pos, as field * 8 + wire type; one byte, as pprof-format reads it. */
   const key = (where: string): number => {
-    const at = pos;
-    const b = buf[pos++] as number;
+    const at = c.pos;
+    const b = buf[c.pos++] as number;
     if (b >= 0x80) throw new ProfileFormatError(`not a pprof profile: ${where}a field key at byte ${at} is longer than one byte (a field past 15, which profile.proto does not have)`);
     if (b < 8) throw new ProfileFormatError(`not a pprof profile: ${where}field number 0 at byte ${at}`);
     return b;
   };
-  /** The end of the length-delimited value at pos, checked against the end of its message. */
+  /** The end of the length-delimited value at c.pos, checked against the end of its message. */
   const lengthEnd = (end: number, field: number, at: number, where: string): number => {
-    const len = varint(end);
-    if (len > end - pos) throw new ProfileFormatError(`truncated: ${where}field ${field} at byte ${at} needs ${len} bytes, ${end - pos} left`);
-    return pos + len;
+    const len = c.varint(end);
+    if (len > end - c.pos) throw new ProfileFormatError(`truncated: ${where}field ${field} at byte ${at} needs ${len} bytes, ${end - c.pos} left`);
+    return c.pos + len;
   };
   /** Skips a field no decoder reads: varints and lengths only (pprof-format knows no other wire type). */
   const skip = (wire: number, field: number, end: number, at: number, where: string): void => {
-    if (wire === VARINT) varint(end);
-    else if (wire === LEN) pos = lengthEnd(end, field, at, where);
+    if (wire === VARINT) c.varint(end);
+    else if (wire === LEN) c.pos = lengthEnd(end, field, at, where);
     else throw new ProfileFormatError(`not a pprof profile: ${where}field ${field} has wire type ${wire} at byte ${at}`);
   };
   const wrongWire = (where: string, field: number, wire: number, at: number): ProfileFormatError =>
     new ProfileFormatError(`not a pprof profile: ${where}field ${field} has wire type ${wire} at byte ${at}`);
-  /** Number of varints in a packed field ending at end; pos ends there. */
+  /** Number of varints in a packed field ending at end; c.pos ends there. */
   const packed = (end: number): number => {
     let n = 0;
     let run = 0;
-    while (pos < end) {
-      if ((buf[pos++] as number) < 0x80) {
+    while (c.pos < end) {
+      if ((buf[c.pos++] as number) < 0x80) {
         n++;
         run = 0;
-      } else if (++run >= 10) throw new ProfileFormatError(`not a protobuf: a number longer than 10 bytes at byte ${pos}`);
+      } else if (++run >= MAX_VARINT_BYTES) throw new ProfileFormatError(`not a protobuf: a number longer than ${MAX_VARINT_BYTES} bytes at byte ${c.pos}`);
     }
-    if (run > 0) throw new ProfileFormatError(`truncated: a number runs past the end of a packed field at byte ${pos}`);
+    if (run > 0) throw new ProfileFormatError(`truncated: a number runs past the end of a packed field at byte ${c.pos}`);
     return n;
   };
   const scalarMessage = (end: number, message: ScalarMessage): void => {
     const where = `in a ${message.name}, `;
-    while (pos < end) {
-      const at = pos;
+    while (c.pos < end) {
+      const at = c.pos;
       const k = key(where);
       const field = k >> 3;
       const wire = k & 7;
       if (field <= message.fields) {
         if (wire !== VARINT) throw wrongWire(where, field, wire, at);
-        varint(end);
+        c.varint(end);
       } else skip(wire, field, end, at, where);
     }
   };
   const sample = (end: number, index: number): void => {
     let values = 0;
-    while (pos < end) {
-      const at = pos;
+    while (c.pos < end) {
+      const at = c.pos;
       const k = key('in a sample, ');
       const field = k >> 3;
       const wire = k & 7;
       if (field === 1 || field === 2) {
         let n: number;
         if (wire === VARINT) {
-          varint(end);
+          c.varint(end);
           n = 1;
         } else if (wire === LEN) n = packed(lengthEnd(end, field, at, 'in a sample, '));
         else throw wrongWire('in a sample, ', field, wire, at);
@@ -218,8 +203,8 @@ export function scanProfile(buf: Uint8Array, limits: ProfileLimits): ProfileSumm
     }
   };
   const location = (end: number): void => {
-    while (pos < end) {
-      const at = pos;
+    while (c.pos < end) {
+      const at = c.pos;
       const k = key('in a location, ');
       const field = k >> 3;
       const wire = k & 7;
@@ -229,23 +214,24 @@ export function scanProfile(buf: Uint8Array, limits: ProfileLimits): ProfileSumm
         lines++;
       } else if (field <= 5) {
         if (wire !== VARINT) throw wrongWire('in a location, ', field, wire, at);
-        varint(end);
+        c.varint(end);
       } else skip(wire, field, end, at, 'in a location, ');
     }
   };
 
   const size = buf.length;
-  while (pos < size) {
-    const at = pos;
+  while (c.pos < size) {
+    const at = c.pos;
     const k = key('');
     const field = k >> 3;
     const wire = k & 7;
     if (wire !== VARINT && wire !== LEN) throw wrongWire('', field, wire, at);
     if (TOP_LEVEL_VARINTS.has(field) || (field === 13 && wire === VARINT)) {
       if (wire !== VARINT) throw wrongWire('', field, wire, at);
-      if (field === 9) timeNanos = varintBig(size);
-      else if (field === 10) durationNanos = varintBig(size);
-      else varint(size);
+      // time and duration in ns pass 2^53: read them exactly (once per profile)
+      if (field === 9) timeNanos = c.unsigned(size);
+      else if (field === 10) durationNanos = c.unsigned(size);
+      else c.varint(size);
       if (field === 13) comments++;
       continue;
     }
@@ -259,7 +245,7 @@ export function scanProfile(buf: Uint8Array, limits: ProfileLimits): ProfileSumm
       case 2:
         // past the limit the profile is refused anyway: count the rest without looking inside
         if (samples < limits.max_samples) sample(end, samples);
-        else pos = end;
+        else c.pos = end;
         samples++;
         break;
       case 3:
@@ -268,7 +254,7 @@ export function scanProfile(buf: Uint8Array, limits: ProfileLimits): ProfileSumm
         break;
       case 4:
         if (locations < limits.max_locations) location(end);
-        else pos = end;
+        else c.pos = end;
         locations++;
         break;
       case 5:
@@ -276,10 +262,10 @@ export function scanProfile(buf: Uint8Array, limits: ProfileLimits): ProfileSumm
         functions++;
         break;
       case 6:
-        if (strings === 0) firstStringEmpty = end === pos;
+        if (strings === 0) firstStringEmpty = end === c.pos;
         strings++;
-        stringTableSize += end - pos;
-        pos = end;
+        stringTableSize += end - c.pos;
+        c.pos = end;
         break;
       case 11:
         scalarMessage(end, VALUE_TYPE);

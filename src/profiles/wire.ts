@@ -1,8 +1,27 @@
-// Reading and writing protobuf fields of a profile that scanProfile has
-// already accepted: lengths fit and numbers end, so these readers only stay
-// within the buffer and do not explain damage.
+// Reading and writing protobuf fields. scanProfile reads with a Cursor to
+// check a profile; the readers that walk it again once it was accepted read
+// with one too, and meet no error there.
 
-/** A position in a protobuf buffer, and the 64-bit halves of the last number read by `varint64`. */
+/** The longest varint protobuf writes: 64 bits, 7 to a byte. */
+export const MAX_VARINT_BYTES = 10;
+
+/** A varint that runs past the end of its message, or past 10 bytes. */
+export class VarintError extends Error {
+  override readonly name = 'VarintError';
+  constructor(
+    readonly kind: 'truncated' | 'too_long',
+    /** The position the reader stopped at. */
+    readonly at: number,
+  ) {
+    super(kind === 'truncated' ? `truncated: a number runs past the end at byte ${at}` : `not a protobuf: a number longer than ${MAX_VARINT_BYTES} bytes at byte ${at}`);
+  }
+}
+
+/**
+ * A position in a protobuf buffer, and the 64-bit halves of the last number
+ * read by `varint64`. Every varint read ends before `end` (the buffer's end
+ * unless given) within 10 bytes, or throws a VarintError.
+ */
 export class Cursor {
   pos: number;
   lo = 0;
@@ -22,27 +41,41 @@ export class Cursor {
   }
 
   /** A varint as a number: exact below 2^53. */
-  varint(): number {
+  varint(end = this.buf.length): number {
     const buf = this.buf;
-    let value = 0;
-    let scale = 1;
-    for (;;) {
-      const b = buf[this.pos++];
-      if (b === undefined) return value;
+    let pos = this.pos;
+    // most are one byte: this path keeps the check as fast as an unchecked read
+    if (pos >= end) return this.#fail('truncated', pos);
+    const first = buf[pos++] as number;
+    if (first < 0x80) {
+      this.pos = pos;
+      return first;
+    }
+    let value = first & 0x7f;
+    let scale = 128;
+    for (let i = 1; i < MAX_VARINT_BYTES; i++) {
+      if (pos >= end) return this.#fail('truncated', pos);
+      const b = buf[pos++] as number;
       value += (b & 0x7f) * scale;
-      if (b < 0x80) return value;
+      if (b < 0x80) {
+        this.pos = pos;
+        return value;
+      }
       scale *= 128;
     }
+    return this.#fail('too_long', pos);
   }
 
   /** A varint into `lo` and `hi` (its low and high 32 bits), exactly. */
-  varint64(): void {
+  varint64(end = this.buf.length): void {
     const buf = this.buf;
+    let pos = this.pos;
     let lo = 0;
     let hi = 0;
-    for (let shift = 0; shift < 70; shift += 7) {
-      const b = buf[this.pos++];
-      if (b === undefined) break;
+    for (let shift = 0; ; shift += 7) {
+      if (shift >= MAX_VARINT_BYTES * 7) this.#fail('too_long', pos);
+      if (pos >= end) this.#fail('truncated', pos);
+      const b = buf[pos++] as number;
       const bits = b & 0x7f;
       if (shift < 28) lo |= bits << shift;
       else if (shift === 28) {
@@ -51,6 +84,7 @@ export class Cursor {
       } else hi |= bits << (shift - 32);
       if (b < 0x80) break;
     }
+    this.pos = pos;
     this.lo = lo >>> 0;
     this.hi = hi >>> 0;
   }
@@ -80,6 +114,20 @@ export class Cursor {
   bigint(): bigint {
     this.varint64();
     return BigInt.asIntN(64, (BigInt(this.hi) << 32n) | BigInt(this.lo));
+  }
+
+  /** A varint as an unsigned bigint, exactly: a tenth byte's bits past 64 too, as pprof-format reads them. */
+  unsigned(end = this.buf.length): bigint {
+    const start = this.pos;
+    this.varint64(end);
+    const low = (BigInt(this.hi) << 32n) | BigInt(this.lo);
+    return this.pos - start < MAX_VARINT_BYTES ? low : low | (BigInt((this.buf[this.pos - 1] as number) >> 1) << 64n);
+  }
+
+  /** Thrown out of line, so the readers stay small enough to inline. */
+  #fail(kind: VarintError['kind'], at: number): never {
+    this.pos = at;
+    throw new VarintError(kind, at);
   }
 }
 

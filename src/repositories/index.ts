@@ -7,7 +7,7 @@ export type { RepositoryContext } from './factory.js';
 export { parseRetryAfter, resultOfError, resultOfStatus } from './http-result.js';
 export type { Outbox } from './outbox.js';
 export { createProfefeRepository, profefeQuery, profefeType } from './profefe.js';
-export { createPyroscopeRepository, encodePushRequest, profileNameOf, pyroscopeLabels, sanitizeLabelName } from './pyroscope.js';
+export { createPyroscopeRepository, encodePushRequest, profileNameOf, pyroscopeLabelName, pyroscopeLabels } from './pyroscope.js';
 export type { PyroscopeRepository } from './pyroscope.js';
 export { DurableQueue, QueueHandle } from './queue.js';
 export type { Prepared, Preparing, QueueSettings } from './queue.js';

@@ -1,4 +1,5 @@
 import type { Labels } from '../profiles/profile.js';
+import { sanitizeLabelName } from '../targets/labels.js';
 
 // The labels of a Pyroscope series and the limits Pyroscope's ValidateLabels
 // (pkg/validation/validate.go) holds them to. Apart from the adapter, so the
@@ -29,9 +30,6 @@ const RESERVED = [
 /** The labels every series starts with, before the target's own. */
 const FIXED_LABELS = 3;
 
-/** A name Pyroscope takes unchanged whether its label name sanitisation is on or off. */
-const PLAIN_LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
-
 /** Pyroscope's max_label_name_length and max_label_value_length defaults, in bytes (pkg/validation/limits.go). */
 const MAX_LABEL_NAME_BYTES = 1024;
 const MAX_LABEL_VALUE_BYTES = 2048;
@@ -41,14 +39,12 @@ const MAX_LABEL_VALUE_BYTES = 2048;
  * (pkg/validation/validate.go) takes any non-empty UTF-8 name by default; a
  * tenant with label sanitisation on (disable_label_sanitization: false) takes
  * letters, digits (not first), `_` and `.`, dots turned into `_`, and refuses
- * the rest. A
- * name both take unchanged goes as it is; any other character becomes `_`, and
- * a name starting with a digit (or empty) gets a leading `_`.
+ * the rest. A name both take unchanged is one of the target label rule
+ * (sanitizeLabelName), so that rule makes it; only an empty name, which a
+ * target drops but a label here still needs, becomes `_`.
  */
-export function sanitizeLabelName(name: string): string {
-  if (PLAIN_LABEL_NAME.test(name)) return name;
-  const n = name.replace(/[^a-zA-Z0-9_]/g, '_');
-  return n === '' || /^[0-9]/.test(n) ? `_${n}` : n;
+export function pyroscopeLabelName(name: string): string {
+  return sanitizeLabelName(name) ?? '_';
 }
 
 /**
@@ -73,7 +69,7 @@ export function pyroscopeLabels(
   for (const key of Object.keys(labels).sort()) {
     const value = labels[key] ?? '';
     if (value === '') continue;
-    let name = sanitizeLabelName(key);
+    let name = pyroscopeLabelName(key);
     const reasons: string[] = [];
     if (name !== key) reasons.push('Pyroscope refuses or changes this name');
     if (taken.has(name)) {

@@ -15,7 +15,7 @@ import type { Prepared, Preparing } from './queue.js';
 import type { Repository, SendResult } from './repository.js';
 import { pyroscopeLabels, seriesLabelsProblem, targetLabelsProblem } from './pyroscope-labels.js';
 
-export { pyroscopeLabels, sanitizeLabelName } from './pyroscope-labels.js';
+export { pyroscopeLabelName, pyroscopeLabels } from './pyroscope-labels.js';
 
 // Grafana Pyroscope (self-hosted or Grafana Cloud Profiles) through its push
 // API: `POST {url}/push.v1.PusherService/Push`, a Connect unary call over

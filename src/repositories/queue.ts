@@ -11,6 +11,7 @@ import type { Outbox } from './outbox.js';
 import type { Repository, SendResult } from './repository.js';
 import { nextDelay, sendWithTimeout } from './retry.js';
 import type { BackoffPolicy } from './retry.js';
+import { LineLimiter } from '../log-limiter.js';
 import { MAX_TIMEOUT_MS } from '../long-timeout.js';
 import { SendOrder } from './order.js';
 import type { Ordered, Place, ScrapesInFlight } from './order.js';
@@ -125,26 +126,6 @@ function whoOf(profile: ScrapedProfile | undefined): { service?: string; type?: 
 const INTERRUPTED = 'the daemon stopped while preparing this item (possibly a crash caused by it); moved to quarantine so the queue can go on';
 
 /**
- * Rate-limits a kind of log line to one a second; the next line that gets out
- * says how many were folded into it, so every event is still accounted for.
- */
-class LineLimiter {
-  #last = 0;
-  #folded = 0;
-  emit(log: (folded: number) => void): void {
-    const now = Date.now();
-    if (now - this.#last < 1000) {
-      this.#folded++;
-      return;
-    }
-    this.#last = now;
-    const folded = this.#folded;
-    this.#folded = 0;
-    log(folded);
-  }
-}
-
-/**
  * One repository's queue: the profiles it still has to take, in the order
  * they were scraped. The profile bytes live once in the shared spool
  * segments; this queue's folder holds a hard link to each segment it still
@@ -185,10 +166,19 @@ export class DurableQueue {
   #prepChain: Promise<unknown> = Promise.resolve();
   readonly #inFlight = new Set<Promise<void>>();
   readonly #removals = new Set<Promise<void>>();
-  readonly #dropLog = new LineLimiter();
-  readonly #rejectLog = new LineLimiter();
-  readonly #prepareLog = new LineLimiter();
-  readonly #noteLog = new LineLimiter();
+  // one limiter per kind of line, so a count is of that kind only: a line of one event says how many were
+  // folded before it (also_*); a trailing line, when the second is up, says how many were folded after it (folded)
+  readonly #dropLogs = {
+    full: new LineLimiter((folded) => this.#deps.logger.warn({ repository: this.name, reason: 'full', folded }, `queue full (queue.max_size): ${folded} more of the oldest profiles dropped since the last line`)),
+    expired: new LineLimiter((folded) => this.#deps.logger.warn({ repository: this.name, reason: 'expired', folded }, `${folded} more profiles older than queue.max_age dropped since the last line`)),
+  };
+  readonly #rejectLog = new LineLimiter((folded) => this.#deps.logger.error({ repository: this.name, folded }, `repository refused ${folded} more profiles for good since the last line; they are dropped`));
+  readonly #prepareLog = new LineLimiter((folded) =>
+    this.#deps.logger.error({ repository: this.name, folded }, `the repository could not prepare ${folded} more queued profiles since the last line: moved to quarantine`),
+  );
+  readonly #noteLog = new LineLimiter((folded) =>
+    this.#deps.logger.warn({ repository: this.name, file: join(this.dir, PREPARING_FILE), folded }, `could not note which profile is being prepared, ${folded} more times since the last line`),
+  );
   /** The open `preparing` file, and whether it names an item now. */
   #note: FileHandle | undefined;
   #noteSynced = false;
@@ -545,6 +535,8 @@ export class DurableQueue {
       seg.reader = undefined;
       if (reader) await reader.then((fh) => fh.close()).catch(() => undefined);
     }
+    // what the limiters folded since their last line, before the process may exit
+    for (const limiter of [this.#dropLogs.full, this.#dropLogs.expired, this.#rejectLog, this.#prepareLog, this.#noteLog]) limiter.flush();
   }
 
   #pump(): void {
@@ -695,9 +687,9 @@ export class DurableQueue {
         }
       }
     } catch (err) {
-      this.#noteLog.emit(() =>
+      this.#noteLog.emit((folded) =>
         this.#deps.logger.warn(
-          { repository: this.name, file: join(this.dir, PREPARING_FILE), error: (err as NodeJS.ErrnoException).code ?? (err as Error).message },
+          { repository: this.name, file: join(this.dir, PREPARING_FILE), error: (err as NodeJS.ErrnoException).code ?? (err as Error).message, ...(folded ? { also_failed: folded } : {}) },
           'could not note which profile is being prepared: should preparing it crash the daemon, the next start would prepare it again',
         ),
       );
@@ -781,7 +773,7 @@ export class DurableQueue {
     const who = profile ? { service: profile.service, type: profile.type, instance: profile.labels['instance'] } : { segment: entry.seg?.id, offset: entry.offset };
     const ageMs = Date.now() - entry.at;
     this.#deps.metrics.queueDropped.inc({ repository: this.name, reason });
-    this.#dropLog.emit((folded) =>
+    this.#dropLogs[reason].emit((folded) =>
       this.#deps.logger.warn(
         { repository: this.name, reason, ...who, age_ms: ageMs, queued_bytes: this.#bytes, ...(folded ? { also_dropped: folded } : {}) },
         reason === 'full' ? 'queue full (queue.max_size): oldest profile dropped' : 'profile older than queue.max_age: dropped',

@@ -185,7 +185,8 @@ function followable(from: string, location: string | string[] | undefined, statu
   if (next.origin !== origin.origin) {
     throw new ScrapeError('redirect', `HTTP ${status} redirect to another host (${next.origin}${next.pathname}): not followed; point the target at the final address`);
   }
-  if (hop + 1 >= MAX_REDIRECTS) throw new ScrapeError('redirect', `more than ${MAX_REDIRECTS} redirects`);
+  // hop counts the redirects already followed: this one is number hop + 1
+  if (hop >= MAX_REDIRECTS) throw new ScrapeError('redirect', `more than ${MAX_REDIRECTS} redirects`);
   return next.toString();
 }
 

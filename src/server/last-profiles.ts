@@ -1,3 +1,4 @@
+import { LruMap } from '../lru.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
 
 /**
@@ -9,16 +10,15 @@ import type { ScrapedProfile } from '../profiles/profile.js';
  */
 export class LastProfiles {
   readonly #maxBytes: number;
-  // Map order is insertion order: re-inserting on every set keeps it oldest-first.
-  readonly #entries = new Map<string, ScrapedProfile>();
-  #bytes = 0;
+  readonly #entries: LruMap<string, ScrapedProfile>;
 
   constructor(maxBytes: number) {
     this.#maxBytes = maxBytes;
+    this.#entries = new LruMap(maxBytes, (profile) => profile.data.length);
   }
 
   get bytes(): number {
-    return this.#bytes;
+    return this.#entries.bytes;
   }
 
   get size(): number {
@@ -31,12 +31,6 @@ export class LastProfiles {
     // a slice of a larger network buffer would pin all of it: keep a copy of just the slice
     const whole = profile.data.byteLength === profile.data.buffer.byteLength;
     this.#entries.set(key, whole ? profile : { ...profile, data: ownCopy(profile.data) });
-    this.#bytes += profile.data.length;
-    for (const [oldKey, old] of this.#entries) {
-      if (this.#bytes <= this.#maxBytes) break;
-      this.#entries.delete(oldKey);
-      this.#bytes -= old.data.length;
-    }
   }
 
   get(key: string): ScrapedProfile | undefined {
@@ -48,10 +42,7 @@ export class LastProfiles {
   }
 
   delete(key: string): void {
-    const old = this.#entries.get(key);
-    if (!old) return;
     this.#entries.delete(key);
-    this.#bytes -= old.data.length;
   }
 
   /** Forgets every key not in `live` (targets that went away). */

@@ -5,7 +5,9 @@ const INVALID = /[^a-zA-Z0-9_]/g;
 /**
  * A label name from free text (a tag key, a container label): characters
  * outside [a-zA-Z0-9_] become `_`, and a leading digit gets a `_` in front.
- * Returns undefined for an empty name.
+ * Returns undefined for an empty name. Names of this rule pass Prometheus's
+ * and Pyroscope's checks unchanged: the Pyroscope adapter sends its label
+ * names through it too (pyroscopeLabelName).
  */
 export function sanitizeLabelName(name: string): string | undefined {
   const cleaned = name.replace(INVALID, '_');

@@ -72,6 +72,11 @@ state_dir: "${join(dir, 'state')}"
     assert.ok(heapOk(later) >= heapOk(first) + 2);
     assert.ok((metricValue(later, 'pprof_scraper_scraped_bytes_total', { type: 'heap' }) ?? 0) > (metricValue(first, 'pprof_scraper_scraped_bytes_total', { type: 'heap' }) ?? 0));
     assert.ok((metricValue(later, 'pprof_scraper_scrape_duration_seconds_count', { type: 'heap' }) ?? 0) >= heapOk(later));
+    // lateness is a histogram: buckets, a sum and a count, no quantiles
+    const late = metricValue(later, 'pprof_scraper_schedule_lateness_seconds_count') ?? 0;
+    assert.ok(late >= heapOk(later), later);
+    assert.equal(metricValue(later, 'pprof_scraper_schedule_lateness_seconds_bucket', { le: '+Inf' }), late);
+    assert.ok(metricValue(later, 'pprof_scraper_schedule_lateness_seconds_bucket', { le: '0.001' }) !== undefined);
     assert.ok((metricValue(later, 'pprof_scraper_scrapes_total', { provider: 'static', type: 'heap' }) ?? 0) > 0);
     const failed = later.split('\n').filter((l) => l.startsWith('pprof_scraper_scrapes_total{') && l.includes('type="heap"') && !l.includes('result="success"'));
     assert.ok(failed.length > 0, 'the target with nobody home counts as failures');

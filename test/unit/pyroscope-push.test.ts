@@ -4,7 +4,7 @@ import {test} from 'node:test';
 import {gunzipSync, gzipSync} from 'node:zlib';
 import {Profile} from 'pprof-format';
 import {Secret} from '../../src/config/secret.js';
-import {createPyroscopeRepository, encodePushRequest, profileId, profileNameOf, pyroscopeLabels, sampleTypeNames, sanitizeLabelName} from '../../src/repositories/pyroscope.js';
+import {createPyroscopeRepository, encodePushRequest, profileId, profileNameOf, pyroscopeLabelName, pyroscopeLabels, sampleTypeNames} from '../../src/repositories/pyroscope.js';
 import type {ScrapedProfile} from '../../src/profiles/profile.js';
 import {checkSeries, decodePushRequest, pyroscopeConfig, startPyroscopeFake} from '../helpers/pyroscope-fake.js';
 
@@ -26,11 +26,11 @@ function profile(type: string, file: string, over: Partial<ScrapedProfile> = {})
 const config = pyroscopeConfig;
 
 void test('label names: what Pyroscope takes unchanged goes as it is; only what it refuses or changes is renamed', () => {
-  assert.equal(sanitizeLabelName('region'), 'region');
-  assert.equal(sanitizeLabelName('__meta'), '__meta', 'Pyroscope takes __-prefixed names');
-  assert.equal(sanitizeLabelName('a.b-c'), 'a_b_c');
-  assert.equal(sanitizeLabelName('9lives'), '_9lives');
-  assert.equal(sanitizeLabelName(''), '_');
+  assert.equal(pyroscopeLabelName('region'), 'region');
+  assert.equal(pyroscopeLabelName('__meta'), '__meta', 'Pyroscope takes __-prefixed names');
+  assert.equal(pyroscopeLabelName('a.b-c'), 'a_b_c');
+  assert.equal(pyroscopeLabelName('9lives'), '_9lives');
+  assert.equal(pyroscopeLabelName(''), '_');
 });
 
 void test('labels that would become one name are never merged: the later one gets a suffix, and the reason is reported', () => {

@@ -1,0 +1,68 @@
+import { performance } from 'node:perf_hooks';
+import type { Clock } from './scrape/scheduler.js';
+
+/** Monotonic, so a wall clock set back does not silence a kind of line; its timers do not hold the process open. */
+const monotonicClock: Clock = {
+  now: () => performance.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
+
+/**
+ * Rate-limits a kind of log line to one a window (a second). The next line
+ * that gets out says how many were folded since the previous one; those
+ * folded after the last line are told by `trailing` once the window ends, or
+ * at flush(), so every event is accounted for.
+ */
+export class LineLimiter {
+  readonly #trailing: (folded: number) => void;
+  readonly #windowMs: number;
+  readonly #clock: Clock;
+  #last = -Infinity;
+  #folded = 0;
+  #timer: unknown;
+
+  constructor(trailing: (folded: number) => void, options: { windowMs?: number; clock?: Clock } = {}) {
+    this.#trailing = trailing;
+    this.#windowMs = options.windowMs ?? 1000;
+    this.#clock = options.clock ?? monotonicClock;
+  }
+
+  emit(log: (folded: number) => void): void {
+    const now = this.#clock.now();
+    if (now - this.#last < this.#windowMs) {
+      this.#folded++;
+      this.#timer ??= this.#clock.setTimeout(() => {
+        this.#timer = undefined;
+        this.#trail();
+      }, this.#last + this.#windowMs - now);
+      return;
+    }
+    this.#stopTimer();
+    this.#last = now;
+    const folded = this.#folded;
+    this.#folded = 0;
+    log(folded);
+  }
+
+  /** Tells what was folded since the last line now (the owner closes). */
+  flush(): void {
+    this.#stopTimer();
+    this.#trail();
+  }
+
+  #trail(): void {
+    if (this.#folded === 0) return;
+    // a trailing line is a line: the window starts again from it
+    this.#last = this.#clock.now();
+    const folded = this.#folded;
+    this.#folded = 0;
+    this.#trailing(folded);
+  }
+
+  #stopTimer(): void {
+    if (this.#timer === undefined) return;
+    this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}
