@@ -2,7 +2,7 @@
  * Docker discovery at host size: N labelled containers running the Go pprof
  * target in host network mode (each on its own port of 127.0.0.1), a real
  * engine (dockerd on its own socket, as the tests start it) and the daemon as
- * a child process (`node dist/cli/index.js run`), the way it runs in service.
+ * a child process (`node --liftoff-only dist/cli/index.js run`), the way it runs in service.
  *
  *   npm run build
  *   node --import tsx bench/docker.ts [--containers 100] [--parallel 4] [--steady 60s]
@@ -47,7 +47,7 @@ import type {DockerEngine} from '../test/helpers/dockerd.js';
 import {startChild} from './lib/child.js';
 import type {Child} from './lib/child.js';
 import {parseDuration, parseList, parseWhole, runMain, UsageError} from './lib/flags.js';
-import {REPO_ROOT} from './lib/paths.js';
+import {DAEMON_NODE_FLAGS, REPO_ROOT} from './lib/paths.js';
 import {cpuSeconds, peakRssKiB, rssKiB} from './lib/proc.js';
 
 const POLL_MS = 10;
@@ -212,7 +212,7 @@ async function startDaemon(o: Options, work: string, outDir: string, name: strin
   await writeFile(config, yaml);
   await writeFile(join(outDir, `${name}.yaml`), yaml);
   const port = /listen: "127\.0\.0\.1:(\d+)"/.exec(yaml)![1];
-  const child = startChild(name, process.execPath, [o.daemonCli, '--log-level', o.daemonLogLevel, 'run', '--config', config], {
+  const child = startChild(name, process.execPath, [...DAEMON_NODE_FLAGS, o.daemonCli, '--log-level', o.daemonLogLevel, 'run', '--config', config], {
     cwd: work,
     logPath: join(outDir, `${name}.log`),
     env: o.nodeOptions ? {...process.env, NODE_OPTIONS: o.nodeOptions} : process.env,

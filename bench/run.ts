@@ -25,8 +25,8 @@ import type {Child} from './lib/child.js';
 import {parseDuration, parseList, parseWhole, runMain, UsageError} from './lib/flags.js';
 import {FLEET_TYPES, isFleetType, MAX_TARGETS, targetHost} from './lib/layout.js';
 import type {FleetType} from './lib/layout.js';
-import {REPO_ROOT} from './lib/paths.js';
-import {parsePrometheus, sumOf} from './lib/prometheus.js';
+import {DAEMON_NODE_FLAGS, REPO_ROOT} from './lib/paths.js';
+import {histogramQuantile, parsePrometheus, sumOf} from './lib/prometheus.js';
 import type {Exposition} from './lib/prometheus.js';
 import {cpuSeconds, peakRssKiB} from './lib/proc.js';
 
@@ -224,12 +224,6 @@ async function metrics(url: string): Promise<Exposition> {
   return parsePrometheus(text);
 }
 
-/** Worst value across the series of one summary quantile (there may be one per type). */
-function quantileOf(exp: Exposition, name: string, q: string): number | null {
-  const values = exp.samples.filter((s) => s.name === name && s.labels.quantile === q && Number.isFinite(s.value)).map((s) => s.value);
-  return values.length ? Math.max(...values) : null;
-}
-
 /** Types that end up at profefe: allocs is not sent there (see DESIGN.md). */
 function sentTypes(types: readonly FleetType[]): FleetType[] {
   return types.filter((t) => (PROFEFE_TYPES as readonly string[]).includes(t));
@@ -264,7 +258,7 @@ async function measure(impl: 'daemon' | 'relay', n: number, opts: Options, peers
       metricsUrl = `http://${listen}/metrics`;
       const configPath = join(runDir, `daemon-${n}.yaml`);
       await writeFile(configPath, daemonConfig(opts, n, peers.sinkUrl, listen, join(stateDir, 'state')));
-      child = startChild('daemon', NODE, [opts.daemonCli, 'run', '--config', configPath], {
+      child = startChild('daemon', NODE, [...DAEMON_NODE_FLAGS, opts.daemonCli, 'run', '--config', configPath], {
         cwd: REPO_ROOT,
         env: opts.nodeOptions ? {...process.env, NODE_OPTIONS: opts.nodeOptions} : process.env,
         logPath: join(runDir, `daemon-${n}.log`),
@@ -317,8 +311,8 @@ async function measure(impl: 'daemon' | 'relay', n: number, opts: Options, peers
       const skippedAfter = sumOf(after.metrics, 'pprof_scraper_skipped_ticks_total');
       skipped = skippedAfter === null ? null : skippedAfter - (skippedBefore ?? 0);
       result.latenessSeconds = {
-        p50: quantileOf(after.metrics, 'pprof_scraper_schedule_lateness_seconds', '0.5'),
-        p99: quantileOf(after.metrics, 'pprof_scraper_schedule_lateness_seconds', '0.99'),
+        p50: histogramQuantile(before.metrics, after.metrics, 'pprof_scraper_schedule_lateness_seconds', 0.5),
+        p99: histogramQuantile(before.metrics, after.metrics, 'pprof_scraper_schedule_lateness_seconds', 0.99),
       };
       // Profiles still in the durable queue are on disk, not lost: let it drain
       // (up to 30 s) so "lost" below counts only what really went missing.

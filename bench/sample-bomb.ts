@@ -50,7 +50,7 @@ import {bombProfile, sampleBomb} from '../test/helpers/sample-bomb.js';
 import {startChild} from './lib/child.js';
 import type {Child} from './lib/child.js';
 import {parseDuration, parseList, parseWhole, runMain, UsageError} from './lib/flags.js';
-import {FIXTURES_DIR, REPO_ROOT} from './lib/paths.js';
+import {DAEMON_NODE_FLAGS, FIXTURES_DIR, REPO_ROOT} from './lib/paths.js';
 import {peakRssKiB, rssKiB} from './lib/proc.js';
 import {parsePrometheus} from './lib/prometheus.js';
 
@@ -221,7 +221,7 @@ async function waitUntil(what: string, child: Child, check: () => Promise<boolea
 }
 
 function startDaemon(opts: Options, configPath: string, logPath: string): Child {
-  return startChild('daemon', NODE, [opts.daemonCli, 'run', '--config', configPath], {cwd: REPO_ROOT, logPath});
+  return startChild('daemon', NODE, [...DAEMON_NODE_FLAGS, opts.daemonCli, 'run', '--config', configPath], {cwd: REPO_ROOT, logPath});
 }
 
 /** A state_dir whose Pyroscope queue holds the bomb: a daemon without limits queues it while Pyroscope is down, then is killed. */

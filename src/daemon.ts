@@ -143,6 +143,8 @@ export class Daemon implements StatusSource {
     const config = loaded.config;
     const previous = this.#config;
     const first = previous === undefined;
+    // the state_dir lock before the listener: a second daemon on the same config names the one running, not the port it holds
+    if (first) await this.#openSpool(config);
 
     // reads the password hash and certificate files: a bad one fails here, before anything changed
     const listenerOptions = await listenerOptionsOf(config.server);
@@ -198,9 +200,10 @@ export class Daemon implements StatusSource {
     let providers: ApplyReport['providers'];
     try {
       providers = await this.#discovery.apply(config.discovery);
-      // A restarted provider (its block changed, or moved in the list) gets a
-      // moment to answer, so the targets it finds again keep their loops and
-      // in-flight scrapes instead of being dropped and re-added.
+      // A restarted provider (its block changed; one that only moved in the
+      // list keeps running) gets a moment to answer, so the targets it finds
+      // again keep their loops and in-flight scrapes instead of being dropped
+      // and re-added.
       if (!first && providers.started > 0) await withDeadline(this.#discovery.firstRefresh(), this.#options.handoverMs ?? HANDOVER_MS);
     } finally {
       this.#applying = false;
@@ -443,6 +446,8 @@ export class Daemon implements StatusSource {
       await this.#discovery?.stop();
       await this.#scheduler?.drain(options.scrapeDeadlineMs ?? SHUTDOWN_SCRAPE_DEADLINE_MS);
       await this.#delivery.close(options.sendDeadlineMs ?? SHUTDOWN_SEND_DEADLINE_MS);
+      // opened but never activated when the start failed after it: its lock goes too
+      await this.#spool?.close(options.sendDeadlineMs ?? SHUTDOWN_SEND_DEADLINE_MS);
       // a shorter deadline for outboxes a reload retired: close() again cuts theirs short
       await Promise.all([...this.#retiring].map((s) => s.outbox.close(options.sendDeadlineMs ?? SHUTDOWN_SEND_DEADLINE_MS).catch(() => undefined)));
       await Promise.all([...this.#repositories.values()].map((s) => s.repository.close()));

@@ -1,4 +1,3 @@
-import { setFlagsFromString } from 'node:v8';
 import { Daemon } from '../daemon.js';
 import { createLogger } from '../log.js';
 import { reloadRoute, Reloader } from '../reload.js';
@@ -21,11 +20,6 @@ const EXIT_GRACE_MS = 2_000;
  * /-/reload reload the config.
  */
 export async function runCommand(options: RunOptions): Promise<number> {
-  // The HTTP client parses with WebAssembly. On Node 20 V8's optimising tier
-  // compiles it at the first scrape with a 35 MiB peak and keeps 10 MiB more;
-  // the baseline tier parses profile answers fast enough. Compilations read
-  // the flag when they run, so setting it before the first request is enough.
-  setFlagsFromString('--liftoff-only');
   const logger = createLogger({ level: options.logLevel, stream: 'stdout' });
   const daemon = new Daemon({ logger });
   const reloader = new Reloader({ daemon, path: options.config, logger, metrics: daemon.metrics });

@@ -5,7 +5,7 @@ import type { Metrics } from '../metrics.js';
 import type { TargetGroup } from '../targets/index.js';
 import type { ProviderFactory } from './provider.js';
 import { createProvider } from './providers/index.js';
-import { ProviderRunner } from './runner.js';
+import { ProviderRunner, relocated } from './runner.js';
 
 /** A provider that could not be started or whose refresh fails now. */
 export interface DiscoveryProblem {
@@ -21,18 +21,24 @@ export interface ApplySummary {
 }
 
 interface Slot {
+  /** The entry's settings, as canonical JSON: what a runner is kept by. */
   readonly key: string;
+  /** Its entry's index now. */
   readonly source: number;
   readonly kind: string;
   readonly runner: ProviderRunner | undefined;
-  /** Set when the provider could not be created. */
+  /** Set when the provider could not be created; it names the index the entry had then. */
   readonly startError: string | undefined;
+  /** The index its entry had when the provider was created: its messages name that one. */
+  readonly createdIndex: number;
 }
 
 /**
  * Keeps one runner per discovery entry. apply() starts, stops or keeps them
- * by their settings, so a reload leaves unchanged providers running with
- * their targets.
+ * by their settings, not their place in the list, so a reload leaves
+ * unchanged providers running with their targets, also when entries moved:
+ * a kept runner just takes its entry's new index, which its targets carry
+ * (the target builder and the scrape clients go by it).
  */
 export class DiscoveryManager {
   #slots: Slot[] = [];
@@ -43,28 +49,35 @@ export class DiscoveryManager {
   }
 
   async apply(entries: readonly DiscoveryEntry[]): Promise<ApplySummary> {
-    const old = new Map(this.#slots.map((s) => [s.key, s]));
+    // the same settings twice are two runners: each copy is kept by its settings and which copy it is
+    const old = new Map<string, Slot>();
+    for (const s of this.#slots) old.set(s.key, s);
+    const copies = new Map<string, number>();
     const next: Slot[] = [];
     let started = 0;
     let kept = 0;
     for (let source = 0; source < entries.length; source++) {
       const entry = entries[source] as DiscoveryEntry;
-      const key = `${source}:${identityOf(entry)}`;
+      const identity = identityOf(entry);
+      const copy = copies.get(identity) ?? 0;
+      copies.set(identity, copy + 1);
+      const key = `${copy}:${identity}`;
       const existing = old.get(key);
       if (existing) {
         old.delete(key);
-        next.push(existing);
+        existing.runner?.moveTo(source);
+        next.push({ ...existing, source });
         kept++;
         continue;
       }
       const kind = Object.keys(entry).find((k) => entry[k as keyof DiscoveryEntry] !== undefined) ?? 'unknown';
       try {
         const provider = await this.#deps.factory(entry, source, { logger: this.#deps.logger });
-        next.push({ key, source, kind, runner: new ProviderRunner(provider, this.#deps), startError: undefined });
+        next.push({ key, source, kind, runner: new ProviderRunner(provider, this.#deps), startError: undefined, createdIndex: source });
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
         this.#deps.logger.error({ provider: kind, source: `discovery[${source}]`, error: message }, 'discovery provider could not start');
-        next.push({ key, source, kind, runner: undefined, startError: message });
+        next.push({ key, source, kind, runner: undefined, startError: message, createdIndex: source });
       }
       started++;
     }
@@ -81,7 +94,7 @@ export class DiscoveryManager {
       const provider = slot.runner?.provider;
       const found = slot.runner?.state.found;
       if (!provider || !found) continue;
-      groups.push({ source: provider.source, provider: provider.kind, directiveNoun: provider.directiveNoun, targets: found });
+      groups.push({ source: slot.source, provider: provider.kind, directiveNoun: provider.directiveNoun, targets: found });
     }
     return groups;
   }
@@ -89,7 +102,7 @@ export class DiscoveryManager {
   problems(): DiscoveryProblem[] {
     const out: DiscoveryProblem[] = [];
     for (const slot of this.#slots) {
-      const error = slot.startError ?? slot.runner?.state.error;
+      const error = slot.startError !== undefined ? relocated(slot.startError, slot.createdIndex, slot.source) : slot.runner?.state.error;
       if (error !== undefined) out.push({ provider: slot.kind, source: slot.source, error });
     }
     return out;

@@ -8,7 +8,7 @@ import type { Discovered } from '../targets/index.js';
  */
 export interface Provider {
   readonly kind: ProviderKind;
-  /** Index of its entry in config.discovery. */
+  /** Index of its entry in config.discovery when it was created; a reload that only moves the entry keeps the provider, and its runner follows the new index. */
   readonly source: number;
   /** How reasons name its pprof.* metadata: "tag" or "label". */
   readonly directiveNoun?: string;

@@ -26,6 +26,8 @@ export interface RunnerState {
  */
 export class ProviderRunner {
   readonly provider: Provider;
+  /** Its entry's index now: the provider's own until a reload moves the entry. */
+  #source: number;
   #found: readonly Discovered[] | undefined;
   #foundText = '';
   #error: string | undefined;
@@ -44,6 +46,7 @@ export class ProviderRunner {
     private readonly deps: { logger: Logger; metrics: Metrics; onChange: () => void },
   ) {
     this.provider = provider;
+    this.#source = provider.source;
     this.#firstTry = new Promise((resolve) => {
       this.#resolveFirst = resolve;
     });
@@ -51,7 +54,13 @@ export class ProviderRunner {
   }
 
   get state(): RunnerState {
-    return { found: this.#found, error: this.#error, tried: this.#tried };
+    const error = this.#error === undefined ? undefined : relocated(this.#error, this.provider.source, this.#source);
+    return { found: this.#found, error, tried: this.#tried };
+  }
+
+  /** Its entry moved in the list (a reload): logs, metrics and errors name the new index from now on. */
+  moveTo(source: number): void {
+    this.#source = source;
   }
 
   /** Resolves after the first refresh was tried. */
@@ -68,12 +77,15 @@ export class ProviderRunner {
   }
 
   #labels(): { provider: string; source: string } {
-    return { provider: this.provider.kind, source: String(this.provider.source) };
+    return { provider: this.provider.kind, source: String(this.#source) };
+  }
+
+  #log(): Logger {
+    return this.deps.logger.child({ provider: this.provider.kind, source: `discovery[${this.#source}]` });
   }
 
   async #refreshLoop(): Promise<void> {
     const signal = this.#controller.signal;
-    const log = this.deps.logger.child({ provider: this.provider.kind, source: `discovery[${this.provider.source}]` });
     let failures = 0;
     while (!signal.aborted) {
       let wait = this.provider.refreshInterval;
@@ -82,7 +94,7 @@ export class ProviderRunner {
         const found = await this.provider.refresh(signal);
         if (signal.aborted) break;
         this.deps.metrics.discoveryRefreshes.inc({ ...this.#labels(), result: 'success' });
-        if (failures > 0) log.info({ failures }, 'discovery recovered');
+        if (failures > 0) this.#log().info({ failures }, 'discovery recovered');
         failures = 0;
         this.#error = undefined;
         const text = JSON.stringify(found);
@@ -102,7 +114,7 @@ export class ProviderRunner {
         const base = this.provider.refreshInterval ?? 30_000;
         wait = throttled ? Math.min(base * 2 ** (failures - 1), Math.max(base, MAX_THROTTLE_BACKOFF_MS)) : Math.min(base, 1000 * 2 ** (failures - 1));
         if (failures === 1) {
-          log.error({ error: message, code: err instanceof DiscoveryError ? err.code : undefined, kept_targets: this.#found?.length ?? 0 }, 'discovery failed; the last good targets stay');
+          this.#log().error({ error: relocated(message, this.provider.source, this.#source), code: err instanceof DiscoveryError ? err.code : undefined, kept_targets: this.#found?.length ?? 0 }, 'discovery failed; the last good targets stay');
         }
         // A failed first refresh is still an answer (an empty one) for readiness.
         if (!this.#tried) this.deps.onChange();
@@ -135,7 +147,6 @@ export class ProviderRunner {
     const watch = this.provider.watch?.bind(this.provider);
     if (!watch) return;
     const signal = this.#controller.signal;
-    const log = this.deps.logger.child({ provider: this.provider.kind, source: `discovery[${this.provider.source}]` });
     const changed = (): void => {
       if (this.#wakeTimer) return;
       this.#wakeTimer = setTimeout(() => {
@@ -158,7 +169,7 @@ export class ProviderRunner {
         if (Date.now() - started > 10_000) failures = 0;
         failures++;
         this.deps.metrics.discoveryFailures.inc(this.#labels());
-        if (failures === 1) log.warn({ error: err instanceof Error ? err.message : String(err) }, 'discovery watch stream broke; reconnecting with backoff');
+        if (failures === 1) this.#log().warn({ error: relocated(err instanceof Error ? err.message : String(err), this.provider.source, this.#source) }, 'discovery watch stream broke; reconnecting with backoff');
       }
       // events may have been missed while the stream was down
       changed();
@@ -169,4 +180,9 @@ export class ProviderRunner {
       }
     }
   }
+}
+
+/** A provider's messages name the index its entry had when it was created; after a reorder, they name where the entry is now. */
+export function relocated(message: string, from: number, to: number): string {
+  return from === to ? message : message.replaceAll(`discovery[${from}]`, `discovery[${to}]`);
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, open, readdir, readFile, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, open, readdir, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { ScrapedProfile } from '../profiles/profile.js';
 import type { Delivery } from './delivery.js';
 import { DurableQueue, QueueHandle, segmentFile, syncDir } from './queue.js';
@@ -9,6 +9,7 @@ import type { QueueDeps, QueueSettings } from './queue.js';
 import { orderingOf } from './order.js';
 import { encodeRecord, recordLength, SEGMENT_MAGIC } from './queue-record.js';
 import type { Repository } from './repository.js';
+import { lockStateDir, unlockStateDir } from './state-lock.js';
 
 export interface SpoolOptions {
   /** Bytes after which a new segment starts (default 16 MiB). */
@@ -105,33 +106,6 @@ export async function openSpool(stateDir: string, deps: QueueDeps, options: Spoo
   // repositories' links; a segment no folder links to never held an acknowledged profile.
   for (const name of await readdir(spoolDir)) await unlink(join(spoolDir, name)).catch(() => undefined);
   return new FileSpool(resolve(stateDir), root, deps, options);
-}
-
-export class StateDirInUseError extends Error {
-  override readonly name = 'StateDirInUseError';
-}
-
-/**
- * `queues/.lock` holds the pid of the daemon using the folder: two daemons
- * appending to one spool would corrupt it. A lock whose process is gone (a
- * crash, kill -9) is taken over.
- */
-async function lockStateDir(root: string): Promise<void> {
-  const lock = join(root, '.lock');
-  const held = Number.parseInt(await readFile(lock, 'utf8').catch(() => ''), 10);
-  if (Number.isInteger(held) && held > 0 && held !== process.pid && processAlive(held)) {
-    throw new StateDirInUseError(`state_dir ${JSON.stringify(dirname(root))} is in use by another pprof-scraper (pid ${held}, see ${lock}): give each daemon its own state_dir`);
-  }
-  await writeFile(lock, `${process.pid}\n`);
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 class FileSpool implements Spool {
@@ -368,7 +342,7 @@ class FileSpool implements Spool {
     if (this.#segment) await this.#seal(this.#segment);
     await Promise.all([...this.#queues.values()].map((q) => q.close()));
     for (const name of this.#queues.keys()) this.#deps.metrics.queueSources.delete(name);
-    await unlink(join(this.root, '.lock')).catch(() => undefined);
+    await unlockStateDir(this.root);
   }
 }
 

@@ -149,7 +149,8 @@ test('the Dockerfile: official Node slim stages, every COPY source exists, non-r
   const bin = pkg.bin['pprof-scraper'];
   assert.equal(bin, 'dist/cli/index.js');
   assert.ok(existsSync(join(ROOT, tsconfig.compilerOptions.rootDir, 'cli/index.ts')), 'src/cli/index.ts compiles to dist/cli/index.js');
-  const entryFile = entry[1]!;
+  // node's own flags come before the script
+  const entryFile = entry.slice(1).find((a) => !a.startsWith('-'))!;
   const distDir = [...runtime.copied].find((c) => entryFile.startsWith(`${c}/`) && c.endsWith('/dist'));
   assert.ok(distDir, `${entryFile} is inside the dist folder copied from the build stage`);
   assert.equal(posix.relative(posix.dirname(distDir), entryFile), bin);
