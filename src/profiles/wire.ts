@@ -201,3 +201,23 @@ export function lenField(field: number, payload: Uint8Array): Buffer {
 export function varintField(field: number, value: number): Buffer {
   return Buffer.concat([varintBytes(field << 3), varintBytes(value)]);
 }
+
+/**
+ * Calls `each(key, from, to)` for every length-delimited field of the message
+ * between `start` and `end`, stepping over varint fields. For bytes the scan
+ * has accepted: keys of one byte, and only varints and lengths.
+ */
+export function eachLengthField(buf: Buffer, start: number, end: number, each: (key: number, from: number, to: number) => void): void {
+  const c = new Cursor(buf, start);
+  while (c.pos < end) {
+    const key = buf[c.pos++] as number;
+    if ((key & 7) === 0) {
+      c.varint(end);
+      continue;
+    }
+    const len = c.varint(end);
+    const from = c.pos;
+    c.pos += len;
+    each(key, from, c.pos);
+  }
+}

@@ -8,7 +8,7 @@ import { openProfile } from '../profiles/decode.js';
 import { DeltaStore } from '../profiles/delta.js';
 import { isTrace } from '../profiles/profile.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
-import { Cursor, lenField } from '../profiles/wire.js';
+import { Cursor, eachLengthField, lenField } from '../profiles/wire.js';
 import { createTargetClient } from '../scrape/clients.js';
 import { resultOfError, resultOfStatus } from './http-result.js';
 import type { Prepared, Preparing } from './queue.js';
@@ -77,27 +77,18 @@ export function sampleTypeNames(data: Uint8Array, limits: ProfileLimits = DEFAUL
 function typeNamesOf(buf: Buffer): string[] {
   const strings: string[] = [];
   const typeIndexes: number[] = [];
-  const c = new Cursor(buf);
-  while (c.pos < buf.length) {
-    const key = buf[c.pos++] as number;
-    if ((key & 7) === 0) {
-      c.varint();
-      continue;
-    }
-    const len = c.varint();
-    const start = c.pos;
-    c.pos += len;
-    if (key >> 3 === 6) strings.push(buf.toString('utf8', start, c.pos));
+  eachLengthField(buf, 0, buf.length, (key, start, end) => {
+    if (key >> 3 === 6) strings.push(buf.toString('utf8', start, end));
     else if (key >> 3 === 1) {
       // ValueType { int64 type = 1; int64 unit = 2; }
       const v = new Cursor(buf, start);
-      while (v.pos < c.pos) {
+      while (v.pos < end) {
         const k = buf[v.pos++] as number;
-        const value = v.varint();
+        const value = v.varint(end);
         if (k === 0x08) typeIndexes.push(value);
       }
     }
-  }
+  });
   return typeIndexes.map((i) => strings[i] ?? '');
 }
 
@@ -144,22 +135,13 @@ export function overPushLimits(
 function sampleLabelGroups(buf: Buffer, seriesNames: ReadonlySet<string>): [string, string][][] {
   const strings: string[] = [];
   const samples: number[][] = [];
-  const c = new Cursor(buf);
-  while (c.pos < buf.length) {
-    const key = buf[c.pos++] as number;
-    if ((key & 7) === 0) {
-      c.varint();
-      continue;
-    }
-    const len = c.varint();
-    const start = c.pos;
-    c.pos += len;
-    if (key >> 3 === 6) strings.push(buf.toString('utf8', start, c.pos));
+  eachLengthField(buf, 0, buf.length, (key, start, end) => {
+    if (key >> 3 === 6) strings.push(buf.toString('utf8', start, end));
     else if (key >> 3 === 2) {
-      const pairs = labelIndexes(buf, start, c.pos);
+      const pairs = labelIndexes(buf, start, end);
       if (pairs.length > 0) samples.push(pairs);
     }
-  }
+  });
   const groups = new Map<string, [string, string][]>();
   for (const pairs of samples) {
     const group: [string, string][] = [];
@@ -182,21 +164,12 @@ function sampleLabelGroups(buf: Buffer, seriesNames: ReadonlySet<string>): [stri
 /** The string labels of a Sample (`repeated Label label = 3`; Label{int64 key = 1; int64 str = 2}) between start and end, as key, str index pairs. */
 function labelIndexes(buf: Buffer, start: number, end: number): number[] {
   const pairs: number[] = [];
-  const s = new Cursor(buf, start);
-  while (s.pos < end) {
-    const key = buf[s.pos++] as number;
-    if ((key & 7) === 0) {
-      s.varint();
-      continue;
-    }
-    const len = s.varint();
-    const from = s.pos;
-    s.pos += len;
-    if (key !== 0x1a) continue;
+  eachLengthField(buf, start, end, (key, from, to) => {
+    if (key !== 0x1a) return;
     const l = new Cursor(buf, from);
     let name = 0;
     let str = 0;
-    while (l.pos < s.pos) {
+    while (l.pos < to) {
       const k = buf[l.pos++] as number;
       if ((k & 7) !== 0) {
         l.skipLength();
@@ -207,7 +180,7 @@ function labelIndexes(buf: Buffer, start: number, end: number): number[] {
       else if (k === 0x10) str = v;
     }
     if (str > 0) pairs.push(name, str);
-  }
+  });
   return pairs;
 }
 
