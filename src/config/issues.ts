@@ -1,7 +1,16 @@
-import type { z } from 'zod';
-import { describeInput as describeValue } from './schema.js';
+import { z } from 'zod';
 
 export type IssuePath = readonly (string | number)[];
+
+/** Records a problem at a path: how the checks across fields report. */
+export type AddIssue = (path: IssuePath, message: string) => void;
+
+/** A map of the config file as YAML gave it, before the schema. */
+export type RawMap = Record<string, unknown>;
+
+export function isMap(v: unknown): v is RawMap {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
 
 /** A problem found in the parsed YAML, before it has a line and column. */
 export interface ConfigIssue {
@@ -70,6 +79,17 @@ export function isSecretPath(path: IssuePath): boolean {
   const last = path[path.length - 1];
   if (typeof last === 'string' && last.endsWith('_file')) return false;
   return path.some((seg, i) => typeof seg === 'string' && (SECRET_KEY_RE.test(seg) || (seg === 'headers' && i >= path.length - 2)));
+}
+
+/** A value as an error shows it: `the string "x"`, `number 3`, `a map`. */
+export function describeValue(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a map';
+  if (typeof v === 'string') return `the string ${JSON.stringify(v)}`;
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return `${typeof v} ${v}`;
+  return typeof v;
 }
 
 /** The kind of a value and nothing of it: for errors about secrets. */
@@ -150,40 +170,14 @@ function isDefaultMessage(message: string): boolean {
   return /^(Invalid|Too (small|big)|Unrecognized)/.test(message);
 }
 
-interface ZodDefLike {
-  type: string;
-  shape?: Record<string, z.ZodType>;
-  element?: z.ZodType;
-  innerType?: z.ZodType;
-  in?: z.ZodType;
-  out?: z.ZodType;
-  options?: z.ZodType[];
-  valueType?: z.ZodType;
-}
-
-function defOf(s: z.ZodType): ZodDefLike {
-  return (s as unknown as { _zod: { def: ZodDefLike } })._zod.def;
-}
-
+/** What a schema node stands for when looking up keys: wrappers, a transform's input and a union's options seen through. */
 function unwrap(s: z.ZodType): z.ZodType[] {
-  const def = defOf(s);
-  switch (def.type) {
-    case 'optional':
-    case 'nullable':
-    case 'default':
-    case 'prefault':
-    case 'readonly':
-    case 'catch':
-      return def.innerType ? unwrap(def.innerType) : [s];
-    case 'pipe': {
-      const inner = def.in && defOf(def.in).type !== 'transform' ? def.in : def.out;
-      return inner ? unwrap(inner) : [s];
-    }
-    case 'union':
-      return (def.options ?? []).flatMap(unwrap);
-    default:
-      return [s];
+  if (s instanceof z.ZodOptional || s instanceof z.ZodNullable || s instanceof z.ZodDefault || s instanceof z.ZodPrefault || s instanceof z.ZodReadonly || s instanceof z.ZodCatch) {
+    return unwrap(s.unwrap() as z.ZodType);
   }
+  if (s instanceof z.ZodPipe) return unwrap((s.in instanceof z.ZodTransform ? s.out : s.in) as z.ZodType);
+  if (s instanceof z.ZodUnion) return (s.options as readonly z.ZodType[]).flatMap(unwrap);
+  return [s];
 }
 
 /** The keys the schema knows at a path, for "did you mean". */
@@ -192,17 +186,16 @@ export function knownKeysAt(schema: z.ZodType, path: IssuePath): string[] {
   for (const seg of path) {
     const next: z.ZodType[] = [];
     for (const n of nodes) {
-      const def = defOf(n);
-      if (def.type === 'object' && typeof seg === 'string' && def.shape?.[seg]) next.push(...unwrap(def.shape[seg]));
-      else if (def.type === 'array' && typeof seg === 'number' && def.element) next.push(...unwrap(def.element));
-      else if (def.type === 'record' && def.valueType) next.push(...unwrap(def.valueType));
+      const field = n instanceof z.ZodObject && typeof seg === 'string' ? (n.shape as Record<string, z.ZodType | undefined>)[seg] : undefined;
+      if (field) next.push(...unwrap(field));
+      else if (n instanceof z.ZodArray && typeof seg === 'number') next.push(...unwrap(n.element as z.ZodType));
+      else if (n instanceof z.ZodRecord) next.push(...unwrap(n.valueType as z.ZodType));
     }
     nodes = next;
   }
   const keys = new Set<string>();
   for (const n of nodes) {
-    const def = defOf(n);
-    if (def.type === 'object') for (const k of Object.keys(def.shape ?? {})) keys.add(k);
+    if (n instanceof z.ZodObject) for (const k of Object.keys(n.shape)) keys.add(k);
   }
   return [...keys];
 }

@@ -1,10 +1,14 @@
-import { accessSync, constants } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { z } from 'zod';
 import { Cron } from 'croner';
-import { redactUrl } from '../redact.js';
+import { REPOSITORIES, REPOSITORY_KINDS } from '../repositories/registry.js';
+import type { RepositoryKind, RepositorySchema } from '../repositories/registry.js';
+import { basicAuth, clientFields, duration, filePath, positiveDuration, quote, secret, size, tlsFields, url } from './fields.js';
+import type { SchemaContext } from './fields.js';
+import { describeValue } from './issues.js';
+import { profileLimitFields } from './profile-limits.js';
 import { Secret } from './secret.js';
-import { formatDuration, parseDuration, parseSize } from './units.js';
+import { formatDuration } from './units.js';
 import { DEFAULT_DENY_CIDRS, parseCidr } from '../targets/address-policy.js';
 import { pathProblem } from '../targets/path.js';
 
@@ -12,35 +16,10 @@ import { pathProblem } from '../targets/path.js';
 // (durations in ms, sizes in bytes, secrets wrapped, file paths made absolute)
 // so nothing downstream parses text again. Checks that span several fields
 // live in validate.ts, so they can run on whatever parts of a broken file parsed.
-
-export interface SchemaContext {
-  /** Folder of the config file: relative credential and CA file paths resolve against it. */
-  readonly baseDir: string;
-  /** When false, *_file paths are not checked on disk (schema export). */
-  readonly checkFiles: boolean;
-}
+// Each repository kind's block comes from its descriptor (repositories/registry.ts).
 
 const LABEL_NAME_RE = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 const TYPE_NAME_RE = /^[a-zA-Z0-9_][a-zA-Z0-9_.-]*$/;
-const REPO_NAME_RE = /^[a-zA-Z0-9_][a-zA-Z0-9_.-]*$/;
-
-function quote(v: unknown): string {
-  return typeof v === 'string' ? JSON.stringify(v) : String(v);
-}
-
-export const duration = z
-  .string({ error: (iss) => `expected a duration like 10s or 5m, got ${describeInput(iss.input)}` })
-  .transform((text, ctx) => {
-    const ms = parseDuration(text);
-    if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: `${quote(text)} is not a duration: use a number and a unit, like 250ms, 10s, 5m, 1h or 7d` });
-      return z.NEVER;
-    }
-    return ms;
-  })
-  .meta({ description: 'A duration: 250ms, 10s, 5m, 1h, 7d, or combined like 1h30m.' });
-
-const positiveDuration = duration.refine((ms) => ms > 0, { error: 'must be longer than 0s' });
 
 /** No target × type is scraped more often than this, whoever sets the interval. */
 export const MIN_INTERVAL_MS = 1000;
@@ -52,30 +31,11 @@ const interval = duration.refine((ms) => ms >= MIN_INTERVAL_MS && Number.isSafeI
       : 'interval is too long to count in milliseconds: give a shorter one',
 });
 
-export const size = z
-  .union([z.string(), z.number()], { error: (iss) => `expected a size like 64MiB, got ${describeInput(iss.input)}` })
-  .transform((text, ctx) => {
-    const bytes = parseSize(text);
-    if (bytes === undefined || bytes <= 0) {
-      ctx.addIssue({ code: 'custom', message: `${quote(text)} is not a size: use a number and a unit, like 512KiB, 64MiB or 10GiB` });
-      return z.NEVER;
-    }
-    return bytes;
-  })
-  .meta({ description: 'A size in bytes, or with a unit: 512KiB, 64MiB, 10GiB (also KB, MB, GB).' });
-
-export function describeInput(v: unknown): string {
-  if (v === undefined) return 'nothing';
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'a list';
-  if (typeof v === 'object') return 'a map';
-  if (typeof v === 'string') return `the string ${JSON.stringify(v)}`;
-  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return `${typeof v} ${v}`;
-  return typeof v;
-}
+/** The port of a target whose address, provider block and overrides give none. */
+export const DEFAULT_PPROF_PORT = 6060;
 
 const port = z
-  .number({ error: (iss) => `expected a port number, got ${describeInput(iss.input)}` })
+  .number({ error: (iss) => `expected a port number, got ${describeValue(iss.input)}` })
   .refine((n) => Number.isInteger(n) && n >= 1 && n <= 65535, { error: (iss) => `port ${String(iss.input)} is out of range 1..65535` });
 
 const scheme = z.enum(['http', 'https'], { error: (iss) => `scheme ${quote(iss.input)} is not http or https` });
@@ -92,74 +52,13 @@ const cidr = z.string().superRefine((text, ctx) => {
 });
 
 const labelValue = z
-  .union([z.string(), z.number(), z.boolean()], { error: (iss) => `a label value must be a string, got ${describeInput(iss.input)}` })
+  .union([z.string(), z.number(), z.boolean()], { error: (iss) => `a label value must be a string, got ${describeValue(iss.input)}` })
   .transform((v) => `${v}`);
 
 export const labelMap = z.record(
   z.string().regex(LABEL_NAME_RE, { error: (iss) => `label name ${quote(iss.input)} is not valid: use letters, digits and _ (not first)` }),
   labelValue,
 );
-
-const secret = z.string().transform((v) => new Secret(v)).meta({ description: 'A secret. Prefer the *_file form; never printed.' });
-
-// Credentials in a URL would be sent by no HTTP client here and shown by every
-// log line: they are refused, as in static targets, and never quoted.
-const url = z.string().superRefine((v, ctx) => {
-  let u: URL | undefined;
-  try {
-    u = new URL(v);
-  } catch {
-    // not a URL: the check below says so
-  }
-  if (u?.protocol !== 'http:' && u?.protocol !== 'https:') {
-    ctx.addIssue({ code: 'custom', message: `${quote(redactUrl(v))} is not an http:// or https:// URL` });
-  } else if (u.username !== '' || u.password !== '') {
-    ctx.addIssue({ code: 'custom', message: `${quote(redactUrl(v))} has credentials in it, which logs would show: remove them (profefe and pyroscope take basic_auth or bearer_token_file)` });
-  }
-});
-
-function filePath(ctx: SchemaContext) {
-  return z.string().transform((p, c) => {
-    const abs = isAbsolute(p) ? p : resolve(ctx.baseDir, p);
-    if (ctx.checkFiles) {
-      try {
-        accessSync(abs, constants.R_OK);
-      } catch (err) {
-        c.addIssue({ code: 'custom', message: `cannot read file ${quote(p)}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` });
-        return z.NEVER;
-      }
-    }
-    return abs;
-  });
-}
-
-function tlsFields(ctx: SchemaContext) {
-  return {
-    ca_file: filePath(ctx).optional(),
-    cert_file: filePath(ctx).optional(),
-    key_file: filePath(ctx).optional(),
-    server_name: z.string().optional(),
-    insecure_skip_verify: z.boolean().optional(),
-  };
-}
-
-function basicAuth(ctx: SchemaContext) {
-  return z.strictObject({
-    username: z.string(),
-    password: secret.optional(),
-    password_file: filePath(ctx).optional(),
-  });
-}
-
-/** How to reach targets: TLS and credentials, under scrape: and on every provider block. */
-function clientFields(ctx: SchemaContext) {
-  return {
-    tls: z.strictObject(tlsFields(ctx)).optional(),
-    bearer_token: secret.optional(),
-    bearer_token_file: filePath(ctx).optional(),
-    basic_auth: basicAuth(ctx).optional(),
-  };
-}
 
 /** The per-target settings: accepted by provider blocks, static targets and overrides: rules. */
 const overrideFields = {
@@ -171,39 +70,6 @@ const overrideFields = {
   profiles: z.array(z.string()).min(1, { error: 'profiles must list at least one type' }).optional(),
   interval: interval.optional(),
 };
-
-function structureLimit(key: string, fallback: number) {
-  return z
-    .number({ error: (iss) => `${key} must be a whole number, got ${describeInput(iss.input)}` })
-    .int({ error: `${key} must be a whole number` })
-    .min(1, { error: `${key} must be at least 1` })
-    .default(fallback);
-}
-
-// What one profile may hold, counted in one pass over its bytes before
-// anything decodes it. Each default is several times what the largest real Go
-// profiles hold, and far below what a few KiB of gzip can claim (decoded into
-// objects, a sample costs about 450 bytes, a string 230, a location 180, a
-// label or a line 60, a frame 10).
-const profileLimitFields = {
-  max_decompressed_size: size.default(256 * 1024 ** 2),
-  max_samples: structureLimit('max_samples', 1_000_000),
-  max_sample_types: structureLimit('max_sample_types', 8),
-  max_frames: structureLimit('max_frames', 16_000_000).meta({ description: 'Location ids in all samples together (stack frames).' }),
-  max_labels: structureLimit('max_labels', 4_000_000).meta({ description: 'Labels in all samples together.' }),
-  max_locations: structureLimit('max_locations', 1_000_000),
-  max_lines: structureLimit('max_lines', 2_000_000).meta({ description: 'Lines in all locations together (inlined calls add lines).' }),
-  max_functions: structureLimit('max_functions', 1_000_000),
-  max_mappings: structureLimit('max_mappings', 10_000),
-  max_strings: structureLimit('max_strings', 1_000_000).meta({ description: 'Entries of the string table.' }),
-  max_string_table_size: size.default(64 * 1024 ** 2).meta({ description: 'Bytes of all strings of the string table together.' }),
-};
-
-/** The limits a profile is scanned and decoded under: the `scrape:` keys of the same names. */
-export const profileLimitsSchema = z.strictObject(profileLimitFields);
-export type ProfileLimits = z.output<typeof profileLimitsSchema>;
-/** The limits where no config is at hand. */
-export const DEFAULT_PROFILE_LIMITS: ProfileLimits = profileLimitsSchema.parse({});
 
 function scrapeSchema(ctx: SchemaContext) {
   return z.strictObject({
@@ -240,6 +106,9 @@ function scrapeSchema(ctx: SchemaContext) {
     ...clientFields(ctx),
   });
 }
+
+/** `scrape:` as a file that leaves out a key has it: validate.ts reads its defaults here. */
+export const DEFAULT_SCRAPE = scrapeSchema({ baseDir: '.', checkFiles: false }).parse({});
 
 /** The most `seconds` a CPU-style type takes, given or derived. */
 export const MAX_CPU_SECONDS = 3600;
@@ -343,7 +212,7 @@ function ec2Schema(ctx: SchemaContext) {
     tag_labels: z.array(z.string().min(1)).default([]),
     refresh: positiveDuration.default(60_000),
     ...overrideFields,
-    port: port.default(6060),
+    port: port.default(DEFAULT_PPROF_PORT),
     ...clientFields(ctx),
   });
 }
@@ -369,7 +238,7 @@ function dockerSchema(ctx: SchemaContext) {
     host_address: z.string().min(1).default('127.0.0.1'),
     refresh: positiveDuration.default(30_000),
     ...overrideFields,
-    port: port.default(6060),
+    port: port.default(DEFAULT_PPROF_PORT),
     bearer_token: secret.optional(),
     bearer_token_file: filePath(ctx).optional(),
     basic_auth: basicAuth(ctx).optional(),
@@ -404,67 +273,13 @@ const overrideRule = z.strictObject({
   ...overrideFields,
 });
 
-const queueSchema = z.strictObject({
-  max_size: size.default(1024 ** 3),
-  max_age: positiveDuration.default(86_400_000),
-});
-
-const retrySchema = z.strictObject({
-  initial_backoff: positiveDuration.default(1000),
-  max_backoff: positiveDuration.default(120_000),
-});
-
-const repositoryCommon = {
-  name: z
-    .string()
-    .regex(REPO_NAME_RE, { error: (iss) => `repository name ${quote(iss.input)} is not valid: use letters, digits, _ . -` })
-    .optional(),
-  queue: queueSchema.prefault({}),
-  retry: retrySchema.prefault({}),
-  timeout: positiveDuration.default(30_000),
-};
-
-const headers = z.record(z.string().min(1), z.string());
-
+/**
+ * One `repositories:` item: the block of one kind under its kind's key, each
+ * kind's schema from its descriptor (validate.ts sees that there is one).
+ */
 function repositoryEntry(ctx: SchemaContext) {
-  return z.strictObject({
-    profefe: z
-      .strictObject({ url, headers: headers.optional(), ...repositoryCommon, ...clientFields(ctx) })
-      .optional(),
-    directory: z
-      .strictObject({
-        path: z.string().min(1),
-        retention: z.strictObject({ max_age: positiveDuration.optional(), max_size: size.optional() }).optional(),
-        ...repositoryCommon,
-      })
-      .optional(),
-    pyroscope: z
-      .strictObject({
-        url,
-        tenant: z.string().min(1).optional(),
-        headers: headers.optional(),
-        // Pyroscope's own defaults (pkg/validation/limits.go); 0 turns a bound off, as there
-        reject_older_than: duration.default(3_600_000).meta({ description: 'The server\'s validation.reject-older-than (default 1h): older profiles are dropped, not sent. 0s: no limit.' }),
-        reject_newer_than: duration.default(600_000).meta({ description: 'The server\'s validation.reject-newer-than (default 10m): profiles further ahead are dropped, not sent. 0s: no limit.' }),
-        max_label_names_per_series: z.int().min(0).default(30).meta({ description: 'The server\'s limit of the same name (default 30); a series with more is not sent. 0: no limit.' }),
-        max_profile_size: size.default(4 * 1024 ** 2).meta({ description: 'The server\'s max_profile_size_bytes, uncompressed (default 4MiB); a larger profile is not sent.' }),
-        max_profile_stacktrace_samples: z.int().min(0).default(16_000).meta({ description: 'The server\'s limit of the same name (default 16000); a profile with more samples is not sent. 0: no limit.' }),
-        ...repositoryCommon,
-        ...clientFields(ctx),
-      })
-      .optional(),
-    s3: z
-      .strictObject({
-        bucket: z.string().min(1),
-        prefix: z.string().default(''),
-        region: z.string().min(1).optional(),
-        endpoint: url.optional(),
-        force_path_style: z.boolean().default(false),
-        storage_class: z.string().min(1).optional(),
-        ...repositoryCommon,
-      })
-      .optional(),
-  });
+  const blocks = Object.fromEntries(REPOSITORY_KINDS.map((kind) => [kind, REPOSITORIES[kind].schema(ctx).optional()]));
+  return z.strictObject(blocks as { [K in RepositoryKind]: z.ZodOptional<RepositorySchema<K>> });
 }
 
 /** `$STATE_DIRECTORY` (systemd's StateDirectory=; the first when it lists several), else `./data`. */
@@ -552,34 +367,12 @@ export type Ec2Config = NonNullable<DiscoveryEntry['ec2']>;
 export type DockerConfig = NonNullable<DiscoveryEntry['docker']>;
 export type OverrideRule = Config['overrides'][number];
 export type RepositoryEntry = Config['repositories'][number];
-export type ProfefeConfig = NonNullable<RepositoryEntry['profefe']>;
-export type DirectoryConfig = NonNullable<RepositoryEntry['directory']>;
-export type PyroscopeConfig = NonNullable<RepositoryEntry['pyroscope']>;
-export type S3Config = NonNullable<RepositoryEntry['s3']>;
 export type MatchValue = OverrideRule['match'][string];
 export type ServerConfig = Config['server'];
 
 /** The fields every provider block, static target and overrides: rule may set. */
-export interface OverrideSettings {
-  service?: string | undefined;
-  labels?: Record<string, string> | undefined;
-  port?: number | undefined;
-  path?: string | undefined;
-  scheme?: 'http' | 'https' | undefined;
-  profiles?: string[] | undefined;
-  interval?: number | undefined;
-}
-
-/** TLS and credentials for reaching targets, as a provider block or scrape: holds them. */
-export interface ClientSettings {
-  tls?: { ca_file?: string | undefined; cert_file?: string | undefined; key_file?: string | undefined; server_name?: string | undefined; insecure_skip_verify?: boolean | undefined } | undefined;
-  bearer_token?: Secret | undefined;
-  bearer_token_file?: string | undefined;
-  basic_auth?: { username: string; password?: Secret | undefined; password_file?: string | undefined } | undefined;
-}
+export type OverrideSettings = z.output<z.ZodObject<typeof overrideFields>>;
 
 export const PROVIDER_KINDS = ['static', 'ec2', 'docker'] as const;
 export type ProviderKind = (typeof PROVIDER_KINDS)[number];
-export const REPOSITORY_KINDS = ['profefe', 'directory', 'pyroscope', 's3'] as const;
-export type RepositoryKind = (typeof REPOSITORY_KINDS)[number];
 export { LABEL_NAME_RE };

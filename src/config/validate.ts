@@ -1,18 +1,14 @@
+import { REPOSITORIES, REPOSITORY_KINDS } from '../repositories/registry.js';
 import { parseAddress } from '../targets/address.js';
-import { closest } from './issues.js';
-import type { ConfigIssue, IssuePath } from './issues.js';
-import { DEFAULT_PROFILES, PROVIDER_KINDS, REPOSITORY_KINDS, shortestCronGap } from './schema.js';
+import { clientIssues } from './fields.js';
+import { closest, isMap } from './issues.js';
+import type { AddIssue, ConfigIssue, IssuePath, RawMap } from './issues.js';
+import { DEFAULT_PROFILES, DEFAULT_SCRAPE, PROVIDER_KINDS, shortestCronGap } from './schema.js';
 import { formatDuration, parseDuration, parseSize } from './units.js';
 
 // Checks that span several fields. They run on the raw YAML data, next to the
 // schema, so a file with a typo in one place still gets every other error
 // reported; each check looks only at values that are the right shape.
-
-type Raw = Record<string, unknown>;
-
-function isMap(v: unknown): v is Raw {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function list(v: unknown): unknown[] {
   return Array.isArray(v) ? v : [];
@@ -22,13 +18,13 @@ function durationOf(v: unknown): number | undefined {
   return typeof v === 'string' ? parseDuration(v) : undefined;
 }
 
-export function crossFieldIssues(raw: Raw, _baseDir: string): ConfigIssue[] {
+export function crossFieldIssues(raw: RawMap, _baseDir: string): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
-  const add = (path: IssuePath, message: string): void => {
+  const add: AddIssue = (path, message) => {
     issues.push({ path, message });
   };
 
-  const profiles = isMap(raw['profiles']) ? raw['profiles'] : (DEFAULT_PROFILES as unknown as Raw);
+  const profiles = isMap(raw['profiles']) ? raw['profiles'] : (DEFAULT_PROFILES as unknown as RawMap);
   const typeNames = Object.keys(profiles);
   const secondsOf = (type: string): number | undefined => {
     const t = profiles[type];
@@ -72,9 +68,14 @@ export function crossFieldIssues(raw: Raw, _baseDir: string): ConfigIssue[] {
   }
   if (typeof scrape['schedule'] === 'string') {
     const gap = shortestCronGap(scrape['schedule']);
-    const spread = durationOf(scrape['spread']);
+    const given = scrape['spread'];
+    const spread = given === undefined ? DEFAULT_SCRAPE.spread : durationOf(given);
     if (gap !== undefined && spread !== undefined && spread >= gap) {
-      add(['scrape', 'spread'], `spread ${String(scrape['spread'])} is not shorter than the time between ticks of ${JSON.stringify(scrape['schedule'])} (${formatDuration(gap)})`);
+      if (typeof given === 'string') {
+        add(['scrape', 'spread'], `spread ${given} is not shorter than the time between ticks of ${JSON.stringify(scrape['schedule'])} (${formatDuration(gap)})`);
+      } else {
+        add(['scrape', 'schedule'], `spread defaults to ${formatDuration(spread)}, which is not shorter than the time between ticks of ${JSON.stringify(scrape['schedule'])} (${formatDuration(gap)}): set scrape.spread below ${formatDuration(gap)} (0s for none)`);
+      }
     }
     for (const t of enabledTypes) {
       const s = secondsOf(t);
@@ -87,15 +88,15 @@ export function crossFieldIssues(raw: Raw, _baseDir: string): ConfigIssue[] {
   } else {
     for (const t of enabledTypes) {
       const s = secondsOf(t);
-      if (s !== undefined && s * 1000 >= 60_000) add(['profiles', t, 'seconds'], `seconds ${s} is not shorter than the default interval (60s): shorten it or set scrape.interval`);
+      if (s !== undefined && s * 1000 >= DEFAULT_SCRAPE.interval) add(['profiles', t, 'seconds'], `seconds ${s} is not shorter than the default interval (${DEFAULT_SCRAPE.interval / 1000}s): shorten it or set scrape.interval`);
     }
   }
-  const maxSize = scrape['max_profile_size'] === undefined ? 64 * 1024 ** 2 : parseSize(scrape['max_profile_size'] as string);
-  const maxDecompressed = scrape['max_decompressed_size'] === undefined ? 256 * 1024 ** 2 : parseSize(scrape['max_decompressed_size'] as string);
+  const maxSize = parseSize((scrape['max_profile_size'] ?? DEFAULT_SCRAPE.max_profile_size) as string | number);
+  const maxDecompressed = parseSize((scrape['max_decompressed_size'] ?? DEFAULT_SCRAPE.max_decompressed_size) as string | number);
   if (maxSize !== undefined && maxDecompressed !== undefined && maxDecompressed < maxSize) {
     add(['scrape', 'max_decompressed_size'], 'max_decompressed_size must be at least max_profile_size');
   }
-  checkClient(['scrape'], scrape, add);
+  clientIssues(scrape, at(['scrape'], add));
 
   // discovery:
   list(raw['discovery']).forEach((entry, i) => {
@@ -111,7 +112,7 @@ export function crossFieldIssues(raw: Raw, _baseDir: string): ConfigIssue[] {
       const path = ['discovery', i, kind];
       const blockTypes = checkProfileList([...path, 'profiles'], block['profiles']);
       checkInterval([...path, 'interval'], block['interval'], blockTypes);
-      checkClient(path, block, add);
+      clientIssues(block, at(path, add));
       if (kind === 'static') {
         list(block['targets']).forEach((t, j) => {
           const address = typeof t === 'string' ? t : isMap(t) ? t['address'] : undefined;
@@ -166,7 +167,7 @@ export function crossFieldIssues(raw: Raw, _baseDir: string): ConfigIssue[] {
     } else {
       names.set(name, i);
     }
-    checkClient(['repositories', i, kind], block, add);
+    REPOSITORIES[kind].validate?.(block, at(['repositories', i, kind], add));
     const retry = block['retry'];
     if (isMap(retry)) {
       const initial = durationOf(retry['initial_backoff']);
@@ -191,16 +192,7 @@ export function crossFieldIssues(raw: Raw, _baseDir: string): ConfigIssue[] {
   return issues;
 }
 
-function checkClient(path: IssuePath, block: Raw, add: (path: IssuePath, message: string) => void): void {
-  const auth = ['bearer_token', 'bearer_token_file', 'basic_auth'].filter((k) => block[k] !== undefined);
-  if (auth.length > 1) add([...path, auth[1] ?? ''], `give one way to authenticate: ${auth.join(' and ')} are both set`);
-  const basic = block['basic_auth'];
-  if (isMap(basic)) {
-    const pw = ['password', 'password_file'].filter((k) => basic[k] !== undefined);
-    if (pw.length !== 1) add([...path, 'basic_auth'], 'basic_auth needs exactly one of password or password_file');
-  }
-  const tls = block['tls'];
-  if (isMap(tls) && (tls['cert_file'] === undefined) !== (tls['key_file'] === undefined)) {
-    add([...path, 'tls'], 'tls.cert_file and tls.key_file go together: give both or neither');
-  }
+/** `add` for checks whose paths are relative to `prefix`. */
+function at(prefix: IssuePath, add: AddIssue): AddIssue {
+  return (path, message) => add([...prefix, ...path], message);
 }

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { link, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { DirectoryConfig } from '../config/index.js';
 import { fileExtensionOf, isTrace } from '../profiles/profile.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
+import type { DirectoryConfig } from './kinds/directory.js';
 import type { Repository, SendResult } from './repository.js';
 
 const SAFE = /[^A-Za-z0-9._-]/g;

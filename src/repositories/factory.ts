@@ -1,55 +1,42 @@
-import type { ProfileLimits, RepositoryEntry, RepositoryKind } from '../config/index.js';
-import { REPOSITORY_KINDS } from '../config/index.js';
-import { createDirectoryRepository } from './directory.js';
-import { createProfefeRepository } from './profefe.js';
-import type { Logger } from 'pino';
-import type { Metrics } from '../metrics.js';
-import { createPyroscopeRepository } from './pyroscope.js';
+import type { RepositoryEntry } from '../config/index.js';
+import type { RepositoryCommon, RepositoryContext } from './descriptor.js';
 import type { QueueSettings } from './queue.js';
+import { REPOSITORIES, REPOSITORY_KINDS } from './registry.js';
+import type { RepositoryConfig, RepositoryKind } from './registry.js';
 import type { Repository } from './repository.js';
-import { createS3Repository } from './s3.js';
 
-/** The repository kind of a config entry and its settings. */
+/** The kind of a config entry: the one key of the registry its block sits under (validation sees there is one). */
 export function repositoryKindOf(entry: RepositoryEntry): RepositoryKind {
   const kind = REPOSITORY_KINDS.find((k) => entry[k] !== undefined);
-  if (!kind) throw new Error('repository entry without a kind');
+  if (kind === undefined) throw new Error('repository entry without a kind');
   return kind;
 }
 
+/** The block of an entry of this kind. */
+function blockOf<K extends RepositoryKind>(entry: RepositoryEntry, kind: K): RepositoryConfig<K> {
+  const block = entry[kind] as RepositoryConfig<K> | undefined;
+  if (block === undefined) throw new Error(`repository entry without a ${kind} block`);
+  return block;
+}
+
 /** The settings every repository kind has: queue bounds, retry backoff, send timeout. */
-export function repositoryCommonOf(entry: RepositoryEntry): { queue: { max_size: number; max_age: number }; retry: { initial_backoff: number; max_backoff: number }; timeout: number } {
-  const block = entry[repositoryKindOf(entry)];
-  if (!block) throw new Error('repository entry without settings');
-  return { queue: block.queue, retry: block.retry, timeout: block.timeout };
+export function repositoryCommonOf(entry: RepositoryEntry): Pick<RepositoryCommon, 'queue' | 'retry' | 'timeout'> {
+  const { queue, retry, timeout } = blockOf(entry, repositoryKindOf(entry));
+  return { queue, retry, timeout };
 }
 
 /** `name:` or, by default, the kind. */
 export function repositoryNameOf(entry: RepositoryEntry): string {
   const kind = repositoryKindOf(entry);
-  return entry[kind]?.name ?? kind;
-}
-
-export class UnsupportedError extends Error {
-  override readonly name = 'UnsupportedError';
-}
-
-/** What some repositories use besides their settings. */
-export interface RepositoryContext {
-  readonly logger?: Logger | undefined;
-  readonly metrics?: Metrics | undefined;
-  /** The repository of the same name this one replaces on a reload (Pyroscope keeps its delta baselines). */
-  readonly previous?: Repository | undefined;
-  /** The structure limits of the config in force, for repositories that decode profiles (queued ones too). */
-  readonly profileLimits?: (() => ProfileLimits) | undefined;
+  return blockOf(entry, kind).name ?? kind;
 }
 
 export async function createRepository(entry: RepositoryEntry, context: RepositoryContext = {}): Promise<Repository> {
-  const name = repositoryNameOf(entry);
-  if (entry.profefe) return createProfefeRepository(name, entry.profefe);
-  if (entry.directory) return createDirectoryRepository(name, entry.directory);
-  if (entry.pyroscope) return createPyroscopeRepository(name, entry.pyroscope, context);
-  if (entry.s3) return createS3Repository(name, entry.s3, context);
-  throw new UnsupportedError(`repository ${JSON.stringify(name)}: ${repositoryKindOf(entry)} is not yet supported by this version`);
+  return createOfKind(repositoryKindOf(entry), entry, context);
+}
+
+function createOfKind<K extends RepositoryKind>(kind: K, entry: RepositoryEntry, context: RepositoryContext): Promise<Repository> {
+  return REPOSITORIES[kind].create(repositoryNameOf(entry), blockOf(entry, kind), context);
 }
 
 /** Sends in flight per repository while it answers. */

@@ -1,10 +1,10 @@
 import { request } from 'undici';
-import type { ProfefeConfig } from '../config/index.js';
 import { createTargetClient } from '../scrape/clients.js';
 import { isTrace } from '../profiles/profile.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
 import { resultOfError, resultOfStatus } from './http-result.js';
 import type { Repository, SendResult } from './repository.js';
+import type { ProfefeConfig } from './kinds/profefe.js';
 import type { Ordered, Place, ProfileFields } from './order.js';
 
 /** The types profefe knows; anything else is refused with 400. */

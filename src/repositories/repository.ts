@@ -1,4 +1,4 @@
-import type { RepositoryKind } from '../config/index.js';
+import type { RepositoryKind } from './registry.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
 
 /**

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { S3Config } from '../config/index.js';
 import { fileExtensionOf } from '../profiles/profile.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
 import { redactUrl } from '../redact.js';
 import { fileTime, safeName } from './directory.js';
 import { resultOfStatus } from './http-result.js';
+import type { S3Config } from './kinds/s3.js';
 import type { Repository, SendResult } from './repository.js';
 
 // S3 (or any S3-compatible store) through @aws-sdk/client-s3, loaded only

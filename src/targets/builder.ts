@@ -2,9 +2,10 @@ import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { Config, MatchValue, OverrideSettings } from '../config/index.js';
 import { formatDuration, parseDuration } from '../config/index.js';
-import { CPU_TYPE, DEFAULT_TRACE_SECONDS, defaultCpuSeconds, MIN_INTERVAL_MS, shortestCronGap } from '../config/schema.js';
+import { CPU_TYPE, DEFAULT_PPROF_PORT, DEFAULT_TRACE_SECONDS, defaultCpuSeconds, MIN_INTERVAL_MS, shortestCronGap } from '../config/schema.js';
 import { TRACE_TYPE } from '../profiles/profile.js';
 import type { Labels } from '../profiles/profile.js';
+import { repositoryNameOf } from '../repositories/factory.js';
 import { targetLabelsProblem } from '../repositories/pyroscope-labels.js';
 import { joinHostPort, parseAddress, parsePort } from './address.js';
 import { createAddressPolicy } from './address-policy.js';
@@ -13,7 +14,6 @@ import { ownedLabelsOf, sanitizeLabelName } from './labels.js';
 import { pathProblem } from './path.js';
 import type { BuildResult, Discovered, DroppedTarget, NotSentTo, Target, TargetGroup, TargetProfile, Timing } from './types.js';
 
-const DEFAULT_PORT = 6060;
 const DEFAULT_PATH_PREFIX = '/debug/pprof';
 
 /**
@@ -93,7 +93,7 @@ function buildOne(config: Config, policy: AddressPolicy, group: TargetGroup, fou
   const draft: Draft = {
     service: undefined,
     host: addr.host,
-    port: DEFAULT_PORT,
+    port: DEFAULT_PPROF_PORT,
     scheme: 'http',
     pathPrefix: DEFAULT_PATH_PREFIX,
     labels: { ...found.labels },
@@ -181,7 +181,7 @@ function refusingRepositories(config: Config, service: string, labels: Labels): 
     const pyroscope = entry.pyroscope;
     if (!pyroscope) continue;
     const reason = targetLabelsProblem(service, labels, pyroscope.max_label_names_per_series);
-    if (reason !== undefined) out.push({ repository: pyroscope.name ?? 'pyroscope', reason });
+    if (reason !== undefined) out.push({ repository: repositoryNameOf(entry), reason });
   }
   return out;
 }

@@ -54,8 +54,10 @@ overrides:
   });
 
   test('a cron schedule fires at most once a second (its finest field), the floor itself; spread defaults to 30s', () => {
-    const c = config(`${HEAP_ONLY}\nscrape: {schedule: "* * * * * *"}\ndiscovery:\n  - static: {targets: ["h:1"]}`);
+    const c = config(`${HEAP_ONLY}\nscrape: {schedule: "* * * * * *", spread: 500ms}\ndiscovery:\n  - static: {targets: ["h:1"]}`);
     assert.deepEqual(c.scrape.schedule, '* * * * * *');
-    assert.equal(c.scrape.spread, 30_000);
+    assert.equal(config(`${HEAP_ONLY}\nscrape: {schedule: "* * * * *"}\ndiscovery:\n  - static: {targets: ["h:1"]}`).scrape.spread, 30_000);
+    // the default spread is checked against the ticks as a given one is
+    assert.deepEqual(errorMessages(`${HEAP_ONLY}\nscrape: {schedule: "* * * * * *"}`), ['scrape.schedule: spread defaults to 30s, which is not shorter than the time between ticks of "* * * * * *" (1s): set scrape.spread below 1s (0s for none)']);
   });
 });

@@ -1,0 +1,71 @@
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { positiveDuration, quote, size } from '../config/fields.js';
+import type { SchemaContext } from '../config/fields.js';
+import type { AddIssue, RawMap } from '../config/issues.js';
+import type { ProfileLimits } from '../config/profile-limits.js';
+import type { Metrics } from '../metrics.js';
+import type { Repository } from './repository.js';
+
+/** What some repositories use besides their settings. */
+export interface RepositoryContext {
+  readonly logger?: Logger | undefined;
+  readonly metrics?: Metrics | undefined;
+  /** The repository of the same name this one replaces on a reload (Pyroscope keeps its delta baselines). */
+  readonly previous?: Repository | undefined;
+  /** The structure limits of the config in force, for repositories that decode profiles (queued ones too). */
+  readonly profileLimits?: (() => ProfileLimits) | undefined;
+}
+
+/**
+ * One repository kind, whole: the block its `repositories:` entries hold and
+ * how to build its adapter. The config schema, its JSON Schema, validation
+ * and the factory all read the registry of these (registry.ts).
+ */
+export interface RepositoryDescriptor<K extends string = string, S extends z.ZodType = z.ZodType> {
+  /** The key of its entries under `repositories:`, and the kind of what it builds. */
+  readonly kind: K;
+  /** Its block with every default: repositoryFields spread into it give name, queue, retry and timeout. */
+  schema(ctx: SchemaContext): S;
+  /** Checks across its fields, on the block as the YAML holds it (paths relative to the block), so they run even where other parts of the file do not parse. */
+  validate?(block: RawMap, add: AddIssue): void;
+  /**
+   * Builds the adapter. It imports the adapter's module (and so any SDK it
+   * loads) only now: the config schema reads this descriptor, the adapters
+   * read the config, and a kind nobody configures loads nothing heavy.
+   */
+  create(name: string, config: z.output<S>, context: RepositoryContext): Promise<Repository>;
+}
+
+/** A descriptor, its config type taken from its schema. */
+export function defineRepositoryKind<const K extends string, S extends z.ZodType>(descriptor: RepositoryDescriptor<K, S>): RepositoryDescriptor<K, S> {
+  return descriptor;
+}
+
+const REPO_NAME_RE = /^[a-zA-Z0-9_][a-zA-Z0-9_.-]*$/;
+
+/** The fields every repository kind has: its name, queue bounds, retry backoff and send timeout. */
+export const repositoryFields = {
+  name: z
+    .string()
+    .regex(REPO_NAME_RE, { error: (iss) => `repository name ${quote(iss.input)} is not valid: use letters, digits, _ . -` })
+    .optional(),
+  queue: z
+    .strictObject({
+      max_size: size.default(1024 ** 3),
+      max_age: positiveDuration.default(86_400_000),
+    })
+    .prefault({}),
+  retry: z
+    .strictObject({
+      initial_backoff: positiveDuration.default(1000),
+      max_backoff: positiveDuration.default(120_000),
+    })
+    .prefault({}),
+  timeout: positiveDuration.default(30_000),
+};
+
+export type RepositoryCommon = z.output<z.ZodObject<typeof repositoryFields>>;
+
+/** Extra HTTP headers on every request (Grafana Cloud's, a proxy's). */
+export const headers = z.record(z.string().min(1), z.string());
