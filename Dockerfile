@@ -55,7 +55,7 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
 # give it `docker stop -t 30`
 STOPSIGNAL SIGTERM
 # --liftoff-only keeps the HTTP client's WebAssembly parser on V8's baseline
-# compiler: a 10 MiB lower peak on Node 22 (README, Memory). NODE_OPTIONS does
+# compiler: a 10 MiB lower peak on Node 22 (docs/performance.md). NODE_OPTIONS does
 # not take this flag, so it goes on node's command line.
 ENTRYPOINT ["node", "--liftoff-only", "/opt/pprof-scraper/dist/cli/index.js"]
 CMD ["run", "--config", "/etc/pprof-scraper/config.yaml"]

@@ -9,7 +9,7 @@ import { DAEMON_NODE_FLAGS } from '../../bench/lib/paths.js';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const read = (path: string): string => readFileSync(join(ROOT, path), 'utf8');
 
-// V8 flags go on node's command line, in every launcher of the daemon (README, Memory)
+// V8 flags go on node's command line, in every launcher of the daemon (docs/performance.md)
 const FLAG = '--liftoff-only';
 
 void test('the daemon sets no V8 flag at run time', () => {
