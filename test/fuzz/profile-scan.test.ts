@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import fc from 'fast-check';
@@ -12,6 +11,7 @@ import { ProfileError, ProfileLimitError, scanProfile } from '../../src/profiles
 import type { ProfileSummary } from '../../src/profiles/scan.js';
 import { fuzzParameters } from '../helpers/fuzz.js';
 import { decodePprof, profileCounts, valuesByStack } from '../helpers/pprof-stacks.js';
+import { fixture } from '../helpers/profiles.js';
 
 // Response bodies and queue items read back after a crash are whatever a
 // target or a damaged disk made them. The scan and the bounded decoder must
@@ -20,7 +20,7 @@ import { decodePprof, profileCounts, valuesByStack } from '../helpers/pprof-stac
 // the limits (if the two read a profile differently, a profile could carry
 // more than the scan counted).
 
-const FIXTURES = ['heap', 'allocs', 'goroutine', 'block', 'mutex', 'threadcreate', 'cpu'].map((name) => gunzipSync(readFileSync(new URL(`../fixtures/${name}.pb.gz`, import.meta.url))));
+const FIXTURES = ['heap', 'allocs', 'goroutine', 'block', 'mutex', 'threadcreate', 'cpu'].map((name) => gunzipSync(fixture(name)));
 
 const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
 

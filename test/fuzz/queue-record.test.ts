@@ -6,6 +6,7 @@ import type { ScrapedProfile } from '../../src/profiles/profile.js';
 import { decodeMeta, decodeProfile, encodeRecord, MAX_META_BYTES, readRecord, RECORD_HEADER_BYTES, RECORD_MAGIC, RecordError, scanSegment, SEGMENT_MAGIC } from '../../src/repositories/queue-record.js';
 import type { RecordMeta, ScanEvent } from '../../src/repositories/queue-record.js';
 import { fuzzParameters } from '../helpers/fuzz.js';
+import { scrapedProfile } from '../helpers/profiles.js';
 
 // A segment in state_dir is whatever a crash, a full disk or a bad block left
 // there. Reading one must give whole records or name the damage (RecordError),
@@ -288,7 +289,7 @@ describe('queue record reader findings', () => {
       body.writeUInt32LE(RECORD_MAGIC, p);
       body.writeUInt32LE(size - p - RECORD_HEADER_BYTES, p + 4);
     }
-    const good = Buffer.concat(encodeRecord({ targetId: 't', service: 's', type: 'heap', labels: {}, time: 1, sampleCount: 1, url: 'u', data: Buffer.alloc(10) }, 1));
+    const good = Buffer.concat(encodeRecord(scrapedProfile({ targetId: 't', service: 's', labels: {}, time: 1, url: 'u', data: Buffer.alloc(10) }), 1));
     const bytes = Buffer.concat([SEGMENT_MAGIC, good, body]);
     const started = Date.now();
     const { events, file } = await scan(bytes);
@@ -316,7 +317,7 @@ describe('queue record reader findings', () => {
 
   test('a whole record larger than a read window reads back', async () => {
     const data = Buffer.alloc(3 * 1024 * 1024 + 5, 7);
-    const p = { targetId: 't', service: 's', type: 'heap', labels: { a: 'b' }, time: 1, sampleCount: 1, url: 'u', data };
+    const p = scrapedProfile({ targetId: 't', service: 's', labels: { a: 'b' }, time: 1, url: 'u', data });
     const record = Buffer.concat(encodeRecord(p, 9));
     const { events, file } = await scan(Buffer.concat([SEGMENT_MAGIC, record, record]));
     assert.deepEqual(

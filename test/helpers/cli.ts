@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { Changes, waitUntil } from './wait.js';
 
 /** The built CLI, as users run it (`npm test` builds first). */
 export const CLI = fileURLToPath(new URL('../../dist/cli/index.js', import.meta.url));
@@ -53,10 +54,10 @@ export function startDaemon(args: string[], opts: { cwd?: string; env?: NodeJS.P
   if (child.pid === undefined) throw new Error('could not start pprof-scraper run');
   running.add(child);
   let out = '';
-  const listeners = new Set<() => void>();
+  const changes = new Changes();
   const onData = (s: string): void => {
     out += s;
-    for (const l of listeners) l();
+    changes.notify();
   };
   child.stdout?.setEncoding('utf8').on('data', onData);
   child.stderr?.setEncoding('utf8').on('data', onData);
@@ -82,26 +83,7 @@ export function startDaemon(args: string[], opts: { cwd?: string; env?: NodeJS.P
     child,
     pid: child.pid,
     output: () => out,
-    waitForLog: (msg, timeoutMs = 15_000) =>
-      new Promise((resolve, reject) => {
-        const check = (): void => {
-          const rec = find(msg);
-          if (rec) {
-            cleanup();
-            resolve(rec);
-          }
-        };
-        const timer = setTimeout(() => {
-          cleanup();
-          reject(new Error(`no log line matching ${String(msg)} within ${timeoutMs} ms; output:\n${out}`));
-        }, timeoutMs);
-        const cleanup = (): void => {
-          clearTimeout(timer);
-          listeners.delete(check);
-        };
-        listeners.add(check);
-        check();
-      }),
+    waitForLog: (msg, timeoutMs = 15_000) => waitUntil(() => `a log line matching ${String(msg)}; output:\n${out}`, () => find(msg), { timeoutMs, everyMs: 1_000, wake: changes }),
     stop: async (signal = 'SIGTERM', timeoutMs = 30_000) => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
@@ -118,15 +100,4 @@ export async function started(d: DaemonProcess): Promise<string> {
   const up = await d.waitForLog(/^status listener up$/, 60_000);
   await d.waitForLog(/^pprof-scraper running$/, 60_000);
   return `http://${String(up['listen'])}`;
-}
-
-/** Polls until check() returns a value, or fails after timeoutMs. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
 }

@@ -1,36 +1,19 @@
 /**
  * Pieces for the delivery tests: a repository whose answers a test scripts,
- * profiles that say which one they are, a logger that keeps its lines.
+ * queue settings, a temporary folder, a target whose every profile differs.
  */
-import {randomBytes} from 'node:crypto';
 import {mkdtemp, rm} from 'node:fs/promises';
+import {createServer} from 'node:http';
 import {tmpdir} from 'node:os';
 import type {AddressInfo} from 'node:net';
 import {join} from 'node:path';
-import {Writable} from 'node:stream';
-import {pino} from 'pino';
-import type {Logger} from 'pino';
-import {Arrivals} from './arrivals.js';
+import {gunzipSync, gzipSync} from 'node:zlib';
+import {Profile} from 'pprof-format';
+import {fixtureProfile, seqOf} from './profiles.js';
+import {Changes, waitUntil} from './wait.js';
 import type {ScrapedProfile} from '../../src/profiles/profile.js';
 import type {Repository, SendResult} from '../../src/repositories/repository.js';
 import type {QueueSettings} from '../../src/repositories/queue.js';
-
-/** A profile tagged with `seq`; its bytes are arbitrary (the queue never reads them). */
-export function taggedProfile(seq: number, size = 200, extra: Partial<ScrapedProfile> = {}): ScrapedProfile {
-  return {
-    targetId: `t${seq % 7}`,
-    service: 'svc',
-    type: 'heap',
-    labels: {instance: '127.0.0.1:6060', seq: String(seq)},
-    time: 1_700_000_000_000 + seq,
-    sampleCount: 1,
-    url: 'http://127.0.0.1:6060/debug/pprof/heap',
-    data: Buffer.concat([Buffer.from(`profile-${seq}:`), randomBytes(Math.max(0, size - 16))]),
-    ...extra,
-  };
-}
-
-export const seqOf = (p: ScrapedProfile): number => Number(p.labels['seq']);
 
 export type Script = (profile: ScrapedProfile, call: number, signal: AbortSignal) => Promise<SendResult> | SendResult;
 
@@ -41,7 +24,7 @@ export class ScriptedRepository implements Repository {
   /** seq -> how many times it was accepted. */
   readonly accepted = new Map<number, number>();
   script: Script;
-  readonly #arrivals = new Arrivals();
+  readonly #changes = new Changes();
 
   constructor(
     readonly name: string,
@@ -56,13 +39,13 @@ export class ScriptedRepository implements Repository {
     const result = await this.script(profile, this.calls.length - 1, signal);
     call.result = result;
     if (result.status === 'ok') this.accepted.set(call.seq, (this.accepted.get(call.seq) ?? 0) + 1);
-    this.#arrivals.notify();
+    this.#changes.notify();
     return result;
   }
 
   /** Resolves once `n` distinct profiles were accepted. */
-  waitAccepted(n: number, timeoutMs = 10_000): Promise<void> {
-    return this.#arrivals.until(() => this.accepted.size >= n, timeoutMs, () => `${this.name}: waited ${timeoutMs} ms for ${n} accepted profiles, got ${this.accepted.size} (${this.calls.length} calls)`);
+  async waitAccepted(n: number, timeoutMs = 10_000): Promise<void> {
+    await waitUntil(() => `${n} profiles accepted by ${this.name} (got ${this.accepted.size} in ${this.calls.length} calls)`, () => this.accepted.size >= n, {timeoutMs, wake: this.#changes});
   }
 
   async close(): Promise<void> {}
@@ -72,36 +55,9 @@ export function settings(over: Partial<QueueSettings> = {}): QueueSettings {
   return {maxBytes: 64 * 1024 ** 2, maxAgeMs: 3_600_000, policy: {initialMs: 20, maxMs: 200}, timeoutMs: 5_000, parallelism: 4, ...over};
 }
 
-/** A pino logger whose JSON lines land in `lines`. */
-export function captureLogger(): {logger: Logger; lines: Record<string, unknown>[]} {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString('utf8').split('\n')) if (l.trim()) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return {logger: pino({level: 'debug'}, stream), lines};
-}
-
 export async function tempDir(prefix = 'pprof-queue-'): Promise<{dir: string; cleanup: () => Promise<void>}> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
   return {dir, cleanup: () => rm(dir, {recursive: true, force: true})};
-}
-
-/** Polls `cond` until it holds; throws with `what` after `timeoutMs`. */
-export async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-/** A counter's value from a prom-client metric, by labels. */
-export async function metricValue(metric: {get(): Promise<{values: {labels: Record<string, string | number>; value: number}[]}>}, labels: Record<string, string>): Promise<number> {
-  const {values} = await metric.get();
-  return values.filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x)).reduce((n, v) => n + v.value, 0);
 }
 
 /** A pprof target whose every answer is a distinct profile: a fixture (heap by default) with its own TimeNanos. */
@@ -114,11 +70,7 @@ export interface UniqueProfileTarget {
 }
 
 export async function startUniqueProfileTarget(fixtureName = 'heap.pb.gz'): Promise<UniqueProfileTarget> {
-  const {readFile} = await import('node:fs/promises');
-  const {createServer} = await import('node:http');
-  const {gunzipSync, gzipSync} = await import('node:zlib');
-  const {Profile} = await import('pprof-format');
-  const fixture = Profile.decode(gunzipSync(await readFile(new URL(`../fixtures/${fixtureName}`, import.meta.url))));
+  const fixture = fixtureProfile(fixtureName);
   const served: {timeNanos: bigint; at: number}[] = [];
   let last = 0n;
   const server = createServer((_req, res) => {
@@ -147,8 +99,6 @@ export async function startUniqueProfileTarget(fixtureName = 'heap.pb.gz'): Prom
 
 /** TimeNanos of a gzipped (or raw) pprof body. */
 export async function timeNanosOf(body: Buffer): Promise<bigint> {
-  const {gunzipSync} = await import('node:zlib');
-  const {Profile} = await import('pprof-format');
   const raw = body[0] === 0x1f && body[1] === 0x8b ? gunzipSync(body) : body;
   return BigInt(Profile.decode(raw).timeNanos);
 }

@@ -14,6 +14,7 @@ import {basename, join} from 'node:path';
 import Docker from 'dockerode';
 import {goStatus} from './go-target.js';
 import {requirePeer} from './peers.js';
+import {waitUntil, WaitTimeoutError} from './wait.js';
 
 const START_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 60_000;
@@ -132,18 +133,18 @@ export async function startDockerEngine(options: {tls?: boolean} = {}): Promise<
       });
     });
     const spawnError = new Promise<Error>((resolve) => proc.once('error', resolve));
-    const deadline = Date.now() + START_TIMEOUT_MS;
-    for (;;) {
-      if (await ping(socketPath)) return;
-      if (!child || child !== proc) {
-        const err = await Promise.race([spawnError, exited.then(() => undefined)]);
-        throw new Error(`dockerd ${args.join(' ')} exited before answering /_ping${err ? `: ${err.message}` : ''}; log:\n${tail(logPath, 30)}`);
-      }
-      if (Date.now() > deadline) {
-        await stop();
-        throw new Error(`dockerd did not answer /_ping on ${socketPath} within ${START_TIMEOUT_MS / 1000}s; log:\n${tail(logPath, 30)}`);
-      }
-      await new Promise((r) => setTimeout(r, 100));
+    const answers = async (): Promise<boolean> => {
+      if (await ping(socketPath)) return true;
+      if (child === proc) return false;
+      const err = await Promise.race([spawnError, exited.then(() => undefined)]);
+      throw new Error(`dockerd ${args.join(' ')} exited before answering /_ping${err ? `: ${err.message}` : ''}; log:\n${tail(logPath, 30)}`);
+    };
+    try {
+      await waitUntil(`dockerd to answer /_ping on ${socketPath}`, answers, {timeoutMs: START_TIMEOUT_MS, everyMs: 100});
+    } catch (err) {
+      if (!(err instanceof WaitTimeoutError)) throw err;
+      await stop();
+      throw new Error(`dockerd did not answer /_ping on ${socketPath} within ${START_TIMEOUT_MS / 1000}s; log:\n${tail(logPath, 30)}`);
     }
   };
 

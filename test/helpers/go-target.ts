@@ -8,6 +8,7 @@ import {constants} from 'node:fs';
 import {access, mkdir, readFile, rename, rm, stat} from 'node:fs/promises';
 import {join} from 'node:path';
 import {fileURLToPath} from 'node:url';
+import {request} from 'undici';
 import {requirePeer} from './peers.js';
 
 export {requirePeer} from './peers.js';
@@ -232,4 +233,16 @@ export async function startGoTarget(opts: GoTargetOptions = {}): Promise<GoTarge
   child.unref();
   for (const pipe of [child.stdout, child.stderr]) (pipe as unknown as {unref?: () => void}).unref?.();
   return {address, pid, stop};
+}
+
+/**
+ * Whether a Go target at `address` is inside net/http/pprof's `handler`
+ * (Profile: a CPU profile; Trace: an execution trace) past its start, waiting
+ * out its seconds: from that moment a second one is refused. Read from the
+ * goroutine dump, which neither profiling nor tracing minds.
+ */
+export async function goHandlerRunning(address: string, handler: 'Profile' | 'Trace'): Promise<boolean> {
+  const res = await request(`http://${address}/debug/pprof/goroutine?debug=2`);
+  const dump = await res.body.text();
+  return dump.split('\n\n').some((g) => g.includes('net/http/pprof.sleep(') && g.includes(`net/http/pprof.${handler}(`));
 }

@@ -1,22 +1,18 @@
 /**
  * Helpers for the operator tests: a pprof target that counts its requests,
  * a config that scrapes such targets, a forwarding proxy that shows when a
- * request is in flight, a logger that keeps its records, and small HTTP,
- * /targets and Prometheus-text readers.
+ * request is in flight, and small HTTP, /targets and log-output readers.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { createServer, request as httpRequest } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
-import type { Logger } from 'pino';
 import { request } from 'undici';
 import type { Agent } from 'undici';
+import { fixture } from './profiles.js';
 
-export const HEAP_FIXTURE = readFileSync(new URL('../fixtures/heap.pb.gz', import.meta.url));
+export const HEAP_FIXTURE = fixture('heap');
 
 export interface Hit {
   readonly path: string;
@@ -141,26 +137,6 @@ export async function startRecordingProxy(upstream: string, options: { delayMs?:
   };
 }
 
-export interface CapturedLogger {
-  readonly logger: Logger;
-  readonly records: Record<string, unknown>[];
-  /** Records whose msg matches. */
-  find(msg: RegExp): Record<string, unknown>[];
-}
-
-/** A pino logger that keeps every record (JSON-parsed) for assertions. */
-export function captureLogger(level = 'debug'): CapturedLogger {
-  const records: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line) records.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  const logger = pino({ level, base: null }, stream);
-  return { logger, records, find: (msg) => records.filter((r) => typeof r['msg'] === 'string' && msg.test(r['msg'])) };
-}
-
 /** Log records from a child's JSON-lines output. */
 export function logRecords(output: string): Record<string, unknown>[] {
   const out: Record<string, unknown>[] = [];
@@ -191,17 +167,4 @@ export async function services(base: string, headers: Record<string, string> = {
   const text = await res.body.text();
   assert.equal(res.statusCode, 200, text);
   return (JSON.parse(text) as { targets: { service: string }[] }).targets.map((t) => t.service).sort();
-}
-
-/** The value of one sample in Prometheus text format, or undefined when absent. */
-export function metricValue(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#') || !line.startsWith(name)) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = new Map<string, string>();
-    for (const lm of (m[3] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) have.set(lm[1]!, lm[2]!);
-    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) return Number(m[4]);
-  }
-  return undefined;
 }

@@ -9,7 +9,7 @@ import type {IncomingHttpHeaders, IncomingMessage, ServerResponse} from 'node:ht
 import type {AddressInfo} from 'node:net';
 import {gunzipSync} from 'node:zlib';
 import {Profile} from 'pprof-format';
-import {Arrivals} from './arrivals.js';
+import {Changes, waitUntil} from './wait.js';
 import {parseCreatedAt, parseWriteParams, readBody, replyJson, replyNonWrite, routeProfefe} from './profefe-contract.js';
 import type {ProfefeType} from './profefe-contract.js';
 
@@ -170,7 +170,7 @@ export async function startProfefeFake(opts: {host?: string} = {}): Promise<Prof
   const rejected: RejectedRequest[] = [];
   let failure: FailureHook | undefined;
   let seq = 0;
-  const arrivals = new Arrivals();
+  const arrivals = new Changes();
   const outOfOrder: OutOfOrder[] = [];
   const latest = new Map<string, number>();
 
@@ -302,11 +302,10 @@ export async function startProfefeFake(opts: {host?: string} = {}): Promise<Prof
       return outOfOrder.slice();
     },
     waitForProfiles(count, timeoutMs = 10_000) {
-      return arrivals
-        .until(() => received.length >= count, timeoutMs, () =>
-          `profefe fake: waited ${timeoutMs} ms for ${count} profiles, got ${received.length}` +
-          (rejected.length ? `; rejected: ${rejected.map((r) => `${r.status} ${r.error} (${r.url})`).join('; ')}` : ''))
-        .then(() => received.slice());
+      const what = (): string =>
+        `${count} profiles at the profefe fake, got ${received.length}` +
+        (rejected.length ? `; rejected: ${rejected.map((r) => `${r.status} ${r.error} (${r.url})`).join('; ')}` : '');
+      return waitUntil(what, () => received.length >= count, {timeoutMs, wake: arrivals}).then(() => received.slice());
     },
     close() {
       return new Promise((resolve, rejectClose) => {

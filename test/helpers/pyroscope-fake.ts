@@ -13,7 +13,7 @@ import {gunzipSync} from 'node:zlib';
 import {Profile} from 'pprof-format';
 import {parseConfig} from '../../src/config/index.js';
 import type {PyroscopeConfig} from '../../src/config/index.js';
-import {Arrivals} from './arrivals.js';
+import {Changes, waitUntil} from './wait.js';
 
 export const PUSH_PATH = '/push.v1.PusherService/Push';
 
@@ -275,7 +275,7 @@ export async function startPyroscopeFake(opts: PyroscopeFakeOptions = {}): Promi
   const rejected: PyroscopeRejection[] = [];
   let hook: ((seq: number) => PyroscopeFailure | undefined) | undefined;
   let seq = 0;
-  const arrivals = new Arrivals();
+  const arrivals = new Changes();
 
   const refuse = (res: ServerResponse, code: string, message: string): void => {
     const status = CONNECT_STATUS[code] ?? 500;
@@ -361,9 +361,8 @@ export async function startPyroscopeFake(opts: PyroscopeFakeOptions = {}): Promi
       hook = h;
     },
     waitFor(count, timeoutMs = 15_000) {
-      return arrivals
-        .until(() => received.length >= count, timeoutMs, () => `pyroscope fake: waited ${timeoutMs} ms for ${count} profiles, got ${received.length} (refused: ${JSON.stringify(rejected.slice(-3))})`)
-        .then(() => received.slice());
+      const what = (): string => `${count} profiles at the pyroscope fake, got ${received.length} (refused: ${JSON.stringify(rejected.slice(-3))})`;
+      return waitUntil(what, () => received.length >= count, {timeoutMs, wake: arrivals}).then(() => received.slice());
     },
     close() {
       server.closeAllConnections();

@@ -10,8 +10,8 @@ import { gzipSync } from 'node:zlib';
 import { parseConfig } from '../../src/config/index.js';
 import { Daemon } from '../../src/daemon.js';
 import { silentLogger } from '../../src/log.js';
-import { waitFor } from '../helpers/cli.js';
 import { startProfefeFake } from '../helpers/profefe-fake.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures');
 
@@ -130,11 +130,7 @@ state_dir: ${stateDir}
     ];
     const movedResult = (): string | undefined =>
       daemon.report().targets.find((t) => t.profiles[0]?.url.includes('/moved/'))?.last?.['heap']?.result;
-    await waitFor(
-      'a result for every bad target and the redirected one',
-      () => (expectations.every(([a, p]) => reasonOf(a, p) !== undefined) && movedResult() !== undefined ? true : undefined),
-      30_000,
-    );
+    await waitUntil('a result for every bad target and the redirected one', () => expectations.every(([a, p]) => reasonOf(a, p) !== undefined) && movedResult() !== undefined, { timeoutMs: 30_000 });
     for (const [address, prefix, pattern] of expectations) assert.match(reasonOf(address, prefix) ?? '', pattern, prefix);
 
     // a same-host redirect is followed and the profile arrives
@@ -142,7 +138,7 @@ state_dir: ${stateDir}
 
     // the good target is scraped at every 2 s tick, none missed and none doubled, while the
     // hanging and the huge ones take their time (loose bounds: a loaded machine is slow, not wrong)
-    await waitFor('five scrapes of the good target', () => (goodHits.length >= 5 ? true : undefined), 30_000);
+    await waitUntil('five scrapes of the good target', () => goodHits.length >= 5, { timeoutMs: 30_000 });
     for (let i = 1; i < goodHits.length; i++) {
       const gap = (goodHits[i] ?? 0) - (goodHits[i - 1] ?? 0);
       assert.ok(gap > 1000 && gap < 3000, `good target scraped ${gap} ms after the previous one`);

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { Profile } from 'pprof-format';
-import { runCli, startDaemon, waitFor } from '../helpers/cli.js';
+import { runCli, startDaemon } from '../helpers/cli.js';
+import { waitUntil } from '../helpers/wait.js';
 
 let dir: string;
 before(async () => {
@@ -29,7 +30,7 @@ describe('the embedded default', () => {
     const daemon = startDaemon([], { cwd });
     try {
       const heapDir = join(cwd, 'profiles', 'pprof-scraper', 'heap');
-      const file = await waitFor('a heap profile in ./profiles', async () => (await readdir(heapDir).catch(() => [])).find((n) => n.endsWith('.pb.gz')), 15_000);
+      const file = await waitUntil('a heap profile in ./profiles', async () => (await readdir(heapDir).catch(() => [])).find((n) => n.endsWith('.pb.gz')), { timeoutMs: 15_000 });
       assert.ok(Date.now() - started < 15_000);
       const profile = Profile.decode(gunzipSync(await readFile(join(heapDir, file))));
       assert.ok(profile.sampleType.length > 0);

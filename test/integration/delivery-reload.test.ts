@@ -11,8 +11,9 @@ import {parseConfig} from '../../src/config/index.js';
 import {Daemon} from '../../src/daemon.js';
 import {silentLogger} from '../../src/log.js';
 import {createMetrics} from '../../src/metrics.js';
-import {startUniqueProfileTarget, tempDir, timeNanosOf, until} from '../helpers/delivery.js';
+import {startUniqueProfileTarget, tempDir, timeNanosOf} from '../helpers/delivery.js';
 import {startProfefeFake} from '../helpers/profefe-fake.js';
+import {waitUntil} from '../helpers/wait.js';
 
 void test('a repository swapped by a reload during its outage loses nothing', {timeout: 60_000}, async () => {
   const target = await startUniqueProfileTarget();
@@ -35,19 +36,19 @@ state_dir: ${JSON.stringify(join(dir, 'state'))}
   const daemon = new Daemon({logger: silentLogger(), metrics: createMetrics({defaultMetrics: false})});
   try {
     await daemon.apply(parseConfig(config('5s'), 'a.yaml', {baseDir: dir}));
-    await until(() => target.served.length >= 5, 'five scrapes before the reload');
+    await waitUntil('five scrapes before the reload', () => target.served.length >= 5);
     const report = await daemon.apply(parseConfig(config('6s', `  - directory: {path: ${JSON.stringify(join(dir, 'files'))}}`), 'b.yaml', {baseDir: dir}));
     assert.deepEqual(report.repositories.swapped, ['profefe']);
     assert.deepEqual(report.repositories.added, ['directory']);
     const servedAtReload = target.served.length;
-    await until(() => target.served.length >= servedAtReload + 3, 'scrapes after the reload');
+    await waitUntil('scrapes after the reload', () => target.served.length >= servedAtReload + 3);
     isDown = false;
     const upAt = Date.now();
     const expected = target.served.filter((s) => s.at < upAt - 100).map((s) => s.timeNanos);
-    await until(async () => {
+    await waitUntil(`all ${expected.length} profiles at the swapped repository`, async () => {
       const got = new Set(await Promise.all(profefe.received.map((r) => timeNanosOf(r.body))));
       return expected.every((t) => got.has(t));
-    }, `all ${expected.length} profiles at the swapped repository`, 20_000);
+    }, {timeoutMs: 20_000});
     await daemon.stop({scrapeDeadlineMs: 1000, sendDeadlineMs: 1000});
     const times = await Promise.all(profefe.received.map((r) => timeNanosOf(r.body)));
     assert.equal(new Set(times).size, times.length, 'none twice');

@@ -9,11 +9,8 @@ import assert from 'node:assert/strict';
 import {mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
-import {Writable} from 'node:stream';
 import {after, before, test} from 'node:test';
 import {gunzipSync} from 'node:zlib';
-import {pino} from 'pino';
-import type {Logger} from 'pino';
 import {Profile} from 'pprof-format';
 import {parseConfig} from '../../src/config/index.js';
 import {Daemon} from '../../src/daemon.js';
@@ -21,10 +18,12 @@ import {discoverOnce} from '../../src/discovery/index.js';
 import {silentLogger} from '../../src/log.js';
 import {buildTargets, targetsReport} from '../../src/targets/index.js';
 import type {TargetsReport} from '../../src/targets/index.js';
-import {runCli, waitFor} from '../helpers/cli.js';
+import {runCli} from '../helpers/cli.js';
 import {importTargetImage, runTargetContainer} from '../helpers/docker-image.js';
 import {freePort, skipWithoutDocker, startDockerEngine} from '../helpers/dockerd.js';
 import type {DockerEngine} from '../helpers/dockerd.js';
+import {captureLogger} from '../helpers/log.js';
+import {waitUntil} from '../helpers/wait.js';
 
 const skip = await skipWithoutDocker();
 
@@ -181,18 +180,6 @@ repositories: [{directory: {path: ${dir}/unused}}]
   assert.match(http.problems[0]?.error ?? '', /answered HTTP 400 to the container list: Client sent an HTTP request to an HTTPS server\.: the engine speaks TLS/);
 });
 
-/** A daemon whose debug log lines we can count. */
-function captureLogger(): {logger: Logger; lines: Record<string, unknown>[]} {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString().split('\n')) if (line.startsWith('{')) lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  return {logger: pino<never>({level: 'debug'}, stream), lines};
-}
-
 test('a container in host network mode on 127.0.0.23 is scraped end to end into a directory repository', {skip, timeout: 90_000}, async () => {
   const port = await freePort('127.0.0.23');
   const out = join(dir, 'profiles-e2e');
@@ -217,7 +204,7 @@ discovery:
 repositories: [{directory: {path: ${out}}}]
 server: {listen: "127.0.0.1:0"}
 ${LOOPBACK_ONLY}`));
-    const files = await waitFor('a heap and a goroutine profile on disk', async () => {
+    const files = await waitUntil('a heap and a goroutine profile on disk', async () => {
       const found: string[] = [];
       for (const type of ['heap', 'goroutine']) {
         const names = await readdir(join(out, 'e2e-svc', type)).catch(() => [] as string[]);
@@ -225,7 +212,7 @@ ${LOOPBACK_ONLY}`));
         if (pb) found.push(join(out, 'e2e-svc', type, pb));
       }
       return found.length === 2 ? found : undefined;
-    }, 30_000);
+    }, {timeoutMs: 30_000});
     for (const file of files) {
       const profile = Profile.decode(gunzipSync(await readFile(file)));
       assert.ok(profile.sample.length > 0, `${file} has samples`);
@@ -267,23 +254,23 @@ discovery:
 repositories: [{directory: {path: ${dir}/unused}}]
 server: {listen: "127.0.0.1:0"}
 ${LOOPBACK_ONLY}`));
-    await waitFor('the first refresh', () => daemon.ready);
+    await waitUntil('the first refresh', () => daemon.ready, {timeoutMs: 15_000});
     assert.equal(liveTarget(daemon, 'ev'), undefined);
 
     const labels = {suite: 'events', 'pprof.port': String(port)};
     let container = await runTargetContainer(engine.docker, {name: 'ev', network: 'host', listen: `127.0.0.24:${port}`, labels});
     // the full refresh is 10 minutes away: only events can do this in time
-    const target = await waitFor('the new container as a target', () => liveTarget(daemon, 'ev'), 2000, 20);
+    const target = await waitUntil('the new container as a target', () => liveTarget(daemon, 'ev'), {timeoutMs: 2000, everyMs: 20});
     assert.equal(target.address, `127.0.0.24:${port}`);
     assert.equal(target.service, 'ev');
 
     // labels change only by re-creating the container
     await container.remove({force: true});
     container = await runTargetContainer(engine.docker, {name: 'ev', network: 'host', listen: `127.0.0.24:${port}`, labels: {...labels, 'pprof.service': 'renamed'}});
-    await waitFor('the re-created container with its new service', () => liveTarget(daemon, 'ev')?.service === 'renamed', 2000, 20);
+    await waitUntil('the re-created container with its new service', () => liveTarget(daemon, 'ev')?.service === 'renamed', {timeoutMs: 2000, everyMs: 20});
 
     await container.stop({t: 2});
-    await waitFor('the stopped container to leave', () => liveTarget(daemon, 'ev') === undefined, 2000, 20);
+    await waitUntil('the stopped container to leave', () => liveTarget(daemon, 'ev') === undefined, {timeoutMs: 2000, everyMs: 20});
     await container.remove({force: true});
   } finally {
     await daemon.stop();
@@ -293,7 +280,7 @@ ${LOOPBACK_ONLY}`));
 test('the engine stopped and started under a running daemon: targets kept meanwhile, the event stream reconnects', {skip, timeout: 180_000}, async () => {
   const portA = await freePort('127.0.0.25');
   const portB = await freePort('127.0.0.26');
-  const {logger, lines} = captureLogger();
+  const {logger, records: lines} = captureLogger();
   const daemon = new Daemon({logger});
   const connects = (): number => lines.filter((l) => l['msg'] === 'docker event stream connected').length;
   try {
@@ -310,30 +297,30 @@ discovery:
 repositories: [{directory: {path: ${dir}/unused}}]
 server: {listen: "127.0.0.1:0"}
 ${LOOPBACK_ONLY}`));
-    await waitFor('the survivor as a target', () => liveTarget(daemon, 'survivor'), 5000, 20);
-    await waitFor('the event stream', () => connects() >= 1, 5000, 20);
+    await waitUntil('the survivor as a target', () => liveTarget(daemon, 'survivor'), {timeoutMs: 5000, everyMs: 20});
+    await waitUntil('the event stream', () => connects() >= 1, {timeoutMs: 5000, everyMs: 20});
     const before = connects();
 
     await engine.stop();
-    const outage = await waitFor('the failure in the report', () => {
+    const outage = await waitUntil('the failure in the report', () => {
       const r = daemon.report();
       return r.errors.length > 0 ? r : undefined;
-    }, 30_000);
+    }, {timeoutMs: 30_000});
     assert.match(outage.errors[0]!.error, /^cannot reach the Docker engine at unix:\/\/.*: connect (ENOENT|ECONNREFUSED)/);
     assert.ok(outage.targets.some((t) => t.labels['container_name'] === 'survivor'), 'the last good targets stay');
     const failures = await daemon.metrics.registry.getSingleMetricAsString('pprof_scraper_discovery_failures_total');
     assert.match(failures, /provider="docker"[^}]*\} [1-9]/);
 
     await engine.start();
-    await waitFor('the event stream to reconnect', () => connects() > before, 60_000, 50);
-    await waitFor('the error to clear', () => daemon.report().errors.length === 0, 30_000);
+    await waitUntil('the event stream to reconnect', () => connects() > before, {timeoutMs: 60_000, everyMs: 50});
+    await waitUntil('the error to clear', () => daemon.report().errors.length === 0, {timeoutMs: 30_000});
 
     const late = await runTargetContainer(engine.docker, {name: 'late', network: 'host', listen: `127.0.0.26:${portB}`, labels: {suite: 'restart', 'pprof.port': String(portB)}});
-    await waitFor('a container started after the restart, by events', () => liveTarget(daemon, 'late'), 2000, 20);
+    await waitUntil('a container started after the restart, by events', () => liveTarget(daemon, 'late'), {timeoutMs: 2000, everyMs: 20});
     await late.stop({t: 2});
-    await waitFor('it leaves again, by events', () => liveTarget(daemon, 'late') === undefined, 2000, 20);
+    await waitUntil('it leaves again, by events', () => liveTarget(daemon, 'late') === undefined, {timeoutMs: 2000, everyMs: 20});
     await late.remove({force: true});
-    await waitFor('the survivor, restarted with the engine', () => liveTarget(daemon, 'survivor'), 10_000);
+    await waitUntil('the survivor, restarted with the engine', () => liveTarget(daemon, 'survivor'), {timeoutMs: 10_000});
   } finally {
     await daemon.stop();
   }

@@ -8,20 +8,19 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, test } from 'node:test';
-import { pino } from 'pino';
-import type { Logger } from 'pino';
 import { parseConfig } from '../../src/config/index.js';
 import type { LoadedConfig } from '../../src/config/index.js';
 import { Daemon } from '../../src/daemon.js';
 import { DiscoveryManager } from '../../src/discovery/index.js';
 import { createMetrics } from '../../src/metrics.js';
-import type { Metrics } from '../../src/metrics.js';
 import { Scheduler } from '../../src/scrape/scheduler.js';
 import { buildTargets } from '../../src/targets/index.js';
-import { waitFor } from '../helpers/cli.js';
 import { FAILURES, fleet, startEc2Fake, useFakeAwsEnv } from '../helpers/ec2-fake.js';
 import type { Ec2Fake, Failure } from '../helpers/ec2-fake.js';
 import { FakeClock } from '../helpers/fake-clock.js';
+import { captureLogger } from '../helpers/log.js';
+import { metricSum } from '../helpers/metrics.js';
+import { waitUntil } from '../helpers/wait.js';
 
 let fake: Ec2Fake;
 let restoreEnv: () => void;
@@ -66,18 +65,6 @@ server: {listen: "127.0.0.1:0"}
   return parseConfig(text, 'test.yaml', { baseDir: dir });
 }
 
-/** A logger whose lines the test can read. */
-function capture(): { logger: Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const logger = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
-  return { logger, lines };
-}
-
-async function count(metrics: Metrics, name: 'discoveryFailures' | 'discoveryRefreshes', labels: Record<string, string>): Promise<number> {
-  const { values } = await metrics[name].get();
-  return values.filter((v) => Object.entries(labels).every(([k, want]) => (v.labels as Record<string, unknown>)[k] === want)).reduce((n, v) => n + v.value, 0);
-}
-
 const ec2Ids = (manager: DiscoveryManager): string[] | undefined =>
   manager
     .groups()
@@ -89,7 +76,7 @@ for (const [name, failure, code] of [
   ['503 RequestLimitExceeded', FAILURES.throttled, 'RequestLimitExceeded'],
 ] as [string, Failure, string][]) {
   test(`${name}: the last good targets stay, one log line per failure streak, counted; then recovery`, async () => {
-    const { logger, lines } = capture();
+    const { logger, records: lines } = captureLogger();
     const metrics = createMetrics({ defaultMetrics: false });
     let changes = 0;
     const manager = new DiscoveryManager({ logger, metrics, onChange: () => changes++ });
@@ -101,7 +88,7 @@ for (const [name, failure, code] of [
       const changesBefore = changes;
 
       fake.fail(failure, { times: Infinity });
-      await waitFor('two failed refreshes', async () => (await count(metrics, 'discoveryFailures', { provider: 'ec2' })) >= 2 || undefined, 30_000);
+      await waitUntil('two failed refreshes', async () => (await metricSum(metrics.discoveryFailures, { provider: 'ec2' })) >= 2, { timeoutMs: 30_000 });
       assert.deepEqual(ec2Ids(manager), good, 'the last good targets stay');
       assert.equal(changes, changesBefore, 'a failed refresh publishes nothing');
       const [problem] = manager.problems();
@@ -112,18 +99,18 @@ for (const [name, failure, code] of [
       assert.equal(failed.length, 1, 'logged once per failure streak');
       assert.equal(failed[0]?.['code'], code);
       assert.equal(failed[0]?.['kept_targets'], 3);
-      assert.equal(await count(metrics, 'discoveryRefreshes', { provider: 'ec2', result: 'failure' }), await count(metrics, 'discoveryFailures', { provider: 'ec2' }));
+      assert.equal(await metricSum(metrics.discoveryRefreshes, { provider: 'ec2', result: 'failure' }), await metricSum(metrics.discoveryFailures, { provider: 'ec2' }));
 
       const left = fleet(3).slice(1);
       fake.setInstances('us-east-1', left);
       fake.clearFailures();
-      await waitFor('recovery', () => (ec2Ids(manager)?.length === 2 && manager.problems().length === 0) || undefined, 30_000);
+      await waitUntil('recovery', () => ec2Ids(manager)?.length === 2 && manager.problems().length === 0, { timeoutMs: 30_000 });
       assert.deepEqual(ec2Ids(manager), left.map((i) => i.id));
       assert.equal(lines.filter((l) => l['msg'] === 'discovery recovered').length, 1);
 
       // a new streak is logged again
       fake.fail(FAILURES.malformed, { times: Infinity });
-      await waitFor('a new failure streak', () => lines.filter((l) => l['msg'] === 'discovery failed; the last good targets stay').length === 2 || undefined, 30_000);
+      await waitUntil('a new failure streak', () => lines.filter((l) => l['msg'] === 'discovery failed; the last good targets stay').length === 2, { timeoutMs: 30_000 });
       assert.equal(lines.filter((l) => l['msg'] === 'discovery failed; the last good targets stay').at(-1)?.['code'], 'MalformedResponse');
       assert.deepEqual(ec2Ids(manager), left.map((i) => i.id));
     } finally {
@@ -134,7 +121,7 @@ for (const [name, failure, code] of [
 }
 
 test('an instance removed between refreshes: its loops stop, the others keep their planned ticks', async () => {
-  const { logger } = capture();
+  const { logger } = captureLogger();
   const clock = new FakeClock(Date.now());
   const config = load().config;
   const scheduler = new Scheduler({ concurrency: 4, clock }, { run: () => Promise.resolve() });
@@ -153,7 +140,7 @@ test('an instance removed between refreshes: its loops stop, the others keep the
     assert.ok(gone);
 
     fake.setInstances('us-east-1', fleet(3).filter((i) => i.id !== gone.labels['instance_id']));
-    await waitFor('the loops of the removed instance to stop', () => scheduler.size === 2 * 3 || undefined, 30_000);
+    await waitUntil('the loops of the removed instance to stop', () => scheduler.size === 2 * 3, { timeoutMs: 30_000 });
     for (const [key, at] of planned) {
       if (key.startsWith(`${gone.id}/`)) assert.equal(scheduler.nextTickOf(key), undefined, `${key} stopped`);
       else assert.equal(scheduler.nextTickOf(key), at, `${key} keeps its planned tick`);
@@ -165,7 +152,7 @@ test('an instance removed between refreshes: its loops stop, the others keep the
 });
 
 test('the daemon: a removed instance leaves /targets, the other loops are neither added nor changed', async () => {
-  const { logger, lines } = capture();
+  const { logger, records: lines } = captureLogger();
   const daemon = new Daemon({ logger, clock: new FakeClock(Date.now()), metrics: createMetrics({ defaultMetrics: false }) });
   try {
     await daemon.apply(load());
@@ -174,14 +161,14 @@ test('the daemon: a removed instance leaves /targets, the other loops are neithe
         .report()
         .targets.filter((t) => t.provider === 'ec2')
         .map((t) => t.labels['instance_id'] ?? '?');
-    await waitFor('three ec2 targets', () => ec2Targets().length === 3 || undefined, 30_000);
+    await waitUntil('three ec2 targets', () => ec2Targets().length === 3, { timeoutMs: 30_000 });
     const removed = fleet(3)[0]!.id;
     const before = daemon.report().targets;
     const removedId = before.find((t) => t.labels['instance_id'] === removed)?.id;
     const updatesBefore = lines.filter((l) => l['msg'] === 'targets updated').length;
 
     fake.setInstances('us-east-1', fleet(3).slice(1));
-    await waitFor('the removed instance to leave', () => (ec2Targets().length === 2 ? true : undefined), 30_000);
+    await waitUntil('the removed instance to leave', () => ec2Targets().length === 2, { timeoutMs: 30_000 });
     assert.ok(!ec2Targets().includes(removed));
     assert.deepEqual(
       daemon.report().targets.map((t) => t.id),

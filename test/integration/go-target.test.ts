@@ -4,6 +4,7 @@ import {gunzipSync} from 'node:zlib';
 import {Profile} from 'pprof-format';
 import {request} from 'undici';
 import {skipWithoutGo, startGoTarget} from '../helpers/go-target.js';
+import {waitUntil} from '../helpers/wait.js';
 
 const skip = await skipWithoutGo();
 
@@ -20,8 +21,12 @@ void test('the Go target serves every profile type with samples, and stops on SI
   const target = await startGoTarget({host: '127.0.0.3', work: 1});
   try {
     assert.match(target.address, /^127\.0\.0\.3:\d+$/);
-    // Let the background work run long enough to show up in every profile.
-    await new Promise((r) => setTimeout(r, 1500));
+    // The background work shows up in every profile a moment after the start (the CPU profile takes its own second).
+    const samples = async (type: string): Promise<number> => {
+      const res = await request(`http://${target.address}/debug/pprof/${type}`);
+      return Profile.decode(gunzipSync(Buffer.from(await res.body.arrayBuffer()))).sample.length;
+    };
+    await waitUntil('samples in every profile', async () => (await Promise.all(['heap', 'allocs', 'goroutine', 'block', 'mutex', 'threadcreate'].map(samples))).every((n) => n > 0), {timeoutMs: 15_000, everyMs: 100});
     for (const type of ['heap', 'allocs', 'goroutine', 'block', 'mutex', 'threadcreate', 'profile?seconds=1']) {
       const res = await request(`http://${target.address}/debug/pprof/${type}`);
       assert.equal(res.statusCode, 200, type);

@@ -9,11 +9,13 @@ import { test } from 'node:test';
 import bcrypt from 'bcryptjs';
 import { chromium } from 'playwright-core';
 import { Agent, request } from 'undici';
-import { started, startDaemon, waitFor } from '../helpers/cli.js';
+import { started, startDaemon } from '../helpers/cli.js';
 import { freePort } from '../helpers/dockerd.js';
-import { fakeTargetsConfig, httpGet, httpPost, logRecords, metricValue, services, startFakePprofTarget } from '../helpers/operate.js';
+import { exposedValue } from '../helpers/metrics.js';
+import { fakeTargetsConfig, httpGet, httpPost, logRecords, services, startFakePprofTarget } from '../helpers/operate.js';
 import type { FakePprofTarget } from '../helpers/operate.js';
 import { requirePeer } from '../helpers/peers.js';
+import { waitUntil } from '../helpers/wait.js';
 
 // `pprof-scraper run` as a real child process, its status listener tried as
 // a web page in the operator's browser would (DNS rebinding, cross-site
@@ -46,10 +48,10 @@ test('HTTP reload is off by default and SIGHUP still reloads; a foreign Host can
     assert.equal(refused.status, 403);
     assert.match(refused.text, /server\.enable_reload: true .*SIGHUP/);
     assert.deepEqual(await services(base), ['alpha'], 'the refused POST reloaded nothing');
-    assert.equal(metricValue((await httpGet(`${base}/metrics`)).text, 'pprof_scraper_config_reloads_total', { trigger: 'http' }), undefined);
+    assert.equal(exposedValue((await httpGet(`${base}/metrics`)).text, 'pprof_scraper_config_reloads_total', { trigger: 'http' }), undefined);
 
     d.child.kill('SIGHUP');
-    await waitFor('beta after SIGHUP', async () => ((await services(base)).join() === 'alpha,beta' ? true : undefined), 20_000, 50);
+    await waitUntil('beta after SIGHUP', async () => (await services(base)).join() === 'alpha,beta', { timeoutMs: 20_000, everyMs: 50 });
     const logged = logRecords(d.output()).filter((r) => r['msg'] === 'status listener refused a request');
     assert.deepEqual(logged.map((r) => [r['status'], r['path']]).sort(), [[403, '/-/reload'], [421, '/targets']]);
     done = true;
@@ -78,7 +80,7 @@ test('with enable_reload, a cross-site POST /-/reload is refused and reloads not
       assert.match(await res.body.text(), /^POST \/-\/reload refused: /);
     }
     assert.deepEqual(await services(base), ['alpha']);
-    assert.equal(metricValue((await httpGet(`${base}/metrics`)).text, 'pprof_scraper_config_reloads_total', { trigger: 'http' }), undefined, 'no reload was tried');
+    assert.equal(exposedValue((await httpGet(`${base}/metrics`)).text, 'pprof_scraper_config_reloads_total', { trigger: 'http' }), undefined, 'no reload was tried');
 
     const okay = await httpPost(`${base}/-/reload`);
     assert.equal(okay.status, 200, okay.text);
@@ -139,20 +141,20 @@ ${tls ? '  tls: {cert_file: server.pem, key_file: server.key}\n' : ''}state_dir:
     const base = await started(d);
     assert.equal((await httpGet(`${base}/targets`)).status, 401);
     assert.equal((await httpGet(`${base}/healthz`)).status, 200);
-    const first = await waitFor('a good cpu and heap profile of itself', async () => {
+    const first = await waitUntil('a good cpu and heap profile of itself', async () => {
       const r = await lastResults(base);
       return r['cpu'] === 'success' && r['heap'] === 'success' ? r : undefined;
-    }, 30_000, 200);
+    }, { timeoutMs: 30_000, everyMs: 200 });
 
     await writeFile(file, selfConfig(true));
     d.child.kill('SIGHUP');
     const reloaded = await d.waitForLog(/^config reloaded$/, 20_000);
     assert.deepEqual(reloaded['server'], ['tls']);
     const https = base.replace(/^http:/, 'https:');
-    await waitFor('a cpu profile over https', async () => {
+    await waitUntil('a cpu profile over https', async () => {
       const r = await lastResults(https, trusting);
-      return r['cpu'] === 'success' && r['cpuTime'] !== first['cpuTime'] ? true : undefined;
-    }, 30_000, 200);
+      return r['cpu'] === 'success' && r['cpuTime'] !== first['cpuTime'];
+    }, { timeoutMs: 30_000, everyMs: 200 });
     await assert.rejects(httpGet(`${base}/healthz`), 'plain http is gone');
     done = true;
   } finally {
@@ -206,12 +208,12 @@ test('in Chromium: a rebound name gets 421, an allowed name shows the status pag
     const answer = await posted;
     assert.equal(answer.status(), 403);
     assert.match(await answer.text(), /^POST \/-\/reload refused: /);
-    const refusals = await waitFor('both refusals in the log', () => {
+    const refusals = await waitUntil('both refusals in the log', () => {
       const r = logRecords(d.output()).filter((l) => l['msg'] === 'status listener refused a request' && l['status'] === 403);
       return r.length >= 2 ? r : undefined;
-    });
+    }, { timeoutMs: 15_000 });
     assert.deepEqual(refusals.map((r) => r['path']).sort(), ['/-/reload', '/debug/pprof/profile']);
-    assert.equal(metricValue((await httpGet(`${base}/metrics`)).text, 'pprof_scraper_config_reloads_total', { trigger: 'http' }), undefined, 'no reload happened');
+    assert.equal(exposedValue((await httpGet(`${base}/metrics`)).text, 'pprof_scraper_config_reloads_total', { trigger: 'http' }), undefined, 'no reload happened');
     done = true;
   } finally {
     await browser?.close();

@@ -7,17 +7,12 @@ import { Daemon } from '../../src/daemon.js';
 import { createMetrics } from '../../src/metrics.js';
 import { Reloader } from '../../src/reload.js';
 import { skipWithoutGo, startGoTarget } from '../helpers/go-target.js';
-import { captureLogger, httpGet, metricValue, startFakePprofTarget } from '../helpers/operate.js';
+import { captureLogger } from '../helpers/log.js';
+import { exposedValue } from '../helpers/metrics.js';
+import { httpGet, startFakePprofTarget } from '../helpers/operate.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const skip = await skipWithoutGo();
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 test('/metrics, /healthz, /-/ready and /targets follow real scrapes of a Go target', { skip, timeout: 60_000 }, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'pprof-scraper-metrics-'));
@@ -56,41 +51,41 @@ state_dir: "${join(dir, 'state')}"
     assert.equal((await reloader.reload('start')).status, 'applied');
     const base = `http://${daemon.serverAddress ?? ''}`;
     assert.equal((await httpGet(`${base}/healthz`)).status, 200);
-    await until('ready', async () => (await httpGet(`${base}/-/ready`)).status === 200);
+    await waitUntil('ready', async () => (await httpGet(`${base}/-/ready`)).status === 200, { timeoutMs: 20_000, everyMs: 100 });
 
     const read = async (): Promise<string> => (await httpGet(`${base}/metrics`)).text;
-    const heapOk = (t: string): number => metricValue(t, 'pprof_scraper_scrapes_total', { provider: 'static', type: 'heap', result: 'success' }) ?? 0;
-    await until('a first heap scrape', async () => heapOk(await read()) >= 1);
+    const heapOk = (t: string): number => exposedValue(t, 'pprof_scraper_scrapes_total', { provider: 'static', type: 'heap', result: 'success' }) ?? 0;
+    await waitUntil('a first heap scrape', async () => heapOk(await read()) >= 1, { timeoutMs: 20_000, everyMs: 100 });
     const first = await read();
-    await until('two more heap scrapes and a CPU profile', async () => {
+    await waitUntil('two more heap scrapes and a CPU profile', async () => {
       const t = await read();
-      return heapOk(t) >= heapOk(first) + 2 && (metricValue(t, 'pprof_scraper_scrapes_total', { type: 'cpu', result: 'success' }) ?? 0) >= 1;
-    });
-    await until('a sent profile', async () => (metricValue(await read(), 'pprof_scraper_profiles_sent_total', { repository: 'directory', result: 'ok' }) ?? 0) >= 3);
+      return heapOk(t) >= heapOk(first) + 2 && (exposedValue(t, 'pprof_scraper_scrapes_total', { type: 'cpu', result: 'success' }) ?? 0) >= 1;
+    }, { timeoutMs: 20_000, everyMs: 100 });
+    await waitUntil('a sent profile', async () => (exposedValue(await read(), 'pprof_scraper_profiles_sent_total', { repository: 'directory', result: 'ok' }) ?? 0) >= 3, { timeoutMs: 20_000, everyMs: 100 });
     const later = await read();
 
     assert.ok(heapOk(later) >= heapOk(first) + 2);
-    assert.ok((metricValue(later, 'pprof_scraper_scraped_bytes_total', { type: 'heap' }) ?? 0) > (metricValue(first, 'pprof_scraper_scraped_bytes_total', { type: 'heap' }) ?? 0));
-    assert.ok((metricValue(later, 'pprof_scraper_scrape_duration_seconds_count', { type: 'heap' }) ?? 0) >= heapOk(later));
+    assert.ok((exposedValue(later, 'pprof_scraper_scraped_bytes_total', { type: 'heap' }) ?? 0) > (exposedValue(first, 'pprof_scraper_scraped_bytes_total', { type: 'heap' }) ?? 0));
+    assert.ok((exposedValue(later, 'pprof_scraper_scrape_duration_seconds_count', { type: 'heap' }) ?? 0) >= heapOk(later));
     // lateness is a histogram: buckets, a sum and a count, no quantiles
-    const late = metricValue(later, 'pprof_scraper_schedule_lateness_seconds_count') ?? 0;
+    const late = exposedValue(later, 'pprof_scraper_schedule_lateness_seconds_count') ?? 0;
     assert.ok(late >= heapOk(later), later);
-    assert.equal(metricValue(later, 'pprof_scraper_schedule_lateness_seconds_bucket', { le: '+Inf' }), late);
-    assert.ok(metricValue(later, 'pprof_scraper_schedule_lateness_seconds_bucket', { le: '0.001' }) !== undefined);
-    assert.ok((metricValue(later, 'pprof_scraper_scrapes_total', { provider: 'static', type: 'heap' }) ?? 0) > 0);
+    assert.equal(exposedValue(later, 'pprof_scraper_schedule_lateness_seconds_bucket', { le: '+Inf' }), late);
+    assert.ok(exposedValue(later, 'pprof_scraper_schedule_lateness_seconds_bucket', { le: '0.001' }) !== undefined);
+    assert.ok((exposedValue(later, 'pprof_scraper_scrapes_total', { provider: 'static', type: 'heap' }) ?? 0) > 0);
     const failed = later.split('\n').filter((l) => l.startsWith('pprof_scraper_scrapes_total{') && l.includes('type="heap"') && !l.includes('result="success"'));
     assert.ok(failed.length > 0, 'the target with nobody home counts as failures');
-    await until('a skipped tick', async () => (metricValue(await read(), 'pprof_scraper_skipped_ticks_total', { type: 'heap' }) ?? 0) >= 1);
-    assert.equal(metricValue(later, 'pprof_scraper_targets', { provider: 'static' }), 3);
-    assert.equal(metricValue(later, 'pprof_scraper_dropped_targets', { provider: 'static' }), 1);
-    assert.ok((metricValue(later, 'pprof_scraper_discovery_refreshes_total', { provider: 'static', result: 'success' }) ?? 0) >= 1);
-    assert.ok((metricValue(later, 'pprof_scraper_profiles_sent_total', { repository: 'directory', result: 'ok' }) ?? 0) >= 3);
-    assert.equal(metricValue(later, 'pprof_scraper_config_last_reload_successful'), 1);
-    assert.ok((metricValue(later, 'pprof_scraper_config_hash') ?? 0) > 0);
+    await waitUntil('a skipped tick', async () => (exposedValue(await read(), 'pprof_scraper_skipped_ticks_total', { type: 'heap' }) ?? 0) >= 1, { timeoutMs: 20_000, everyMs: 100 });
+    assert.equal(exposedValue(later, 'pprof_scraper_targets', { provider: 'static' }), 3);
+    assert.equal(exposedValue(later, 'pprof_scraper_dropped_targets', { provider: 'static' }), 1);
+    assert.ok((exposedValue(later, 'pprof_scraper_discovery_refreshes_total', { provider: 'static', result: 'success' }) ?? 0) >= 1);
+    assert.ok((exposedValue(later, 'pprof_scraper_profiles_sent_total', { repository: 'directory', result: 'ok' }) ?? 0) >= 3);
+    assert.equal(exposedValue(later, 'pprof_scraper_config_last_reload_successful'), 1);
+    assert.ok((exposedValue(later, 'pprof_scraper_config_hash') ?? 0) > 0);
     // prom-client's defaults, under their usual names
-    assert.ok((metricValue(later, 'process_cpu_seconds_total') ?? 0) > 0);
-    assert.ok((metricValue(later, 'nodejs_heap_size_used_bytes') ?? 0) > 0);
-    assert.ok(metricValue(later, 'process_resident_memory_bytes') !== undefined);
+    assert.ok((exposedValue(later, 'process_cpu_seconds_total') ?? 0) > 0);
+    assert.ok((exposedValue(later, 'nodejs_heap_size_used_bytes') ?? 0) > 0);
+    assert.ok(exposedValue(later, 'process_resident_memory_bytes') !== undefined);
 
     // /targets: the dry run plus the last scrape per type, with a link to the profile
     const report = JSON.parse((await httpGet(`${base}/targets`)).text) as {

@@ -4,10 +4,12 @@ import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { started, startDaemon, waitFor } from '../helpers/cli.js';
+import { started, startDaemon } from '../helpers/cli.js';
 import type { DaemonProcess } from '../helpers/cli.js';
-import { fakeTargetsConfig, httpGet, httpPost, logRecords, metricValue, services, startFakePprofTarget } from '../helpers/operate.js';
+import { exposedValue } from '../helpers/metrics.js';
+import { fakeTargetsConfig, httpGet, httpPost, logRecords, services, startFakePprofTarget } from '../helpers/operate.js';
 import type { FakePprofTarget } from '../helpers/operate.js';
+import { waitUntil } from '../helpers/wait.js';
 
 // `pprof-scraper run` as a real child process, reloaded by each trigger:
 // SIGHUP, an edit of the file (in place, renamed over, backup-then-write),
@@ -35,7 +37,7 @@ function reloads(d: DaemonProcess, msg: RegExp): Record<string, unknown>[] {
 }
 
 async function servicesBecome(base: string, want: string[]): Promise<void> {
-  await waitFor(`targets ${want.join(', ')}`, async () => ((await services(base)).join(',') === want.join(',') ? true : undefined), 20_000, 50);
+  await waitUntil(`targets ${want.join(', ')}`, async () => (await services(base)).join(',') === want.join(','), { timeoutMs: 20_000, everyMs: 50 });
 }
 
 test('reload by SIGHUP and by POST /-/reload; an invalid file is refused with every error and the old targets stay', { timeout: 60_000 }, async () => {
@@ -52,6 +54,7 @@ test('reload by SIGHUP and by POST /-/reload; an invalid file is refused with ev
 
     // SIGHUP: watching is off, so only the signal can make this edit count
     await writeFile(file, config(dir, { alpha, beta }));
+    // a sleep on purpose: no reload may happen within it
     await new Promise((r) => setTimeout(r, 400));
     assert.deepEqual(await services(base), ['alpha'], 'nothing reloads before the signal');
     d.child.kill('SIGHUP');
@@ -69,8 +72,8 @@ test('reload by SIGHUP and by POST /-/reload; an invalid file is refused with ev
     assert.match(refused.text, /:9:\d+: repositories\[0\]\.directory\.retention\.max_age: .*forever/);
     assert.deepEqual(await services(base), ['alpha', 'beta']);
     const metrics = (await httpGet(`${base}/metrics`)).text;
-    assert.equal(metricValue(metrics, 'pprof_scraper_config_last_reload_successful'), 0);
-    assert.equal(metricValue(metrics, 'pprof_scraper_config_reloads_total', { trigger: 'http', result: 'invalid' }), 1);
+    assert.equal(exposedValue(metrics, 'pprof_scraper_config_last_reload_successful'), 0);
+    assert.equal(exposedValue(metrics, 'pprof_scraper_config_reloads_total', { trigger: 'http', result: 'invalid' }), 1);
     // the log has each error with its line and column
     const logged = logRecords(d.output()).filter((r) => r['trigger'] === 'http' && typeof r['line'] === 'number');
     assert.deepEqual(logged.map((r) => r['line']).sort(), [1, 9]);
@@ -89,9 +92,9 @@ test('reload by SIGHUP and by POST /-/reload; an invalid file is refused with ev
     assert.equal(okay.status, 200, okay.text);
     assert.deepEqual(await services(base), ['alpha']);
     const after = (await httpGet(`${base}/metrics`)).text;
-    assert.equal(metricValue(after, 'pprof_scraper_config_last_reload_successful'), 1);
-    assert.equal(metricValue(after, 'pprof_scraper_config_hash'), Number.parseInt(createHash('sha256').update(text).digest('hex').slice(0, 12), 16));
-    const stamp = metricValue(after, 'pprof_scraper_config_last_reload_success_timestamp_seconds') ?? 0;
+    assert.equal(exposedValue(after, 'pprof_scraper_config_last_reload_successful'), 1);
+    assert.equal(exposedValue(after, 'pprof_scraper_config_hash'), Number.parseInt(createHash('sha256').update(text).digest('hex').slice(0, 12), 16));
+    const stamp = exposedValue(after, 'pprof_scraper_config_last_reload_success_timestamp_seconds') ?? 0;
     assert.ok(Math.abs(stamp - Date.now() / 1000) < 30, `success timestamp ${stamp}`);
     assert.equal((await httpGet(`${base}/-/reload`)).status, 405, 'GET /-/reload is not a reload');
 
@@ -141,15 +144,15 @@ test('reload on a file change: in place, renamed over, backup-then-write; an inv
     const refusedBefore = reloads(d, /^reload refused/).length;
     await writeFile(`${file}.tmp`, INVALID);
     await rename(`${file}.tmp`, file);
-    await waitFor('the refusal in the log', () => (reloads(d, /^reload refused/).length > refusedBefore ? true : undefined), 20_000, 50);
+    await waitUntil('the refusal in the log', () => reloads(d, /^reload refused/).length > refusedBefore, { timeoutMs: 20_000, everyMs: 50 });
     assert.deepEqual(await services(base), ['beta']);
-    assert.equal(metricValue((await httpGet(`${base}/metrics`)).text, 'pprof_scraper_config_last_reload_successful'), 0);
+    assert.equal(exposedValue((await httpGet(`${base}/metrics`)).text, 'pprof_scraper_config_last_reload_successful'), 0);
 
     // backup-then-write (vim's default): the old file moves away, a new one appears
     await rename(file, `${file}~`);
     await writeFile(file, config(dir, { beta, gamma }));
     await servicesBecome(base, ['beta', 'gamma']);
-    assert.equal(metricValue((await httpGet(`${base}/metrics`)).text, 'pprof_scraper_config_last_reload_successful'), 1);
+    assert.equal(exposedValue((await httpGet(`${base}/metrics`)).text, 'pprof_scraper_config_last_reload_successful'), 1);
 
     const byFile = reloads(d, /^config reloaded/).filter((r) => r['trigger'] === 'file');
     assert.ok(byFile.length >= 3, `three reloads by file change, saw ${byFile.length}`);

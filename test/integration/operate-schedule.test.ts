@@ -7,9 +7,11 @@ import { test } from 'node:test';
 import { Daemon } from '../../src/daemon.js';
 import { createMetrics } from '../../src/metrics.js';
 import { Reloader } from '../../src/reload.js';
+import { captureLogger } from '../helpers/log.js';
 import { startProfefeFake } from '../helpers/profefe-fake.js';
-import { captureLogger, startFakePprofTarget, startRecordingProxy } from '../helpers/operate.js';
+import { startFakePprofTarget, startRecordingProxy } from '../helpers/operate.js';
 import type { FakePprofTarget } from '../helpers/operate.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const INTERVAL_MS = 1000;
 const STALL_LIMIT_MS = 250;
@@ -30,14 +32,6 @@ repositories:
 server: {listen: "127.0.0.1:0"}
 state_dir: "${stateDir}"
 `;
-}
-
-async function until(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 function gaps(hits: readonly { at: number }[]): number[] {
@@ -68,9 +62,9 @@ test('a reload that adds one target and removes another leaves the others on the
     try {
       await writeFile(file, config({ a, b, c }, repoUrl, '10s', join(dir, 'state')));
       assert.equal((await reloader.reload('start')).status, 'applied');
-      await until('two scrapes of a, b and c', () => [a, b, c].every((t) => t.hits.length >= 2));
+      await waitUntil('two scrapes of a, b and c', () => [a, b, c].every((t) => t.hits.length >= 2));
       // reload while b's scrape is in flight
-      await until('a scrape of b and a send in flight', () => b.hits.length > b.answered() && slowLink.requests.some((r) => r.endedAt === undefined));
+      await waitUntil('a scrape of b and a send in flight', () => b.hits.length > b.answered() && slowLink.requests.some((r) => r.endedAt === undefined));
       const bInFlight = b.hits.length;
       await writeFile(file, config({ a, b, d }, repoUrl, '11s', join(dir, 'state')));
       reloadedAt = Date.now();
@@ -84,8 +78,8 @@ test('a reload that adds one target and removes another leaves the others on the
       assert.equal(logged.length, 1);
       assert.deepEqual(logged[0]?.['targets'], { added: 1, removed: 1, kept: 2 });
 
-      await until('four more scrapes of a, b and d', () => [a, b, d].every((t) => t.hits.filter((h) => h.at > reloadedAt).length >= 4), 20_000);
-      await until('the in-flight scrape of b answered', () => b.answered() >= bInFlight);
+      await waitUntil('four more scrapes of a, b and d', () => [a, b, d].every((t) => t.hits.filter((h) => h.at > reloadedAt).length >= 4), { timeoutMs: 20_000 });
+      await waitUntil('the in-flight scrape of b answered', () => b.answered() >= bInFlight);
       const cAfter = c.hits.filter((h) => h.at > reloadedAt + 50);
       assert.deepEqual(cAfter, [], 'the removed target is not scraped after the reload');
 

@@ -5,11 +5,12 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { Profile } from 'pprof-format';
-import { startDaemon, waitFor } from '../helpers/cli.js';
-import { skipWithoutGo, startGoTarget } from '../helpers/go-target.js';
+import { startDaemon } from '../helpers/cli.js';
+import { goHandlerRunning, skipWithoutGo, startGoTarget } from '../helpers/go-target.js';
 import type { GoTarget } from '../helpers/go-target.js';
 import { startRecordingProxy } from '../helpers/operate.js';
 import type { RecordingProxy } from '../helpers/operate.js';
+import { waitUntil } from '../helpers/wait.js';
 
 // A real Go target's CPU profile (seconds=3) is in flight when SIGTERM
 // arrives: the daemon waits for it, hands it to the repository, exits 0.
@@ -58,13 +59,13 @@ async function cpuFiles(dir: string): Promise<string[]> {
 }
 
 test('SIGTERM with a CPU profile in flight: the profile still lands, exit 0', { skip, timeout: 60_000 }, async () => {
-  const { dir, file, proxy, cleanup } = await setup();
+  const { dir, file, go, proxy, cleanup } = await setup();
   const d = startDaemon(['--config', file], { cwd: dir });
   try {
     await d.waitForLog(/^pprof-scraper running$/, 60_000);
-    const inFlight = await waitFor('a CPU request in flight', () => proxy.requests.find((r) => r.endedAt === undefined), 15_000, 10);
-    // let it run a little, well short of its 3 s
-    await new Promise((r) => setTimeout(r, 300));
+    const inFlight = await waitUntil('a CPU request in flight', () => proxy.requests.find((r) => r.endedAt === undefined), { timeoutMs: 15_000 });
+    // the signal comes while the Go target profiles, well short of its 3 s
+    await waitUntil('the CPU profile to run in the Go target', () => goHandlerRunning(go.address, 'Profile'), { everyMs: 20 });
     assert.deepEqual(await cpuFiles(dir), [], 'nothing landed before the signal');
     const signalledAt = Date.now();
     const exit = await d.stop('SIGTERM');
@@ -89,7 +90,7 @@ test('a second signal exits at once, without waiting for the scrape in flight', 
   const d = startDaemon(['--config', file], { cwd: dir });
   try {
     await d.waitForLog(/^pprof-scraper running$/, 60_000);
-    const inFlight = await waitFor('a CPU request in flight', () => proxy.requests.find((r) => r.endedAt === undefined), 15_000, 10);
+    const inFlight = await waitUntil('a CPU request in flight', () => proxy.requests.find((r) => r.endedAt === undefined), { timeoutMs: 15_000 });
     d.child.kill('SIGTERM');
     await d.waitForLog(/^stopping/);
     const exit = await d.stop('SIGINT');

@@ -11,8 +11,10 @@ import { Daemon } from '../../src/daemon.js';
 import { createMetrics } from '../../src/metrics.js';
 import { Reloader } from '../../src/reload.js';
 import { skipWithoutGo, startGoTarget } from '../helpers/go-target.js';
-import { captureLogger, httpGet, startFakePprofTarget } from '../helpers/operate.js';
+import { captureLogger } from '../helpers/log.js';
+import { httpGet, startFakePprofTarget } from '../helpers/operate.js';
 import { requirePeer } from '../helpers/peers.js';
+import { waitUntil } from '../helpers/wait.js';
 
 // The status page in Debian's headless Chromium, driven by playwright-core:
 // targets grouped by service, health per profile type, the last error, and a
@@ -32,14 +34,6 @@ async function exists(path: string): Promise<boolean> {
 }
 
 const skip = (await skipWithoutGo()) || requirePeer('chromium', await exists(CHROMIUM), `${CHROMIUM} not found`);
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 test('the status page in headless Chromium: services, health per type, errors, a working download link', { skip, timeout: 120_000 }, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'pprof-scraper-page-'));
@@ -73,10 +67,10 @@ state_dir: "${join(dir, 'state')}"
     const start = await reloader.reload('start');
     assert.equal(start.status, 'applied', JSON.stringify(start));
     const base = `http://${daemon.serverAddress ?? ''}/`;
-    await until('both targets scraped', async () => {
+    await waitUntil('both targets scraped', async () => {
       const r = JSON.parse((await httpGet(`${base}targets`)).text) as { targets: { last: Record<string, unknown> }[] };
       return r.targets.length === 2 && r.targets.every((t) => Object.keys(t.last).length > 0) && r.targets.some((t) => Object.keys(t.last).length === 2);
-    });
+    }, { timeoutMs: 20_000, everyMs: 100 });
 
     context = await chromium.launchPersistentContext(userDataDir, {
       executablePath: CHROMIUM,

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -9,9 +9,11 @@ import { test } from 'node:test';
 import { parseConfig } from '../../src/config/index.js';
 import { Daemon } from '../../src/daemon.js';
 import { silentLogger } from '../../src/log.js';
-import { waitFor } from '../helpers/cli.js';
+import { metricSum } from '../helpers/metrics.js';
+import { fixture } from '../helpers/profiles.js';
 import { startPyroscopeFake } from '../helpers/pyroscope-fake.js';
 import { sampleBomb } from '../helpers/sample-bomb.js';
+import { waitUntil } from '../helpers/wait.js';
 
 async function serve(body: Buffer, host: string): Promise<{ server: Server; port: number }> {
   const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(body));
@@ -20,7 +22,7 @@ async function serve(body: Buffer, host: string): Promise<{ server: Server; port
 }
 
 void test('a sample-bomb target is a failed scrape naming scrape.max_samples; no repository gets it, the directory included', { timeout: 60_000 }, async () => {
-  const good = await serve(await readFile(new URL('../fixtures/goroutine.pb.gz', import.meta.url)), '127.0.0.41');
+  const good = await serve(fixture('goroutine'), '127.0.0.41');
   const bomb = await serve(sampleBomb(), '127.0.0.42');
   // the fixture's own time is days old: this Pyroscope, like the repository below, takes any time
   const pyroscope = await startPyroscopeFake({ rejectOlderThanMs: 0 });
@@ -49,18 +51,14 @@ state_dir: ${join(dir, 'state')}
     );
     const lastOf = (service: string) => daemon.report().targets.find((t) => t.service === service)?.last?.['goroutine'];
     const goodFiles = async (): Promise<string[]> => (await readdir(join(dir, 'profiles', 'good', 'goroutine')).catch(() => [])).filter((f) => f.endsWith('.pb.gz'));
-    const failed = await waitFor('a result for the bomb', () => lastOf('bomb'), 30_000);
+    const failed = await waitUntil('a result for the bomb', () => lastOf('bomb'), { timeoutMs: 30_000 });
     assert.equal(failed.result, 'too_large');
     assert.equal(failed.error, 'profile has 3000000 samples, more than scrape.max_samples (1000000): refused (a sample bomb, or raise the limit)');
 
     // the good target's profiles keep arriving in both repositories
     // (the fixture's own time names its file, so each scrape of the good target writes the same one)
-    await waitFor('the good target in both repositories', async () => ((await goodFiles()).length >= 1 && pyroscope.received.length >= 2 ? true : undefined), 30_000);
-    await waitFor('a second refused scrape of the bomb', async () => {
-      const text = await daemon.metrics.registry.getSingleMetricAsString('pprof_scraper_scrapes_total');
-      const refused = [...text.matchAll(/result="too_large"\} (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
-      return refused >= 2 ? true : undefined;
-    });
+    await waitUntil('the good target in both repositories', async () => (await goodFiles()).length >= 1 && pyroscope.received.length >= 2, { timeoutMs: 30_000 });
+    await waitUntil('a second refused scrape of the bomb', async () => (await metricSum(daemon.metrics.scrapes, { result: 'too_large' })) >= 2, { timeoutMs: 15_000 });
     assert.deepEqual(await readdir(join(dir, 'profiles')), ['good']);
     assert.deepEqual([...new Set(pyroscope.received.map((s) => s.label('service_name')))], ['good']);
   } finally {

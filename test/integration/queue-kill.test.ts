@@ -12,8 +12,9 @@ import {join} from 'node:path';
 import {test} from 'node:test';
 import {fileURLToPath} from 'node:url';
 import {scanSegment} from '../../src/repositories/queue-record.js';
-import {startUniqueProfileTarget, tempDir, timeNanosOf, until} from '../helpers/delivery.js';
+import {startUniqueProfileTarget, tempDir, timeNanosOf} from '../helpers/delivery.js';
 import {startProfefeFake} from '../helpers/profefe-fake.js';
+import {waitUntil} from '../helpers/wait.js';
 
 const CLI = fileURLToPath(new URL('../../dist/cli/index.js', import.meta.url));
 
@@ -67,12 +68,13 @@ void test('kill -9 during a repository outage, restart: every profile taken arri
   const log: string[] = [];
   let daemon = startDaemon(config, log);
   try {
-    await until(() => target.served.length >= 10, '10 profiles served to the first daemon', 20_000);
-    await new Promise((r) => setTimeout(r, 500));
+    await waitUntil('10 profiles served to the first daemon', () => target.served.length >= 10, {timeoutMs: 20_000});
+    const queueDir = join(dir, 'state', 'queues', 'profefe');
+    await waitUntil('10 profiles durable on disk', async () => (await durableTimes(queueDir).catch(() => new Set())).size >= 10, {timeoutMs: 20_000});
     daemon.kill('SIGKILL');
     await exited(daemon);
     // what the killed daemon had made durable, read from its queue on disk
-    const onDisk = await durableTimes(join(dir, 'state', 'queues', 'profefe'));
+    const onDisk = await durableTimes(queueDir);
     assert.ok(onDisk.size >= 5, `${onDisk.size} profiles durable at the kill`);
     // a profile's time is its TimeNanos in ms, give or take the last ms
     const near = (set: Set<number>, ms: number): boolean => set.has(ms) || set.has(ms - 1) || set.has(ms + 1);
@@ -83,16 +85,16 @@ void test('kill -9 during a repository outage, restart: every profile taken arri
     const restartedAt = Date.now();
     daemon = startDaemon(config, log);
     const servedAtRestart = target.served.length;
-    await until(() => target.served.length >= servedAtRestart + 4, 'profiles served to the second daemon', 20_000);
+    await waitUntil('profiles served to the second daemon', () => target.served.length >= servedAtRestart + 4, {timeoutMs: 20_000});
     isDown = false;
     const upAt = Date.now();
     // what the first daemon made durable, and what the second one was served until now
     const expected = target.served.filter((s) => near(onDisk, Number(s.timeNanos / 1_000_000n)) || (s.at > restartedAt && s.at < upAt)).map((s) => s.timeNanos);
     const arrived = async (): Promise<bigint[]> => Promise.all(profefe.received.map((r) => timeNanosOf(r.body)));
-    await until(async () => {
+    await waitUntil(`all ${expected.length} profiles, made durable before the kill or taken after the restart, to arrive`, async () => {
       const got = new Set(await arrived());
       return expected.every((t) => got.has(t));
-    }, `all ${expected.length} profiles, made durable before the kill or taken after the restart, to arrive`, 30_000);
+    }, {timeoutMs: 30_000});
 
     daemon.kill('SIGTERM');
     await exited(daemon);

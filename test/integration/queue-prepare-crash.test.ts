@@ -21,9 +21,12 @@ import {scanSegment} from '../../src/repositories/queue-record.js';
 import {openSpool} from '../../src/repositories/spool.js';
 import {CLI, startDaemon} from '../helpers/cli.js';
 import type {DaemonProcess} from '../helpers/cli.js';
-import {ScriptedRepository, settings, taggedProfile, tempDir} from '../helpers/delivery.js';
-import {httpGet, metricValue} from '../helpers/operate.js';
+import {ScriptedRepository, settings, tempDir} from '../helpers/delivery.js';
+import {exposedValue} from '../helpers/metrics.js';
+import {httpGet} from '../helpers/operate.js';
+import {fixture, taggedProfile} from '../helpers/profiles.js';
 import {startPyroscopeFake} from '../helpers/pyroscope-fake.js';
+import {waitUntil} from '../helpers/wait.js';
 
 /** The heap the daemons get: about three times what the idle daemon uses. */
 const HEAP_MIB = 48;
@@ -60,20 +63,15 @@ async function dieWhilePreparing(child: ChildProcess, note: string, offset: numb
   });
   let done = false;
   void exited.then(() => (done = true));
-  const deadline = Date.now() + timeoutMs;
-  let killed = false;
-  while (!done && !killed) {
-    const item = parsePreparing(await readFile(note, 'latin1').catch(() => ''));
-    if (item) {
-      child.kill('SIGKILL');
-      killed = true;
-      assert.equal(item.offset, offset, 'the heavy profile is the first being prepared');
-    } else if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`the daemon neither died nor began preparing the profile within ${timeoutMs} ms`);
-    } else {
-      await new Promise((r) => setImmediate(r));
-    }
+  // polled each millisecond: the kill must come while the item is being prepared
+  const item = await waitUntil('the daemon to die or begin preparing the profile', async () => done || parsePreparing(await readFile(note, 'latin1').catch(() => '')), {timeoutMs, everyMs: 1}).catch((err: unknown) => {
+    child.kill('SIGKILL');
+    throw err;
+  });
+  const killed = item !== true;
+  if (item !== true) {
+    child.kill('SIGKILL');
+    assert.equal(item.offset, offset, 'the heavy profile is the first being prepared');
   }
   return {...(await exited), killed};
 }
@@ -83,7 +81,7 @@ void test('a queued profile that kills the daemon while it is prepared: the rest
   const pyroscope = await startPyroscopeFake({rejectOlderThanMs: 0});
   const {dir, cleanup} = await tempDir('pprof-prepare-crash-');
   const state = join(dir, 'state');
-  const goroutine = await readFile(new URL('../fixtures/goroutine.pb.gz', import.meta.url));
+  const goroutine = fixture('goroutine');
   const heavy = heavyAllocsProfile(600_000);
 
   // the queue a daemon left behind while Pyroscope was down, written by the queue's own code
@@ -138,8 +136,8 @@ void test('a queued profile that kills the daemon while it is prepared: the rest
     assert.ok(copy, `the profile is in quarantine/: ${quarantined.join(', ')}`);
     assert.deepEqual(await readFile(join(qdir, 'quarantine', copy)), heavy);
     const metrics = (await httpGet(`http://${String(running['listen'])}/metrics`)).text;
-    assert.equal(metricValue(metrics, 'pprof_scraper_queue_quarantined_total', {repository: 'pyroscope', reason: 'interrupted'}), 1);
-    assert.equal(metricValue(metrics, 'pprof_scraper_queue_length', {repository: 'pyroscope'}), 0);
+    assert.equal(exposedValue(metrics, 'pprof_scraper_queue_quarantined_total', {repository: 'pyroscope', reason: 'interrupted'}), 1);
+    assert.equal(exposedValue(metrics, 'pprof_scraper_queue_length', {repository: 'pyroscope'}), 0);
 
     const stopped = await second.stop('SIGTERM');
     assert.equal(stopped.code, 0, second.output().slice(-2000));

@@ -7,7 +7,6 @@
 import assert from 'node:assert/strict';
 import {createServer, request as httpRequest} from 'node:http';
 import type {AddressInfo} from 'node:net';
-import {readFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {test} from 'node:test';
 import {GetObjectCommand, HeadObjectCommand, S3Client} from '@aws-sdk/client-s3';
@@ -17,8 +16,12 @@ import {createMetrics} from '../../src/metrics.js';
 import type {ScrapedProfile} from '../../src/profiles/profile.js';
 import {createS3Repository, s3Key} from '../../src/repositories/s3.js';
 import {openSpool} from '../../src/repositories/spool.js';
-import {captureLogger, metricValue, settings, tempDir, until} from '../helpers/delivery.js';
+import {settings, tempDir} from '../helpers/delivery.js';
+import {captureLogger} from '../helpers/log.js';
+import {metricSum} from '../helpers/metrics.js';
 import {decodePprof} from '../helpers/pprof-stacks.js';
+import {fixture, scrapedProfile} from '../helpers/profiles.js';
+import {waitUntil} from '../helpers/wait.js';
 
 // s3rver's fixed credentials, through the AWS chain's environment step
 process.env['AWS_ACCESS_KEY_ID'] = 'S3RVER';
@@ -69,10 +72,8 @@ function s3Config(endpoint: string, over: Partial<S3Config> = {}): S3Config {
   return {bucket: BUCKET, prefix: 'pprof/', region: 'us-east-1', endpoint, force_path_style: true, queue: {max_size: 1e9, max_age: 1e9}, retry: {initial_backoff: 50, max_backoff: 200}, timeout: 10_000, ...over};
 }
 
-const fixture = (name: string): Promise<Buffer> => readFile(new URL(`../fixtures/${name}`, import.meta.url));
-
 function profile(data: Buffer, type: string, over: Partial<ScrapedProfile> = {}): ScrapedProfile {
-  return {targetId: 't1', service: 'billing', type, labels: {instance: '10.0.0.7:6060', region: 'eu-west-1', Zone: 'b'}, time: Date.UTC(2026, 10, 25, 9, 30, 0, 5), sampleCount: 1, url: `http://10.0.0.7:6060/debug/pprof/${type}`, data, ...over};
+  return scrapedProfile({targetId: 't1', type, labels: {instance: '10.0.0.7:6060', region: 'eu-west-1', Zone: 'b'}, time: Date.UTC(2026, 10, 25, 9, 30, 0, 5), data, ...over});
 }
 
 void test('profiles land in s3rver under the key layout with their labels, byte-identical', {timeout: 60_000}, async () => {
@@ -82,7 +83,7 @@ void test('profiles land in s3rver under the key layout with their labels, byte-
   const client = new S3Client({region: 'us-east-1', endpoint: s3.url, forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED'});
   try {
     for (const type of ['heap', 'cpu', 'goroutine']) {
-      const p = profile(await fixture(`${type}.pb.gz`), type);
+      const p = profile(fixture(`${type}.pb.gz`), type);
       assert.deepEqual(await repo.send(p, AbortSignal.timeout(10_000)), {status: 'ok'});
       const key = s3Key('pprof/', p);
       assert.match(key, new RegExp(`^pprof/billing/${type}/2026/11/25/20261125T093000\\.005Z_10\\.0\\.0\\.7_6060_[0-9a-f]{12}\\.pb\\.gz$`));
@@ -99,7 +100,7 @@ void test('profiles land in s3rver under the key layout with their labels, byte-
       assert.equal(head.Metadata?.['zone'], 'b');
     }
     // labels too large for metadata: a sidecar next to the profile
-    const big = profile(await fixture('heap.pb.gz'), 'heap', {time: Date.UTC(2026, 10, 25, 9, 31), labels: {instance: 'i', tags: 'x'.repeat(2500)}});
+    const big = profile(fixture('heap.pb.gz'), 'heap', {time: Date.UTC(2026, 10, 25, 9, 31), labels: {instance: 'i', tags: 'x'.repeat(2500)}});
     assert.deepEqual(await repo.send(big, AbortSignal.timeout(10_000)), {status: 'ok'});
     const sidecar = s3Key('pprof/', big).replace(/\.pb\.gz$/, '.labels.json');
     const side = JSON.parse(Buffer.from(await (await client.send(new GetObjectCommand({Bucket: BUCKET, Key: sidecar}))).Body!.transformToByteArray()).toString()) as {labels: Record<string, string>};
@@ -120,18 +121,18 @@ void test('a 503 SlowDown is retried by the queue until the object lands', {time
   const slowDown = '<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message><RequestId>1</RequestId></Error>';
   const proxy = await startProxy(s3.url, (n) => (n < 3 ? {status: 503, body: slowDown} : undefined));
   const repo = await createS3Repository('s3', s3Config(proxy.url));
-  const {logger, lines} = captureLogger();
+  const {logger, records: lines} = captureLogger();
   const metrics = createMetrics({defaultMetrics: false});
   const spool = await openSpool(join(dir, 'state'), {logger, metrics});
   spool.activate(new Map([['s3', await spool.attach(repo, settings({policy: {initialMs: 50, maxMs: 200}}))]]));
   const client = new S3Client({region: 'us-east-1', endpoint: s3.url, forcePathStyle: true});
   try {
-    const p = profile(await fixture('mutex.pb.gz'), 'mutex');
+    const p = profile(fixture('mutex.pb.gz'), 'mutex');
     await spool.submit(p);
-    await until(() => spool.queue('s3')!.stats().length === 0, 'the profile to leave the queue', 20_000);
+    await waitUntil('the profile to leave the queue', () => spool.queue('s3')!.stats().length === 0, {timeoutMs: 20_000});
     assert.equal(proxy.puts(), 4, 'three refusals, then the PUT that landed');
-    assert.equal(await metricValue(metrics.sendRetries, {repository: 's3'}), 3);
-    assert.equal(await metricValue(metrics.profilesSent, {repository: 's3', result: 'ok'}), 1);
+    assert.equal(await metricSum(metrics.sendRetries, {repository: 's3'}), 3);
+    assert.equal(await metricSum(metrics.profilesSent, {repository: 's3', result: 'ok'}), 1);
     const warn = lines.find((l) => l['repository'] === 's3' && String(l['msg']).startsWith('repository did not take a profile'));
     assert.match(String(warn?.['error']), /HTTP 503 SlowDown/);
     const got = await client.send(new GetObjectCommand({Bucket: BUCKET, Key: s3Key('pprof/', p)}));

@@ -12,9 +12,10 @@ import { silentLogger } from '../../src/log.js';
 import { createTargetClient } from '../../src/scrape/clients.js';
 import { scrapeProfile } from '../../src/scrape/scraper.js';
 import { buildTargets } from '../../src/targets/index.js';
-import { waitFor } from '../helpers/cli.js';
-import { skipWithoutGo, startGoTarget } from '../helpers/go-target.js';
+import { goHandlerRunning, skipWithoutGo, startGoTarget } from '../helpers/go-target.js';
+import { metricSum } from '../helpers/metrics.js';
 import { startProfefeFake } from '../helpers/profefe-fake.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const skip = await skipWithoutGo();
 const TYPES = ['cpu', 'heap', 'allocs', 'goroutine', 'block', 'mutex', 'threadcreate'];
@@ -53,19 +54,15 @@ state_dir: ${dir}/state
     await daemon.apply(loaded);
 
     // every type lands in the directory, as a profile pprof-format decodes, with samples
-    const files = await waitFor(
-      'a profile of every type in the directory',
-      async () => {
-        const found: Record<string, string> = {};
-        for (const type of TYPES) {
-          const names = await readdir(join(dir, 'go-target', type)).catch(() => []);
-          const pb = names.find((n) => n.endsWith('.pb.gz'));
-          if (pb) found[type] = join(dir, 'go-target', type, pb);
-        }
-        return Object.keys(found).length === TYPES.length ? found : undefined;
-      },
-      30_000,
-    );
+    const files = await waitUntil('a profile of every type in the directory', async () => {
+      const found: Record<string, string> = {};
+      for (const type of TYPES) {
+        const names = await readdir(join(dir, 'go-target', type)).catch(() => []);
+        const pb = names.find((n) => n.endsWith('.pb.gz'));
+        if (pb) found[type] = join(dir, 'go-target', type, pb);
+      }
+      return Object.keys(found).length === TYPES.length ? found : undefined;
+    }, { timeoutMs: 30_000 });
     for (const [type, file] of Object.entries(files)) {
       const p = Profile.decode(gunzipSync(await readFile(file)));
       assert.ok(p.sample.length > 0, `${type} has samples`);
@@ -77,7 +74,7 @@ state_dir: ${dir}/state
 
     // profefe gets every type it knows (allocs is not one), each accepted by its rules
     const wanted = TYPES.filter((t) => t !== 'allocs');
-    await waitFor('every profefe type at the fake', () => (wanted.every((t) => profefe.received.some((r) => r.type === t)) ? true : undefined), 30_000);
+    await waitUntil('every profefe type at the fake', () => wanted.every((t) => profefe.received.some((r) => r.type === t)), { timeoutMs: 30_000 });
     assert.deepEqual(profefe.rejected, []);
     assert.ok(!profefe.received.some((r) => (r.type as string) === 'allocs'));
     const heap = profefe.received.find((r) => r.type === 'heap');
@@ -107,7 +104,7 @@ void test('a second CPU profile gets Go\'s 500 "already in use": a clear, counte
     const profile = target.profiles[0]!;
     // someone else is profiling this process for 3 s
     const other = request(`http://${go.address}/debug/pprof/profile?seconds=3`).then((r) => r.body.arrayBuffer());
-    await new Promise((r) => setTimeout(r, 300));
+    await waitUntil('the other CPU profile to run', () => goHandlerRunning(go.address, 'Profile'), { everyMs: 20 });
     const client = await createTargetClient({});
     const outcome = await scrapeProfile(target, profile, client, { timeout: 5000, maxProfileSize: 64 << 20, maxDecompressedSize: 256 << 20 }, AbortSignal.timeout(10_000));
     assert.equal(outcome.ok, false);
@@ -147,13 +144,9 @@ state_dir: ${dir}/state
       { baseDir: dir, env: {} },
     );
     await daemon.apply(loaded);
-    const successes = async (type: string): Promise<number> => {
-      const text = await daemon.metrics.registry.getSingleMetricAsString('pprof_scraper_scrapes_total');
-      const m = new RegExp(`type="${type}",result="success"\\} (\\d+)`).exec(text);
-      return Number(m?.[1] ?? 0);
-    };
+    const successes = (type: string): Promise<number> => metricSum(daemon.metrics.scrapes, { type, result: 'success' });
     // two 5 s CPU profiles of every 6 s: a CPU profile holding the only slot would leave heap about one tick in six
-    await waitFor('two CPU profiles', async () => ((await successes('cpu')) >= 2 ? true : undefined), 30_000);
+    await waitUntil('two CPU profiles', async () => (await successes('cpu')) >= 2, { timeoutMs: 30_000 });
     const heap = await successes('heap');
     assert.ok(heap >= 8, `heap scrapes while CPU profiles ran: ${heap}`);
   } finally {

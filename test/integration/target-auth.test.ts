@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import { parseConfig } from '../../src/config/index.js';
 import { Daemon } from '../../src/daemon.js';
 import { silentLogger } from '../../src/log.js';
-import { waitFor } from '../helpers/cli.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures');
 
@@ -102,14 +102,10 @@ state_dir: ${join(dir, 'state')}
         { baseDir: dir, env: {} },
       ),
     );
-    const results = await waitFor(
-      'one result per target',
-      () => {
-        const r = daemon.report().targets.map((t) => [t.profiles[0]?.url, t.last?.['heap']?.result, t.last?.['heap']?.error] as const);
-        return r.every(([, result]) => result !== undefined) ? r : undefined;
-      },
-      15_000,
-    );
+    const results = await waitUntil('one result per target', () => {
+      const r = daemon.report().targets.map((t) => [t.profiles[0]?.url, t.last?.['heap']?.result, t.last?.['heap']?.error] as const);
+      return r.every(([, result]) => result !== undefined) ? r : undefined;
+    }, { timeoutMs: 15_000 });
     const byUrl = new Map(results.map(([url, result, error]) => [url, { result, error }]));
     assert.equal(byUrl.get(`https://127.0.0.1:${mtlsPort}/debug/pprof/heap`)?.result, 'success');
     assert.equal(byUrl.get(`https://127.0.0.1:${tlsPort}/debug/pprof/heap`)?.result, 'success');

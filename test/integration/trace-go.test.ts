@@ -16,11 +16,12 @@ import { createMetrics } from '../../src/metrics.js';
 import { createTargetClient } from '../../src/scrape/clients.js';
 import { scrapeProfile } from '../../src/scrape/scraper.js';
 import { buildTargets } from '../../src/targets/index.js';
-import { waitFor } from '../helpers/cli.js';
-import { captureLogger, tempDir } from '../helpers/delivery.js';
-import { goStatus, skipWithoutGo, startGoTarget } from '../helpers/go-target.js';
+import { tempDir } from '../helpers/delivery.js';
+import { goHandlerRunning, goStatus, skipWithoutGo, startGoTarget } from '../helpers/go-target.js';
+import { captureLogger } from '../helpers/log.js';
 import { startProfefeFake } from '../helpers/profefe-fake.js';
 import { startPyroscopeFake } from '../helpers/pyroscope-fake.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const skip = await skipWithoutGo();
 const run = promisify(execFile);
@@ -42,7 +43,7 @@ void test('traces from a real Go target land in a directory and in profefe, and 
   const profefe = await startProfefeFake();
   const pyroscope = await startPyroscopeFake();
   const { dir, cleanup } = await tempDir('pprof-scraper-trace-');
-  const { logger, lines } = captureLogger();
+  const { logger, records: lines } = captureLogger();
   const daemon = new Daemon({ logger, metrics: createMetrics({ defaultMetrics: false }) });
   try {
     const loaded = parseConfig(
@@ -66,14 +67,10 @@ state_dir: ${JSON.stringify(join(dir, 'state'))}
     await daemon.apply(loaded);
 
     const folder = join(dir, 'profiles', 'go-traced', 'trace');
-    const traces = await waitFor(
-      'two traces in the directory',
-      async () => {
-        const names = (await readdir(folder).catch(() => [])).filter((n) => n.endsWith('.trace')).sort();
-        return names.length >= 2 ? names : undefined;
-      },
-      30_000,
-    );
+    const traces = await waitUntil('two traces in the directory', async () => {
+      const names = (await readdir(folder).catch(() => [])).filter((n) => n.endsWith('.trace')).sort();
+      return names.length >= 2 ? names : undefined;
+    }, { timeoutMs: 30_000 });
     const file = join(folder, traces[0]!);
     const body = await readFile(file);
     const minor = await goMinor();
@@ -92,7 +89,7 @@ state_dir: ${JSON.stringify(join(dir, 'state'))}
     }
 
     // profefe got each trace as type trace, byte for byte, dated by created_at
-    await waitFor('two traces at profefe', () => (profefe.received.filter((r) => r.type === 'trace').length >= 2 ? true : undefined), 30_000);
+    await waitUntil('two traces at profefe', () => profefe.received.filter((r) => r.type === 'trace').length >= 2, { timeoutMs: 30_000 });
     assert.deepEqual(profefe.rejected, []);
     const sent = profefe.received.filter((r) => r.type === 'trace');
     for (const r of sent) {
@@ -104,7 +101,7 @@ state_dir: ${JSON.stringify(join(dir, 'state'))}
     assert.ok(sent.some((r) => stored.some((b) => b.equals(r.body))), 'profefe got the bytes the directory holds');
 
     // Pyroscope got goroutine profiles and no trace; the daemon said so once, however many traces came
-    await waitFor('goroutine profiles at Pyroscope', () => (pyroscope.received.length >= 2 ? true : undefined), 30_000);
+    await waitUntil('goroutine profiles at Pyroscope', () => pyroscope.received.length >= 2, { timeoutMs: 30_000 });
     assert.deepEqual(pyroscope.rejected, []);
     assert.deepEqual([...new Set(pyroscope.received.map((s) => s.label('__name__')))], ['goroutine']);
     const said = lines.filter((l) => /execution trace/i.test(String(l['msg'])));
@@ -137,7 +134,7 @@ void test('a second trace of one Go process gets Go\'s 500 "Could not enable tra
     const options = { timeout: 5000, maxProfileSize: 64 << 20, maxDecompressedSize: 256 << 20 };
     // someone else traces this process for 3 s
     const other = request(`http://${go.address}/debug/pprof/trace?seconds=3`).then((r) => r.body.arrayBuffer());
-    await new Promise((r) => setTimeout(r, 300));
+    await waitUntil('the other trace to run', () => goHandlerRunning(go.address, 'Trace'), { everyMs: 20 });
     const [busy, cpuBeside] = await Promise.all([
       scrapeProfile(target, trace, client, options, AbortSignal.timeout(10_000)),
       scrapeProfile(target, cpu, client, options, AbortSignal.timeout(10_000)),

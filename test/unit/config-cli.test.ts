@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runCli, startDaemon } from '../helpers/cli.js';
-import { httpGet, metricValue } from '../helpers/operate.js';
+import { exposedValue } from '../helpers/metrics.js';
+import { httpGet } from '../helpers/operate.js';
 
 // The commands as an operator runs them (the built CLI): a config that hurts
 // is reported like any other bad config, and no secret reaches the output.
@@ -88,8 +89,8 @@ test('SIGHUP with an alias bomb: the daemon runs on with the old config, and say
     assert.match(d.output(), /"line":6,"column":8,"path":"f\[0\]".*aliases expand the config/);
     assert.doesNotMatch(d.output(), STACK_LINE);
     const metrics = (await httpGet(`${base}/metrics`)).text;
-    assert.equal(metricValue(metrics, 'pprof_scraper_config_reloads_total', { trigger: 'signal', result: 'invalid' }), 1);
-    assert.equal(metricValue(metrics, 'pprof_scraper_config_last_reload_successful'), 0);
+    assert.equal(exposedValue(metrics, 'pprof_scraper_config_reloads_total', { trigger: 'signal', result: 'invalid' }), 1);
+    assert.equal(exposedValue(metrics, 'pprof_scraper_config_last_reload_successful'), 0);
     assert.equal((await httpGet(`${base}/healthz`)).status, 200, 'still serving');
     assert.deepEqual(await d.stop(), { code: 0, signal: null });
   } finally {

@@ -157,6 +157,16 @@ const cases: { name: string; yaml: string; errors: string[]; env?: Record<string
     errors: ['F:1:34: scrape.schedule: set either scrape.interval or scrape.schedule, not both'],
   },
   {
+    name: 'a spread not shorter than the time between cron ticks',
+    yaml: `scrape: {schedule: "*/10 * * * * *", spread: 10s}\n${REPO}`,
+    errors: ['F:1:46: scrape.spread: spread 10s is not shorter than the time between ticks of "*/10 * * * * *" (10s)'],
+  },
+  {
+    name: 'cron ticks that come sooner than the default spread',
+    yaml: `scrape: {schedule: "*/10 * * * * *"}\n${REPO}`,
+    errors: ['F:1:20: scrape.schedule: spread defaults to 30s, which is not shorter than the time between ticks of "*/10 * * * * *" (10s): set scrape.spread below 10s (0s for none)'],
+  },
+  {
     name: 'bad cron expression',
     yaml: `scrape: {schedule: "every tuesday"}\n${REPO}`,
     errors: ['F:1:20: scrape.schedule: "every tuesday" is not a cron expression (like "*/10 * * * *")'],

@@ -10,7 +10,8 @@ import type { LoadedConfig } from '../../src/config/index.js';
 import type { ApplyReport } from '../../src/daemon.js';
 import { createMetrics } from '../../src/metrics.js';
 import { Reloader, reloadRoute } from '../../src/reload.js';
-import { captureLogger, metricValue } from '../helpers/operate.js';
+import { captureLogger } from '../helpers/log.js';
+import { exposedValue } from '../helpers/metrics.js';
 
 // Section "The config file: trusted but bounded" of docs/security.md: a file
 // that would take the loader down is a config error with its place, like any other.
@@ -134,12 +135,12 @@ describe('config files on disk', () => {
       const result = await reloader.reload(trigger);
       assert.equal(result.status, 'invalid');
       assert.match(result.status === 'invalid' ? formatConfigError(result.errors[0]!) : '', /reload\.yaml:6:8: f\[0\]: aliases expand the config/);
-      assert.equal(metricValue(await metrics.registry.metrics(), 'pprof_scraper_config_reloads_total', { trigger, result: 'invalid' }), 1);
+      assert.equal(exposedValue(await metrics.registry.metrics(), 'pprof_scraper_config_reloads_total', { trigger, result: 'invalid' }), 1);
       // the file watch skips a text it already refused: write it anew for the next trigger
       await writeFile(file, `${ALIAS_BOMB}# ${trigger}\n`);
     }
     assert.equal(applied.length, 1, 'the old config runs on');
-    assert.equal(metricValue(await metrics.registry.metrics(), 'pprof_scraper_config_last_reload_successful'), 0);
+    assert.equal(exposedValue(await metrics.registry.metrics(), 'pprof_scraper_config_last_reload_successful'), 0);
     assert.ok(log.find(/reload refused: the config is not valid/).length >= 2);
     assert.ok(log.records.some((r) => r['line'] === 6 && r['column'] === 8 && typeof r['msg'] === 'string' && r['msg'].startsWith('aliases expand')));
 
@@ -170,7 +171,7 @@ describe('config files on disk', () => {
     const reloader = new Reloader({ daemon, path: file, logger: log.logger, metrics, env: {} });
     const result = await reloader.reload('signal');
     assert.deepEqual(result, { status: 'failed', error: 'listen EADDRINUSE for http://user:***@127.0.0.1:1' });
-    assert.equal(metricValue(await metrics.registry.metrics(), 'pprof_scraper_config_reloads_total', { trigger: 'signal', result: 'failed' }), 1);
+    assert.equal(exposedValue(await metrics.registry.metrics(), 'pprof_scraper_config_reloads_total', { trigger: 'signal', result: 'failed' }), 1);
     assert.ok(!JSON.stringify(log.records).includes('s3cret-pw'));
   });
 });

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import {getEventListeners} from 'node:events';
 import {after, test} from 'node:test';
 import {sendWithTimeout} from '../../src/repositories/retry.js';
-import {ScriptedRepository, taggedProfile} from '../helpers/delivery.js';
+import {ScriptedRepository} from '../helpers/delivery.js';
+import {taggedProfile} from '../helpers/profiles.js';
+import {waitUntil} from '../helpers/wait.js';
 
 // the timers of a send do not hold the process open (a daemon has its listener for that)
 const keepAlive = setInterval(() => undefined, 1000);
@@ -22,7 +24,7 @@ void test('a send that outlasts its timeout is cut off and retryable, saying so'
 void test('aborting the queue\'s signal cuts a send off, and is not called a timeout', async () => {
   const repo = new ScriptedRepository('r', hang);
   const parent = new AbortController();
-  setTimeout(() => parent.abort(new Error('closing')), 20);
+  void waitUntil('the send in flight', () => repo.calls.length === 1).then(() => parent.abort(new Error('closing')));
   const r = await sendWithTimeout(repo, taggedProfile(1), 10_000, parent.signal);
   assert.deepEqual(r, {status: 'retryable', error: 'aborted: Error'});
 });

@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import {readFileSync} from 'node:fs';
 import {test} from 'node:test';
 import {Label} from 'pprof-format';
 import type {Profile} from 'pprof-format';
 import {DeltaStore} from '../../src/profiles/delta.js';
 import {decodePprof, stackKey, valuesByStack} from '../helpers/pprof-stacks.js';
+import {fixture} from '../helpers/profiles.js';
 
-const fixture = (name: string): Buffer => readFileSync(new URL(`../fixtures/${name}`, import.meta.url));
 const decode = decodePprof;
 const encode = (p: Profile): Buffer => Buffer.from(p.encode());
 

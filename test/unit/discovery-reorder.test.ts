@@ -12,8 +12,9 @@ import { createProvider, DiscoveryError, DiscoveryManager, providerKindOf } from
 import type { ProviderFactory } from '../../src/discovery/index.js';
 import { silentLogger } from '../../src/log.js';
 import { createMetrics } from '../../src/metrics.js';
-import { waitFor } from '../helpers/cli.js';
-import { captureLogger, HEAP_FIXTURE } from '../helpers/operate.js';
+import { captureLogger } from '../helpers/log.js';
+import { HEAP_FIXTURE } from '../helpers/operate.js';
+import { waitUntil } from '../helpers/wait.js';
 
 function entries(yaml: string): DiscoveryEntry[] {
   return parseConfig(`discovery:\n${yaml}repositories:\n  - directory: {path: ./p}\n`, 'test.yaml', { baseDir: tmpdir() }).config.discovery;
@@ -121,7 +122,7 @@ void test('the daemon: a reload that swaps two entries restarts neither, and eac
     );
   try {
     await daemon.apply(config(entryOne + entryTwo));
-    await waitFor('a scrape of each', () => one.tokens.length > 0 && two.tokens.length > 0, 15_000);
+    await waitUntil('a scrape of each', () => one.tokens.length > 0 && two.tokens.length > 0, { timeoutMs: 15_000 });
     const ids = daemon.report().targets.map((t) => t.id).sort();
 
     const report = await daemon.apply(config(entryTwo + entryOne));
@@ -129,7 +130,7 @@ void test('the daemon: a reload that swaps two entries restarts neither, and eac
     assert.deepEqual(report.targets, { added: 0, removed: 0, kept: 2 });
     assert.deepEqual(daemon.report().targets.map((t) => t.id).sort(), ids);
     const [n1, n2] = [one.tokens.length, two.tokens.length];
-    await waitFor('two scrapes of each after the reload', () => one.tokens.length >= n1 + 2 && two.tokens.length >= n2 + 2, 15_000);
+    await waitUntil('two scrapes of each after the reload', () => one.tokens.length >= n1 + 2 && two.tokens.length >= n2 + 2, { timeoutMs: 15_000 });
     assert.deepEqual(new Set(one.tokens), new Set(['Bearer token-one']));
     assert.deepEqual(new Set(two.tokens), new Set(['Bearer token-two']));
   } finally {

@@ -12,6 +12,7 @@ import type {Provider} from '../../src/discovery/index.js';
 import {createDockerProvider} from '../../src/discovery/providers/docker.js';
 import {dockerError, resolveDockerEndpoint} from '../../src/discovery/providers/docker-engine.js';
 import {silentLogger} from '../../src/log.js';
+import {waitUntil} from '../helpers/wait.js';
 
 let dir: string;
 
@@ -80,14 +81,6 @@ class FakeEngine {
   async stop(): Promise<void> {
     for (const s of this.streams) s.destroy();
     await new Promise((resolve) => this.server.close(resolve));
-  }
-}
-
-async function waitFor(what: string, check: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
   }
 }
 
@@ -164,21 +157,21 @@ test('watch: one changed() per event, a reject when the engine closes the stream
     let calls = 0;
     const controller = new AbortController();
     const watching = provider.watch!(controller.signal, () => calls++);
-    await waitFor('the event stream', () => engine.streams.size === 1);
+    await waitUntil('the event stream', () => engine.streams.size === 1);
     const filters = JSON.parse(engine.eventQueries[0]?.get('filters') ?? '') as Record<string, string[]>;
     assert.deepEqual(filters['type'], ['container']);
     assert.deepEqual(filters['label'], ['pprof.scrape=true']);
     for (const e of ['start', 'die', 'stop', 'destroy']) assert.ok(filters['event']?.includes(e), e);
     // one call on connect (what happened before the stream was up), then one per event
-    await waitFor('the connect call', () => calls === 1);
+    await waitUntil('the connect call', () => calls === 1);
     engine.send({Type: 'container', Action: 'start', Actor: {ID: RUNNING.Id}});
     engine.send({Type: 'container', Action: 'die', Actor: {ID: RUNNING.Id}});
-    await waitFor('two events', () => calls === 3);
+    await waitUntil('two events', () => calls === 3);
     controller.abort();
     await watching;
 
     const second = provider.watch!(new AbortController().signal, () => undefined);
-    await waitFor('a second stream', () => engine.eventQueries.length === 2);
+    await waitUntil('a second stream', () => engine.eventQueries.length === 2);
     engine.closeStreams();
     await assert.rejects(second, {name: 'DiscoveryError', message: `the Docker engine at unix://${engine.socketPath} closed the event stream`});
   } finally {
@@ -193,7 +186,7 @@ test('watch without a label filter also follows network connect and disconnect',
   const controller = new AbortController();
   try {
     const watching = provider.watch!(controller.signal, () => undefined);
-    await waitFor('the event stream', () => engine.streams.size === 1);
+    await waitUntil('the event stream', () => engine.streams.size === 1);
     const filters = JSON.parse(engine.eventQueries[0]?.get('filters') ?? '') as Record<string, string[]>;
     assert.deepEqual(filters['type'], ['container', 'network']);
     assert.ok(filters['event']?.includes('connect'));

@@ -5,14 +5,7 @@ import {ProviderRunner} from '../../src/discovery/index.js';
 import {silentLogger} from '../../src/log.js';
 import {createMetrics} from '../../src/metrics.js';
 import type {Discovered} from '../../src/targets/index.js';
-
-async function waitFor(what: string, check: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+import {waitUntil} from '../helpers/wait.js';
 
 // Docker events arrive at any moment, also while a refresh is running: a
 // container that starts just after ContainerList answered must not wait for
@@ -42,21 +35,22 @@ test('an event that arrives while a refresh runs brings another refresh, not a w
   };
   const runner = new ProviderRunner(provider, {logger: silentLogger(), metrics: createMetrics({defaultMetrics: false}), onChange: () => undefined});
   try {
-    await waitFor('the first refresh', () => refreshes === 1 && inRefresh !== undefined);
+    await waitUntil('the first refresh', () => refreshes === 1 && inRefresh !== undefined);
     inRefresh!();
     await runner.firstTry();
     assert.deepEqual(runner.state.found, []);
 
     notify!();
-    await waitFor('the second refresh', () => refreshes === 2);
+    await waitUntil('the second refresh', () => refreshes === 2);
     containers = [{address: '127.0.0.5', labels: {container_name: 'late'}}];
     notify!();
-    // the debounce fires while this refresh still holds its (stale) answer
+    // the debounce (100 ms) fires while this refresh still holds its (stale) answer;
+    // a sleep, since nothing outside the runner shows that it fired
     await new Promise((r) => setTimeout(r, 300));
     inRefresh!();
-    await waitFor('a refresh after the event', () => refreshes === 3, 2000);
+    await waitUntil('a refresh after the event', () => refreshes === 3, {timeoutMs: 2000});
     inRefresh!();
-    await waitFor('the late container', () => runner.state.found?.length === 1, 2000);
+    await waitUntil('the late container', () => runner.state.found?.length === 1, {timeoutMs: 2000});
   } finally {
     const stopping = runner.stop();
     inRefresh?.();

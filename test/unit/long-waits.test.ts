@@ -14,6 +14,7 @@ void test('a timeout longer than setTimeout takes does not abort the call at onc
   const call = new CallSignal(new AbortController().signal, 52 * 7 * 86_400_000);
   try {
     await new Promise<void>((resolve) => setImmediate(resolve));
+    // a sleep on purpose: the timeout must not have fired by now
     await new Promise<void>((resolve) => setTimeout(resolve, 5));
     assert.equal(call.signal.aborted, false, 'a 52-week timeout fired after a few ms');
     assert.deepEqual(warnings, []);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createMetrics } from '../../src/metrics.js';
-import { metricValue } from '../helpers/operate.js';
+import { exposedValue } from '../helpers/metrics.js';
 
 test('schedule lateness is a histogram (its buckets add up across shards), from 1 ms to 60 s', async () => {
   const metrics = createMetrics({ defaultMetrics: false });
@@ -11,11 +11,11 @@ test('schedule lateness is a histogram (its buckets add up across shards), from 
   const text = await metrics.registry.metrics();
   const name = 'pprof_scraper_schedule_lateness_seconds';
   assert.match(text, new RegExp(`^# TYPE ${name} histogram$`, 'm'));
-  assert.equal(metricValue(text, `${name}_bucket`, { le: '0.001' }), 1);
-  assert.equal(metricValue(text, `${name}_bucket`, { le: '2.5' }), 2);
-  assert.equal(metricValue(text, `${name}_bucket`, { le: '60' }), 2);
-  assert.equal(metricValue(text, `${name}_bucket`, { le: '+Inf' }), 3);
-  assert.equal(metricValue(text, `${name}_count`), 3);
-  assert.equal(metricValue(text, `${name}_sum`), 92.0004);
+  assert.equal(exposedValue(text, `${name}_bucket`, { le: '0.001' }), 1);
+  assert.equal(exposedValue(text, `${name}_bucket`, { le: '2.5' }), 2);
+  assert.equal(exposedValue(text, `${name}_bucket`, { le: '60' }), 2);
+  assert.equal(exposedValue(text, `${name}_bucket`, { le: '+Inf' }), 3);
+  assert.equal(exposedValue(text, `${name}_count`), 3);
+  assert.equal(exposedValue(text, `${name}_sum`), 92.0004);
   assert.doesNotMatch(text, new RegExp(`^${name}\\{quantile=`, 'm'));
 });

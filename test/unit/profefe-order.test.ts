@@ -6,11 +6,9 @@
  * profefe's badger storage does).
  */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
-import { Profile } from 'pprof-format';
 import type { ScrapedProfile } from '../../src/profiles/profile.js';
 import { createProfefeRepository, profefeIndexTime } from '../../src/repositories/profefe.js';
 import { ScrapesInFlight, SendOrder } from '../../src/repositories/order.js';
@@ -21,16 +19,18 @@ import { createMetrics } from '../../src/metrics.js';
 import { silentLogger } from '../../src/log.js';
 import { startProfefeFake } from '../helpers/profefe-fake.js';
 import type { ProfefeFake } from '../helpers/profefe-fake.js';
-import { settings, tempDir, until } from '../helpers/delivery.js';
+import { settings, tempDir } from '../helpers/delivery.js';
 import { fuzzParameters } from '../helpers/fuzz.js';
+import { fixtureProfile, scrapedProfile } from '../helpers/profiles.js';
+import { waitUntil } from '../helpers/wait.js';
 
-const heap = Profile.decode(gunzipSync(await readFile(new URL('../fixtures/heap.pb.gz', import.meta.url))));
+const heap = fixtureProfile('heap');
 const T0 = Date.UTC(2026, 11, 2, 6, 0, 0);
 
 /** A heap profile of `service` whose body says `timeMs`, as a target serves it. */
 function profile(service: string, type: string, timeMs: number, instance = '10.0.0.7:6060'): ScrapedProfile {
   heap.timeNanos = BigInt(timeMs) * 1_000_000n;
-  return {
+  return scrapedProfile({
     targetId: `${service}/${instance}`,
     service,
     type,
@@ -40,7 +40,7 @@ function profile(service: string, type: string, timeMs: number, instance = '10.0
     sampleCount: heap.sample.length,
     url: `http://${instance}/debug/pprof/${type}`,
     data: gzipSync(heap.encode()),
-  };
+  });
 }
 
 async function profefeSpool(fake: ProfefeFake, scrapes: ScrapesInFlight, parallelism = 32): Promise<{ spool: Spool; enqueue: (p: ScrapedProfile) => Promise<void>; cleanup: () => Promise<void> }> {
@@ -108,12 +108,15 @@ describe('profefe: arrival order', () => {
     const start = fake.received.length;
     try {
       const cpuScrape = scrapes.begin('billing');
-      await new Promise((r) => setTimeout(r, 5));
+      // the profiles below are queued after the scrape began: a later millisecond
+      const begunAt = Date.now();
+      await waitUntil('a millisecond past the scrape start', () => Date.now() > begunAt);
       // heap profiles of billing taken while the CPU window is open, and one of another service
       await enqueue(profile('billing', 'heap', T0 + 1_000));
       await enqueue(profile('billing', 'goroutine', T0 + 2_000));
       await enqueue(profile('search', 'heap', T0 + 1_500));
-      await until(() => fake.received.length > start, 'the other service sent');
+      await waitUntil('the other service sent', () => fake.received.length > start);
+      // a sleep on purpose: billing must not go within it
       await new Promise((r) => setTimeout(r, 300));
       assert.deepEqual(
         fake.received.slice(start).map((r) => r.service),
@@ -122,7 +125,7 @@ describe('profefe: arrival order', () => {
       );
       await enqueue(profile('billing', 'cpu', T0));
       cpuScrape();
-      await until(() => fake.received.length >= start + 4, 'every profile sent');
+      await waitUntil('every profile sent', () => fake.received.length >= start + 4);
       assert.deepEqual(
         fake.received
           .slice(start)
@@ -141,7 +144,11 @@ describe('profefe: arrival order', () => {
     const scrapes = new ScrapesInFlight();
     const { enqueue, cleanup } = await profefeSpool(drained, scrapes);
     try {
-      drained.setFailure(() => ({ status: 503, body: 'storage unavailable' }));
+      let refused = 0;
+      drained.setFailure(() => {
+        refused++;
+        return { status: 503, body: 'storage unavailable' };
+      });
       // scraped in the order a fleet finishes them: each minute's CPU profile (dated at its start) after that minute's others
       const services = ['billing', 'search', 'auth'];
       let n = 0;
@@ -154,7 +161,7 @@ describe('profefe: arrival order', () => {
         }
         for (const s of services) await enqueue(profile(s, 'cpu', t));
       }
-      await new Promise((r) => setTimeout(r, 200));
+      await waitUntil('sends refused, retried, refused again', () => refused >= 3);
       drained.setFailure(undefined);
       await drained.waitForProfiles(75, 30_000);
       assert.deepEqual(drained.outOfOrder(), []);

@@ -1,19 +1,13 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { Profile, StringTable, ValueType } from 'pprof-format';
+import { Profile } from 'pprof-format';
 import { DEFAULT_PROFILE_LIMITS } from '../../src/config/index.js';
 import { scanProfile } from '../../src/profiles/scan.js';
 import { BodyError, checkProfileBody } from '../../src/scrape/body.js';
+import { emptyPprof, fixture } from '../helpers/profiles.js';
 
-const FIXTURES = join(import.meta.dirname, '..', 'fixtures');
 const MiB = 1024 ** 2;
-
-async function fixture(name: string): Promise<Buffer> {
-  return readFile(join(FIXTURES, `${name}.pb.gz`));
-}
 
 const limits = (maxDecompressed = 64 * MiB) => ({ ...DEFAULT_PROFILE_LIMITS, max_decompressed_size: maxDecompressed });
 
@@ -28,7 +22,7 @@ async function rejects(body: Buffer, pattern: RegExp, contentType?: string, max 
 describe('pprof body check', () => {
   for (const name of ['heap', 'allocs', 'goroutine', 'block', 'mutex', 'threadcreate', 'cpu']) {
     test(`a real Go ${name} profile passes, with the counts pprof-format sees`, async () => {
-      const body = await fixture(name);
+      const body = fixture(name);
       const checked = await checkProfileBody(body, limits(), 'application/octet-stream');
       const decoded = Profile.decode(gunzipSync(body));
       assert.equal(checked.data, body, 'gzip bodies are kept as received');
@@ -39,7 +33,7 @@ describe('pprof body check', () => {
   }
 
   test('a raw (not gzipped) protobuf passes and is gzipped once', async () => {
-    const raw = gunzipSync(await fixture('heap'));
+    const raw = gunzipSync(fixture('heap'));
     const checked = await checkProfileBody(raw, limits(), undefined);
     assert.deepEqual(gunzipSync(checked.data), raw);
   });
@@ -57,12 +51,12 @@ describe('pprof body check', () => {
   });
 
   test('a truncated gzip is refused', async () => {
-    const body = await fixture('goroutine');
+    const body = fixture('goroutine');
     await rejects(body.subarray(0, Math.floor(body.length / 2)), /^truncated gzip body \(\d+ bytes\): the target closed it early$/);
   });
 
   test('a truncated raw protobuf is refused', async () => {
-    const raw = gunzipSync(await fixture('goroutine'));
+    const raw = gunzipSync(fixture('goroutine'));
     await rejects(raw.subarray(0, raw.length - 7), /^body is not a pprof profile \(truncated: /);
   });
 
@@ -73,9 +67,7 @@ describe('pprof body check', () => {
   });
 
   test('an empty profile passes the check with 0 samples (repositories decide)', async () => {
-    const strings = new StringTable();
-    const sampleType = new ValueType({ type: strings.dedup('inuse_space'), unit: strings.dedup('bytes') });
-    const encoded = Buffer.from(new Profile({ sampleType: [sampleType], stringTable: strings }).encode());
+    const encoded = emptyPprof();
     const s = scanProfile(encoded, DEFAULT_PROFILE_LIMITS);
     assert.equal(s.sampleCount, 0);
   });

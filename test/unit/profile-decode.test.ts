@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { Profile } from 'pprof-format';
@@ -10,10 +9,10 @@ import { DeltaStore } from '../../src/profiles/delta.js';
 import type { ScrapedProfile } from '../../src/profiles/profile.js';
 import { ProfileError, ProfileFormatError, ProfileLimitError } from '../../src/profiles/scan.js';
 import { createPyroscopeRepository, sampleTypeNames } from '../../src/repositories/pyroscope.js';
+import { fixture, scrapedProfile } from '../helpers/profiles.js';
 import { sampleBomb } from '../helpers/sample-bomb.js';
 import { pyroscopeConfig } from '../helpers/pyroscope-fake.js';
 
-const fixture = (name: string): Buffer => readFileSync(new URL(`../fixtures/${name}.pb.gz`, import.meta.url));
 const MiB = 1024 ** 2;
 
 function limitError(limit: keyof ProfileLimits): (err: unknown) => true {
@@ -26,7 +25,7 @@ function limitError(limit: keyof ProfileLimits): (err: unknown) => true {
 }
 
 function scraped(data: Buffer, type = 'allocs'): ScrapedProfile {
-  return { targetId: 't1', service: 'api', type, labels: { instance: '127.0.0.1:6060' }, time: 1_764_000_000_000, sampleCount: 3_000_000, url: 'http://127.0.0.1:6060/debug/pprof/allocs', data };
+  return scrapedProfile({ targetId: 't1', service: 'api', type, labels: { instance: '127.0.0.1:6060' }, time: 1_764_000_000_000, sampleCount: 3_000_000, url: 'http://127.0.0.1:6060/debug/pprof/allocs', data });
 }
 
 const config: PyroscopeConfig = pyroscopeConfig('http://127.0.0.1:9');

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { Profile } from 'pprof-format';
@@ -8,11 +7,12 @@ import type { ProfileLimits } from '../../src/config/index.js';
 import { ProfileFormatError, ProfileLimitError, scanProfile } from '../../src/profiles/scan.js';
 import { BodyError, checkProfileBody } from '../../src/scrape/body.js';
 import { profileCounts } from '../helpers/pprof-stacks.js';
+import { fixture } from '../helpers/profiles.js';
 import { bombProfile, sampleBomb } from '../helpers/sample-bomb.js';
 import type { BombShape } from '../helpers/sample-bomb.js';
 
 const FIXTURES = ['heap', 'allocs', 'goroutine', 'block', 'mutex', 'threadcreate', 'cpu', 'allocs-10k'];
-const raw = (name: string): Buffer => gunzipSync(readFileSync(new URL(`../fixtures/${name}.pb.gz`, import.meta.url)));
+const raw = (name: string): Buffer => gunzipSync(fixture(name));
 
 function refusedBy(limit: keyof ProfileLimits, message: RegExp): (err: unknown) => true {
   return (err) => {

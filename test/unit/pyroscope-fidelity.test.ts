@@ -4,7 +4,6 @@
  * fake, which refuses what Pyroscope's distributor refuses.
  */
 import assert from 'node:assert/strict';
-import {readFileSync} from 'node:fs';
 import {createServer} from 'node:http';
 import type {AddressInfo} from 'node:net';
 import {join} from 'node:path';
@@ -19,16 +18,19 @@ import type {ScrapedProfile} from '../../src/profiles/profile.js';
 import {createPyroscopeRepository} from '../../src/repositories/pyroscope.js';
 import type {PyroscopeRepository} from '../../src/repositories/pyroscope.js';
 import type {SendResult} from '../../src/repositories/repository.js';
-import {metricValue, tempDir, until} from '../helpers/delivery.js';
+import {tempDir} from '../helpers/delivery.js';
+import {metricSum} from '../helpers/metrics.js';
 import {stackKey, valuesByStack} from '../helpers/pprof-stacks.js';
+import {fixtureProfile, scrapedProfile} from '../helpers/profiles.js';
 import {pyroscopeConfig, startPyroscopeFake} from '../helpers/pyroscope-fake.js';
 import type {ReceivedSeries} from '../helpers/pyroscope-fake.js';
+import {waitUntil} from '../helpers/wait.js';
 
 const CUMULATIVE = new Set(['alloc_objects', 'alloc_space', 'contentions', 'delay']);
 
 /** A fixture as a process would serve it at `timeMs`, its cumulative values grown by `grow` (by sample index); `keep` picks samples. */
 function served(file: string, timeMs: number, grow: (i: number) => number = () => 0, keep: (i: number) => boolean = () => true): Buffer {
-  const p = Profile.decode(gunzipSync(readFileSync(new URL(`../fixtures/${file}`, import.meta.url))));
+  const p = fixtureProfile(file);
   p.timeNanos = BigInt(timeMs) * 1_000_000n;
   const cumulative = p.sampleType.flatMap((t, i) => (CUMULATIVE.has(p.stringTable.strings[Number(t.type)] ?? '') ? [i] : []));
   p.sample.forEach((s, i) => {
@@ -39,7 +41,7 @@ function served(file: string, timeMs: number, grow: (i: number) => number = () =
 }
 
 function scraped(type: string, data: Buffer, timeMs: number, over: Partial<ScrapedProfile> = {}): ScrapedProfile {
-  return {targetId: 'abc', service: 'billing', type, labels: {instance: '10.0.0.7:6060'}, time: timeMs, sampleCount: 1, url: `http://10.0.0.7:6060/debug/pprof/${type}`, data, ...over};
+  return scrapedProfile({targetId: 'abc', type, time: timeMs, data, ...over});
 }
 
 const config = pyroscopeConfig;
@@ -194,7 +196,7 @@ state_dir: ${JSON.stringify(join(dir, 'state'))}
       ),
     );
     // every heap profile is skipped (the first would only set a baseline anyway)
-    await until(async () => (await metricValue(metrics.profilesSent, {repository: 'pyroscope', result: 'skipped'})) >= 4, 'four heap profiles handled', 20_000);
+    await waitUntil('four heap profiles handled', async () => (await metricSum(metrics.profilesSent, {repository: 'pyroscope', result: 'skipped'})) >= 4, {timeoutMs: 20_000});
     await fake.waitFor(3, 20_000);
     await daemon.stop({scrapeDeadlineMs: 1000, sendDeadlineMs: 1000});
     const memory = fake.received.filter((s) => s.label('__name__') === 'memory');
@@ -223,7 +225,7 @@ void test('a queued profile outside Pyroscope\'s ingestion window is dropped bef
     const f = await deliver(repo, scraped('goroutine', served('goroutine.pb.gz', ahead), ahead));
     assert.match((f as {reason: string}).reason, /^outside_ingestion_window: dated 19m.* ahead, and Pyroscope refuses profiles further ahead than reject_newer_than \(10m\)/);
     assert.equal(fake.requests(), 0, 'nothing was sent to a certain refusal');
-    assert.equal(await metricValue(metrics.queueDropped, {repository: 'p', reason: 'outside_ingestion_window'}), 2);
+    assert.equal(await metricSum(metrics.queueDropped, {repository: 'p', reason: 'outside_ingestion_window'}), 2);
     assert.deepEqual(await deliver(repo, scraped('goroutine', served('goroutine.pb.gz', now - 60_000), now - 60_000)), {status: 'ok'});
   } finally {
     await repo.close();
@@ -256,7 +258,7 @@ void test('a restart that only shows as missing stacks: the new process\'s large
     const restarted = await deliver(repo, scraped('block', served('block.pb.gz', t + 20_000, () => 1e9, half), t + 20_000));
     assert.equal(restarted.status, 'skipped');
     assert.match((restarted as {reason: string}).reason, /restarted.*new baseline/);
-    assert.equal(await metricValue(metrics.deltaResets, {repository: 'p', reason: 'restart'}), 1);
+    assert.equal(await metricSum(metrics.deltaResets, {repository: 'p', reason: 'restart'}), 1);
     assert.deepEqual(await deliver(repo, scraped('block', served('block.pb.gz', t + 30_000, () => 1e9 + 5, half), t + 30_000)), {status: 'ok'});
 
     const got = await fake.waitFor(2);
@@ -352,7 +354,7 @@ void test('the ingestion window is checked on the profile\'s own time, as Pyrosc
     assert.equal(r.status, 'skipped');
     assert.match((r as {reason: string}).reason, /^outside_ingestion_window: taken 2h/);
     assert.equal(fake.requests(), 0);
-    assert.equal(await metricValue(metrics.queueDropped, {repository: 'p', reason: 'outside_ingestion_window'}), 1);
+    assert.equal(await metricSum(metrics.queueDropped, {repository: 'p', reason: 'outside_ingestion_window'}), 1);
   } finally {
     await repo.close();
     await fake.close();

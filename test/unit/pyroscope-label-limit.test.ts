@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import {readdir, readFile, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {test} from 'node:test';
-import {gunzipSync, gzipSync} from 'node:zlib';
-import {Label, Profile} from 'pprof-format';
+import {gzipSync} from 'node:zlib';
+import {Label} from 'pprof-format';
 import {parseConfig} from '../../src/config/index.js';
 import {Daemon} from '../../src/daemon.js';
 import {createMetrics} from '../../src/metrics.js';
@@ -21,9 +21,13 @@ import type {ScrapedProfile} from '../../src/profiles/profile.js';
 import {buildTargets, targetsReport} from '../../src/targets/index.js';
 import type {TargetsReport} from '../../src/targets/index.js';
 import {runCli} from '../helpers/cli.js';
-import {captureLogger, metricValue, startUniqueProfileTarget, tempDir, until} from '../helpers/delivery.js';
+import {startUniqueProfileTarget, tempDir} from '../helpers/delivery.js';
+import {captureLogger} from '../helpers/log.js';
+import {metricSum} from '../helpers/metrics.js';
+import {fixtureProfile, scrapedProfile} from '../helpers/profiles.js';
 import {pyroscopeConfig, startPyroscopeFake} from '../helpers/pyroscope-fake.js';
 import {staticGroups} from '../helpers/targets.js';
+import {waitUntil} from '../helpers/wait.js';
 
 /** `n` labels l00, l01, …: with instance and provider, n + 2 target labels, n + 5 series labels in Pyroscope. */
 const manyLabels = (n: number): Record<string, string> => Object.fromEntries(Array.from({length: n}, (_, i) => [`l${String(i).padStart(2, '0')}`, 'v']));
@@ -94,7 +98,7 @@ void test('a target whose labels never fit the only repository, a Pyroscope, is 
   const narrow = await startUniqueProfileTarget('goroutine.pb.gz');
   const pyroscope = await startPyroscopeFake();
   const {dir, cleanup} = await tempDir('pprof-label-limit-');
-  const {logger, lines} = captureLogger();
+  const {logger, records: lines} = captureLogger();
   const daemon = new Daemon({logger, metrics: createMetrics({defaultMetrics: false})});
   const text = yaml(dir, wide.address, narrow.address, `  - pyroscope: {url: "${pyroscope.url}"}`);
   try {
@@ -134,7 +138,7 @@ void test('with a directory repository too, the target is kept: the directory ge
   const narrow = await startUniqueProfileTarget('goroutine.pb.gz');
   const pyroscope = await startPyroscopeFake();
   const {dir, cleanup} = await tempDir('pprof-label-limit-');
-  const {logger, lines} = captureLogger();
+  const {logger, records: lines} = captureLogger();
   const metrics = createMetrics({defaultMetrics: false});
   const daemon = new Daemon({logger, metrics});
   const files = join(dir, 'files');
@@ -157,8 +161,8 @@ void test('with a directory repository too, the target is kept: the directory ge
 
     await daemon.apply(parseConfig(text, 'test.yaml', {baseDir: dir}));
     const folder = join(files, 'wide', 'goroutine');
-    await until(async () => (await readdir(folder).catch(() => [])).filter((n) => n.endsWith('.json')).length >= 3, 'three profiles of the wide target in the directory', 20_000);
-    await until(async () => (await metricValue(metrics.profilesSent, {repository: 'pyroscope', result: 'skipped'})) >= 3, 'three of its profiles skipped by Pyroscope', 20_000);
+    await waitUntil('three profiles of the wide target in the directory', async () => (await readdir(folder).catch(() => [])).filter((n) => n.endsWith('.json')).length >= 3, {timeoutMs: 20_000});
+    await waitUntil('three of its profiles skipped by Pyroscope', async () => (await metricSum(metrics.profilesSent, {repository: 'pyroscope', result: 'skipped'})) >= 3, {timeoutMs: 20_000});
     await pyroscope.waitFor(2, 20_000);
     await daemon.stop({scrapeDeadlineMs: 1000, sendDeadlineMs: 1000});
 
@@ -167,7 +171,7 @@ void test('with a directory repository too, the target is kept: the directory ge
     assert.ok(pyroscope.received.length >= 2);
     assert.ok(pyroscope.received.every((s) => s.label('service_name') === 'narrow'), 'Pyroscope gets nothing of the wide target');
     assert.deepEqual(pyroscope.rejected, []);
-    assert.equal(await metricValue(metrics.profilesSent, {repository: 'pyroscope', result: 'permanent'}), 0);
+    assert.equal(await metricSum(metrics.profilesSent, {repository: 'pyroscope', result: 'permanent'}), 0);
     assert.ok(wide.served.length >= 3);
 
     const notes = lines.filter((l) => typeof l['msg'] === 'string' && l['msg'].startsWith('target not sent to a repository'));
@@ -186,11 +190,9 @@ void test('with a directory repository too, the target is kept: the directory ge
   }
 });
 
-const goroutine = await readFile(new URL('../fixtures/goroutine.pb.gz', import.meta.url));
-
 /** The goroutine fixture dated now, each sample carrying these string labels. */
 function withSampleLabels(labels: Record<string, string>): Buffer {
-  const p = Profile.decode(gunzipSync(goroutine));
+  const p = fixtureProfile('goroutine');
   p.timeNanos = BigInt(Date.now()) * 1_000_000n;
   for (const s of p.sample) s.label = Object.entries(labels).map(([k, v]) => new Label({key: p.stringTable.dedup(k), str: p.stringTable.dedup(v)}));
   return gzipSync(p.encode());
@@ -205,7 +207,7 @@ async function deliver(repo: PyroscopeRepository, profile: ScrapedProfile): Prom
 void test('labels on samples are counted when a profile is sent: each set of them is a series of its own in Pyroscope', async () => {
   // 25 + instance + provider: 30 series labels, the limit
   const labels = {instance: '10.0.0.7:6060', provider: 'static', ...manyLabels(25)};
-  const profile = (data: Buffer): ScrapedProfile => ({targetId: 'abc', service: 'billing', type: 'goroutine', labels, time: Date.now(), sampleCount: 1, url: 'http://10.0.0.7:6060/debug/pprof/goroutine', data});
+  const profile = (data: Buffer): ScrapedProfile => scrapedProfile({targetId: 'abc', type: 'goroutine', labels, time: Date.now(), data});
   const fake = await startPyroscopeFake();
   const repo = await createPyroscopeRepository('p', pyroscopeConfig(fake.url));
   const unchecked = await createPyroscopeRepository('q', pyroscopeConfig(fake.url, {max_label_names_per_series: 0}));

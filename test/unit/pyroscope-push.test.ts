@@ -1,26 +1,18 @@
 import assert from 'node:assert/strict';
-import {readFileSync} from 'node:fs';
 import {test} from 'node:test';
-import {gunzipSync, gzipSync} from 'node:zlib';
+import {gunzipSync} from 'node:zlib';
 import {Profile} from 'pprof-format';
 import {Secret} from '../../src/config/secret.js';
 import {createPyroscopeRepository, encodePushRequest, profileId, profileNameOf, pyroscopeLabelName, pyroscopeLabels, sampleTypeNames} from '../../src/repositories/pyroscope.js';
 import type {ScrapedProfile} from '../../src/profiles/profile.js';
+import {fixture, scrapedProfile, stampedFixture} from '../helpers/profiles.js';
 import {checkSeries, decodePushRequest, pyroscopeConfig, startPyroscopeFake} from '../helpers/pyroscope-fake.js';
-
-const fixture = (name: string): Buffer => readFileSync(new URL(`../fixtures/${name}`, import.meta.url));
-
-/** A fixture taken at `timeMs` (Pyroscope refuses profiles older than an hour). */
-function stamped(name: string, timeMs: number): Buffer {
-  const p = Profile.decode(gunzipSync(fixture(name)));
-  p.timeNanos = BigInt(timeMs) * 1_000_000n;
-  return gzipSync(p.encode());
-}
 
 const NOW = Date.now();
 
 function profile(type: string, file: string, over: Partial<ScrapedProfile> = {}): ScrapedProfile {
-  return {targetId: 'abc', service: 'billing api', type, labels: {instance: '10.0.0.7:6060', env: 'prod'}, time: NOW, sampleCount: 3, url: `http://10.0.0.7:6060/debug/pprof/${type}`, data: stamped(file, NOW), ...over};
+  // a fixture taken now: Pyroscope refuses profiles older than an hour
+  return scrapedProfile({targetId: 'abc', service: 'billing api', type, labels: {instance: '10.0.0.7:6060', env: 'prod'}, time: NOW, sampleCount: 3, data: stampedFixture(file, NOW), ...over});
 }
 
 const config = pyroscopeConfig;

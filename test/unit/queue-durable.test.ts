@@ -10,8 +10,12 @@ import {encodeRecord, recordLength, scanSegment} from '../../src/repositories/qu
 import type {Repository} from '../../src/repositories/repository.js';
 import {openSpool} from '../../src/repositories/spool.js';
 import type {Spool} from '../../src/repositories/spool.js';
-import {captureLogger, metricValue, ScriptedRepository, settings, taggedProfile, tempDir, until} from '../helpers/delivery.js';
+import {ScriptedRepository, settings, tempDir} from '../helpers/delivery.js';
+import {captureLogger} from '../helpers/log.js';
+import {metricSum} from '../helpers/metrics.js';
 import {startProfefeFake} from '../helpers/profefe-fake.js';
+import {fixture, taggedProfile} from '../helpers/profiles.js';
+import {waitUntil} from '../helpers/wait.js';
 
 interface Rig {
   spool: Spool;
@@ -20,7 +24,7 @@ interface Rig {
 }
 
 async function rig(stateDir: string, repos: [Repository, QueueSettings][]): Promise<Rig> {
-  const {logger, lines} = captureLogger();
+  const {logger, records: lines} = captureLogger();
   const metrics = createMetrics({defaultMetrics: false});
   const spool = await openSpool(stateDir, {logger, metrics, ackFlushMs: 10});
   const handles = new Map();
@@ -38,7 +42,7 @@ void test('a repository down for a while, then up: every profile arrives, once',
   const {spool, metrics} = await rig(dir, [[repo, settings({policy: {initialMs: 20, maxMs: 80}})]]);
   try {
     for (let i = 0; i < 40; i++) await spool.submit(taggedProfile(i));
-    await until(() => repo.calls.length >= 3, 'retries during the outage');
+    await waitUntil('retries during the outage', () => repo.calls.length >= 3);
     // while it fails, the queue probes with one profile at a time
     assert.ok(repo.calls.every((c) => c.seq === 0), 'only the oldest profile is tried during the outage');
     assert.equal(spool.queue('r')!.stats().length, 40);
@@ -49,11 +53,11 @@ void test('a repository down for a while, then up: every profile arrives, once',
     assert.ok(age > 0 && age < 60, `oldest age ${age} s`);
     isDown = false;
     await repo.waitAccepted(40);
-    await until(() => spool.queue('r')!.stats().length === 0, 'an empty queue');
+    await waitUntil('an empty queue', () => spool.queue('r')!.stats().length === 0);
     assert.deepEqual([...repo.accepted.keys()].sort((a, b) => a - b), Array.from({length: 40}, (_, i) => i));
     assert.ok([...repo.accepted.values()].every((n) => n === 1), 'each profile accepted exactly once');
-    assert.equal(await metricValue(metrics.profilesSent, {repository: 'r', result: 'ok'}), 40);
-    assert.ok((await metricValue(metrics.sendRetries, {repository: 'r'})) >= 3);
+    assert.equal(await metricSum(metrics.profilesSent, {repository: 'r', result: 'ok'}), 40);
+    assert.ok((await metricSum(metrics.sendRetries, {repository: 'r'})) >= 3);
   } finally {
     await spool.close(100);
   }
@@ -115,7 +119,7 @@ void test('a damaged item is quarantined with a log line; the items around it ar
     const repo = new ScriptedRepository('r');
     const b = await rig(dir, [[repo, settings()]]);
     await repo.waitAccepted(4);
-    await until(() => b.spool.queue('r')!.stats().length === 0, 'an empty queue');
+    await waitUntil('an empty queue', () => b.spool.queue('r')!.stats().length === 0);
     assert.deepEqual([...repo.accepted.keys()].sort(), [0, 1, 3, 4]);
     const quarantined = await readdir(join(qdir, 'quarantine'));
     assert.equal(quarantined.length, 1);
@@ -123,7 +127,7 @@ void test('a damaged item is quarantined with a log line; the items around it ar
     assert.ok(bytes.includes(Buffer.from('profile-2:')), 'the quarantined bytes are profile 2');
     assert.ok(b.lines.some((l) => l['msg']?.toString().startsWith('damaged queue item') && l['level'] === 50));
     assert.ok(b.lines.some((l) => l['msg']?.toString().startsWith('ignoring an incomplete record at the end')));
-    assert.equal(await metricValue(b.metrics.queueDropped, {repository: 'r', reason: 'damaged'}), 1);
+    assert.equal(await metricSum(b.metrics.queueDropped, {repository: 'r', reason: 'damaged'}), 1);
     await b.spool.close(100);
   } finally {
     await cleanup();
@@ -166,12 +170,12 @@ void test('the size bound drops the oldest profiles first, each counted and logg
     const stats = a.spool.queue('r')!.stats();
     assert.equal(stats.length, 5);
     assert.ok(stats.bytes <= bound.maxBytes);
-    assert.equal(await metricValue(a.metrics.queueDropped, {repository: 'r', reason: 'full'}), 15);
+    assert.equal(await metricSum(a.metrics.queueDropped, {repository: 'r', reason: 'full'}), 15);
     const dropLines = (): Record<string, unknown>[] => a.lines.filter((l) => l['reason'] === 'full');
     assert.ok(dropLines().length >= 1);
     // every drop is in a line: itself, or folded into the next one that got out, or into a trailing line when the second is up
     const logged = (): number => dropLines().reduce((n, l) => n + (l['folded'] !== undefined ? Number(l['folded']) : 1 + Number(l['also_dropped'] ?? 0)), 0);
-    await until(async () => logged() === 15, 'every drop logged');
+    await waitUntil('every drop logged', async () => logged() === 15);
     assert.equal(dropLines()[0]!['service'], 'svc');
     await a.spool.close(0);
     assert.equal(logged(), 15);
@@ -179,6 +183,7 @@ void test('the size bound drops the oldest profiles first, each counted and logg
     const repo = new ScriptedRepository('r');
     await rig(dir, [[repo, bound]]);
     await repo.waitAccepted(5);
+    // a sleep on purpose: no other profile may arrive within it
     await new Promise((r) => setTimeout(r, 100));
     assert.deepEqual([...repo.accepted.keys()].sort((x, y) => x - y), [25, 26, 27, 28, 29]);
   } finally {
@@ -192,10 +197,11 @@ void test('a profile older than max_age is dropped, not sent', async () => {
     const a = await rig(dir, [[new ScriptedRepository('r', down), settings({policy: {initialMs: 60_000, maxMs: 60_000}})]]);
     for (let i = 0; i < 3; i++) await a.spool.submit(taggedProfile(i));
     await a.spool.close(0);
+    // time must pass, not an event: the profiles grow older than the max_age (100 ms) below
     await new Promise((r) => setTimeout(r, 150));
     const repo = new ScriptedRepository('r');
     const b = await rig(dir, [[repo, settings({maxAgeMs: 100})]]);
-    await until(async () => (await metricValue(b.metrics.queueDropped, {repository: 'r', reason: 'expired'})) === 3, '3 expired drops');
+    await waitUntil('3 expired drops', async () => (await metricSum(b.metrics.queueDropped, {repository: 'r', reason: 'expired'})) === 3);
     assert.equal(repo.calls.length, 0);
     await b.spool.close(0);
   } finally {
@@ -206,7 +212,7 @@ void test('a profile older than max_age is dropped, not sent', async () => {
 void test('429 with Retry-After is honoured, over the shorter backoff', async () => {
   const fake = await startProfefeFake();
   const {dir, cleanup} = await tempDir();
-  const data = await readFile(new URL('../fixtures/heap.pb.gz', import.meta.url));
+  const data = fixture('heap');
   let first = 0;
   let second = 0;
   fake.setFailure((req) => {
@@ -223,7 +229,7 @@ void test('429 with Retry-After is honoured, over the shorter backoff', async ()
     await spool.submit(taggedProfile(1, 0, {data}));
     await fake.waitForProfiles(1);
     assert.ok(second - first >= 950, `retried after ${second - first} ms, Retry-After said 1 s`);
-    assert.equal(await metricValue(metrics.sendRetries, {repository: 'p'}), 1);
+    assert.equal(await metricSum(metrics.sendRetries, {repository: 'p'}), 1);
   } finally {
     await spool.close(100);
     await repo.close();
@@ -235,7 +241,7 @@ void test('429 with Retry-After is honoured, over the shorter backoff', async ()
 void test('400 is permanent: dropped after one try, logged with the answer, counted', async () => {
   const fake = await startProfefeFake();
   const {dir, cleanup} = await tempDir();
-  const data = await readFile(new URL('../fixtures/heap.pb.gz', import.meta.url));
+  const data = fixture('heap');
   fake.setFailure((req) => (req.url.includes('bad') ? {status: 400, body: 'labels: invalid value'} : undefined));
   const repo = await createProfefeRepository('p', {url: fake.url, queue: {max_size: 1e9, max_age: 1e9}, retry: {initial_backoff: 10, max_backoff: 50}, timeout: 5000});
   const {spool, metrics, lines} = await rig(dir, [[repo, settings()]]);
@@ -243,11 +249,11 @@ void test('400 is permanent: dropped after one try, logged with the answer, coun
     await spool.submit(taggedProfile(1, 0, {data, labels: {instance: 'x', seq: '1', tag: 'bad'}}));
     await spool.submit(taggedProfile(2, 0, {data}));
     await fake.waitForProfiles(1);
-    await until(() => spool.queue('p')!.stats().length === 0, 'an empty queue');
+    await waitUntil('an empty queue', () => spool.queue('p')!.stats().length === 0);
     assert.equal(fake.received.length, 1);
-    assert.equal(await metricValue(metrics.profilesSent, {repository: 'p', result: 'permanent'}), 1);
-    assert.equal(await metricValue(metrics.queueDropped, {repository: 'p', reason: 'rejected'}), 1);
-    assert.equal(await metricValue(metrics.sendRetries, {repository: 'p'}), 0);
+    assert.equal(await metricSum(metrics.profilesSent, {repository: 'p', result: 'permanent'}), 1);
+    assert.equal(await metricSum(metrics.queueDropped, {repository: 'p', reason: 'rejected'}), 1);
+    assert.equal(await metricSum(metrics.sendRetries, {repository: 'p'}), 0);
     const line = lines.find((l) => l['msg']?.toString().startsWith('repository refused the profile'));
     assert.match(String(line?.['answer']), /HTTP 400: labels: invalid value/);
   } finally {
@@ -314,6 +320,7 @@ void test('a profile queued for one repository goes only there, across a restart
     await rig(dir, [[one, settings()], [two, settings()]]);
     await one.waitAccepted(2);
     await two.waitAccepted(1);
+    // a sleep on purpose: no other profile may arrive within it
     await new Promise((r) => setTimeout(r, 100));
     assert.deepEqual([...one.accepted.keys()].sort(), [1, 2]);
     assert.deepEqual([...two.accepted.keys()], [2]);
@@ -339,7 +346,7 @@ void test('sends that fail together back off once, not once each', async () => {
   const {spool, lines} = await rig(dir, [[repo, settings({parallelism: 4, policy: {initialMs: 300, maxMs: 10_000}})]]);
   try {
     await Promise.all([0, 1, 2, 3].map((i) => spool.submit(taggedProfile(i))));
-    await until(() => lines.some((l) => String(l['msg']).startsWith('repository did not take a profile')), 'the outage to be logged');
+    await waitUntil('the outage to be logged', () => lines.some((l) => String(l['msg']).startsWith('repository did not take a profile')));
     assert.equal(most, 4, 'four sends were in flight together');
     const warn = lines.find((l) => String(l['msg']).startsWith('repository did not take a profile'))!;
     // four failures of one round: one backoff step, at most initial_backoff (not 2^3 × that)
@@ -372,15 +379,16 @@ void test('finished items stay finished across restarts, even after a torn note'
     const second = new ScriptedRepository('r', (p) => (Number(p.labels['seq']) <= 7 ? {status: 'ok'} : down()));
     const b = await rig(dir, [[second, settings({policy: {initialMs: 60_000, maxMs: 60_000}})]]);
     await second.waitAccepted(3);
-    await until(() => b.spool.queue('r')!.stats().length === 2, 'two left');
-    await new Promise((r) => setTimeout(r, 50));
+    await waitUntil('two left', () => b.spool.queue('r')!.stats().length === 2);
+    await waitUntil('the failed try of 8', () => second.calls.some((c) => c.seq === 8 && c.result !== undefined));
     await b.spool.close(0);
     assert.deepEqual([...second.accepted.keys()].sort(), [5, 6, 7]);
 
     const third = new ScriptedRepository('r');
     const c = await rig(dir, [[third, settings()]]);
     await third.waitAccepted(2);
-    await until(() => c.spool.queue('r')!.stats().length === 0, 'an empty queue');
+    await waitUntil('an empty queue', () => c.spool.queue('r')!.stats().length === 0);
+    // a sleep on purpose: no other send may come within it
     await new Promise((r) => setTimeout(r, 50));
     assert.deepEqual(third.calls.map((x) => x.seq).sort(), [8, 9], 'only what was never taken is sent');
     await c.spool.close(0);

@@ -14,8 +14,12 @@ import {PREPARING_FILE} from '../../src/repositories/queue.js';
 import type {Prepared, QueueDeps, QueueSettings} from '../../src/repositories/queue.js';
 import {openSpool} from '../../src/repositories/spool.js';
 import type {Spool} from '../../src/repositories/spool.js';
-import {captureLogger, metricValue, ScriptedRepository, seqOf, settings, taggedProfile, tempDir, until} from '../helpers/delivery.js';
+import {ScriptedRepository, settings, tempDir} from '../helpers/delivery.js';
 import type {Script} from '../helpers/delivery.js';
+import {captureLogger} from '../helpers/log.js';
+import {metricSum} from '../helpers/metrics.js';
+import {seqOf, taggedProfile} from '../helpers/profiles.js';
+import {waitUntil} from '../helpers/wait.js';
 
 /** A repository with a prepare step (as Pyroscope's delta) that a test scripts. */
 class PreparingRepository extends ScriptedRepository {
@@ -44,7 +48,7 @@ interface Rig {
 }
 
 async function rig(stateDir: string, repo: PreparingRepository, s: QueueSettings = settings(), deps: Partial<QueueDeps> = {}): Promise<Rig> {
-  const {logger, lines} = captureLogger();
+  const {logger, records: lines} = captureLogger();
   const metrics = createMetrics({defaultMetrics: false});
   const spool = await openSpool(stateDir, {logger, metrics, ackFlushMs: 10, ...deps});
   spool.activate(new Map([[repo.name, await spool.attach(repo, s)]]));
@@ -62,13 +66,13 @@ void test('a profile whose prepare throws is quarantined after that one attempt,
   try {
     for (const p of profiles) await spool.submit(p);
     await repo.waitAccepted(4);
-    await until(() => spool.queue('r')!.stats().length === 0, 'an empty queue');
+    await waitUntil('an empty queue', () => spool.queue('r')!.stats().length === 0);
     assert.deepEqual([...repo.accepted.keys()].sort(), [0, 1, 3, 4]);
     assert.equal(repo.prepared.filter((s) => s === 2).length, 1, 'prepared once, never again');
     assert.equal(repo.calls.filter((c) => c.seq === 2).length, 0, 'never sent');
-    assert.equal(await metricValue(metrics.queueQuarantined, {repository: 'r', reason: 'prepare'}), 1);
-    assert.equal(await metricValue(metrics.queueDropped, {repository: 'r', reason: 'prepare'}), 1);
-    assert.equal(await metricValue(metrics.sendRetries, {repository: 'r'}), 0, 'a failed prepare is no outage of the repository');
+    assert.equal(await metricSum(metrics.queueQuarantined, {repository: 'r', reason: 'prepare'}), 1);
+    assert.equal(await metricSum(metrics.queueDropped, {repository: 'r', reason: 'prepare'}), 1);
+    assert.equal(await metricSum(metrics.sendRetries, {repository: 'r'}), 0, 'a failed prepare is no outage of the repository');
 
     const line = lines.find((l) => String(l['msg']).startsWith('the repository could not prepare a queued profile'));
     assert.ok(line, 'a log line');
@@ -109,10 +113,10 @@ void test('a backlog item whose prepare throws at start does not hold the backlo
     });
     const b = await rig(dir, repo);
     await repo.waitAccepted(5);
-    await until(() => b.spool.queue('r')!.stats().length === 0, 'an empty queue');
+    await waitUntil('an empty queue', () => b.spool.queue('r')!.stats().length === 0);
     assert.deepEqual([...repo.accepted.keys()].sort(), [1, 2, 3, 4, 5]);
     assert.equal(repo.prepared.filter((s) => s === 0).length, 1);
-    assert.equal(await metricValue(b.metrics.queueQuarantined, {repository: 'r', reason: 'prepare'}), 1);
+    assert.equal(await metricSum(b.metrics.queueQuarantined, {repository: 'r', reason: 'prepare'}), 1);
     await b.spool.close(100);
 
     // and the next start does not meet it again
@@ -139,7 +143,7 @@ void test('the daemon dying while it prepares an item: the next start quarantine
   const a = await rig(dir, first, settings({parallelism: 1}));
   try {
     for (let i = 0; i < 5; i++) await a.spool.submit(taggedProfile(i));
-    await until(() => first.prepared.includes(2), 'profile 2 being prepared');
+    await waitUntil('profile 2 being prepared', () => first.prepared.includes(2));
     await first.waitAccepted(2);
     const noted = await readFile(join(dir, 'queues', 'r', PREPARING_FILE), 'latin1');
     assert.match(noted, /^\S+ \d+ *\n$/, 'the note names the item');
@@ -148,11 +152,11 @@ void test('the daemon dying while it prepares an item: the next start quarantine
     const second = new PreparingRepository('r', asIs);
     const b = await rig(dir, second);
     await second.waitAccepted(2);
-    await until(() => b.spool.queue('r')!.stats().length === 0, 'an empty queue');
+    await waitUntil('an empty queue', () => b.spool.queue('r')!.stats().length === 0);
     assert.ok(second.accepted.has(3) && second.accepted.has(4), 'the profiles behind it arrive');
     assert.ok(!second.prepared.includes(2), 'not prepared again');
     assert.ok(!second.accepted.has(2));
-    assert.equal(await metricValue(b.metrics.queueQuarantined, {repository: 'r', reason: 'interrupted'}), 1);
+    assert.equal(await metricSum(b.metrics.queueQuarantined, {repository: 'r', reason: 'interrupted'}), 1);
     const line = b.lines.find((l) => String(l['msg']).startsWith('the daemon stopped while preparing this queued profile'));
     assert.ok(line, 'a log line');
     assert.equal(line['level'], 50);
@@ -185,7 +189,7 @@ void test('a graceful stop while an item is prepared does not quarantine it', as
     });
     const a = await rig(dir, first, settings({parallelism: 1}));
     for (let i = 0; i < 3; i++) await a.spool.submit(taggedProfile(i));
-    await until(() => first.prepared.includes(1), 'profile 1 being prepared');
+    await waitUntil('profile 1 being prepared', () => first.prepared.includes(1));
     const closing = a.spool.close(50);
     release();
     await closing;
@@ -194,9 +198,9 @@ void test('a graceful stop while an item is prepared does not quarantine it', as
     const second = new PreparingRepository('r', asIs);
     const b = await rig(dir, second);
     await b.spool.queue('r')!.whenReady();
-    await until(() => b.spool.queue('r')!.stats().length === 0, 'an empty queue');
+    await waitUntil('an empty queue', () => b.spool.queue('r')!.stats().length === 0);
     assert.deepEqual([...new Set([...first.accepted.keys(), ...second.accepted.keys()])].sort(), [0, 1, 2], 'every profile arrives');
-    assert.equal(await metricValue(b.metrics.queueQuarantined, {repository: 'r'}), 0);
+    assert.equal(await metricSum(b.metrics.queueQuarantined, {repository: 'r'}), 0);
     assert.deepEqual(await readdir(join(dir, 'queues', 'r', 'quarantine')), []);
     await b.spool.close(100);
   } finally {
@@ -216,7 +220,7 @@ void test('a note that names no queued item, or is not a note, is ignored', asyn
       const b = await rig(dir, repo);
       await b.spool.queue('r')!.whenReady();
       assert.equal(b.spool.queue('r')!.stats().length, 2);
-      assert.equal(await metricValue(b.metrics.queueQuarantined, {repository: 'r'}), 0);
+      assert.equal(await metricSum(b.metrics.queueQuarantined, {repository: 'r'}), 0);
       await b.spool.close(0);
     }
   } finally {
@@ -234,8 +238,8 @@ void test('past its bound, quarantine/ keeps no more copies; the item still leav
   try {
     for (let i = 0; i < 6; i++) await spool.submit(taggedProfile(i, 1000));
     await repo.waitAccepted(3);
-    await until(() => spool.queue('r')!.stats().length === 0, 'an empty queue');
-    assert.equal(await metricValue(metrics.queueQuarantined, {repository: 'r', reason: 'prepare'}), 3);
+    await waitUntil('an empty queue', () => spool.queue('r')!.stats().length === 0);
+    assert.equal(await metricSum(metrics.queueQuarantined, {repository: 'r', reason: 'prepare'}), 3);
     const files = await readdir(join(dir, 'queues', 'r', 'quarantine'));
     assert.equal(files.filter((f) => f.endsWith('.pb.gz')).length, 2, 'two copies fit in 3000 bytes, the third does not');
     // one line a second: the first is out at once, and says where the copy is

@@ -4,7 +4,8 @@ import {join} from 'node:path';
 import {test} from 'node:test';
 import {decodeProfile, encodeRecord, readRecord, RECORD_HEADER_BYTES, scanSegment, SEGMENT_MAGIC} from '../../src/repositories/queue-record.js';
 import type {ScanEvent} from '../../src/repositories/queue-record.js';
-import {taggedProfile, tempDir} from '../helpers/delivery.js';
+import {tempDir} from '../helpers/delivery.js';
+import {taggedProfile} from '../helpers/profiles.js';
 
 async function segmentOf(records: Buffer[]): Promise<{path: string; offsets: number[]; cleanup: () => Promise<void>}> {
   const {dir, cleanup} = await tempDir();

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readFile } from 'node:fs/promises';
 import { describe, test } from 'node:test';
 import { Secret } from '../../src/config/index.js';
 import { createMetrics } from '../../src/metrics.js';
@@ -12,8 +11,11 @@ import type { Repository } from '../../src/repositories/repository.js';
 import { resultOfError, resultOfStatus } from '../../src/repositories/http-result.js';
 import { resultOfS3Error } from '../../src/repositories/s3.js';
 import { openSpool } from '../../src/repositories/spool.js';
-import { captureLogger, settings, taggedProfile, tempDir, until } from '../helpers/delivery.js';
+import { settings, tempDir } from '../helpers/delivery.js';
+import { captureLogger } from '../helpers/log.js';
+import { fixture, taggedProfile } from '../helpers/profiles.js';
 import { pyroscopeConfig } from '../helpers/pyroscope-fake.js';
+import { waitUntil } from '../helpers/wait.js';
 
 describe('redactUrl', () => {
   const cases: [string, string][] = [
@@ -76,7 +78,7 @@ describe('repository errors carry no URL credentials', () => {
       await createPyroscopeRepository('pyroscope-refused', pyroscopeConfig(`http://user:s3cret-pw@127.0.0.1:${closedPort}`, { ...common, reject_older_than: 0 })),
     ];
     const { dir, cleanup } = await tempDir('pprof-redact-');
-    const { logger, lines } = captureLogger();
+    const { logger, records: lines } = captureLogger();
     const metrics = createMetrics({ defaultMetrics: false });
     const spool = await openSpool(dir, { logger, metrics, ackFlushMs: 10 });
     try {
@@ -84,10 +86,10 @@ describe('repository errors carry no URL credentials', () => {
       for (const repo of repos) handles.set(repo.name, await spool.attach(repo, settings({ policy: { initialMs: 10, maxMs: 20 } })));
       spool.activate(handles);
       // goroutine: a type Pyroscope takes as it comes, with no delta baseline first
-      const data = await readFile(new URL('../fixtures/goroutine.pb.gz', import.meta.url));
+      const data = fixture('goroutine');
       await spool.submit(taggedProfile(1, 0, { data, type: 'goroutine' }));
       const retried = (name: string): number => lines.filter((l) => l['repository'] === name && typeof l['error'] === 'string').length;
-      await until(() => repos.every((r) => retried(r.name) >= 2), 'two failed sends logged per repository');
+      await waitUntil('two failed sends logged per repository', () => repos.every((r) => retried(r.name) >= 2));
       const text = lines.map((l) => JSON.stringify(l)).join('\n');
       assert.ok(!text.includes('s3cret-pw'), text);
       // what was masked is still there to read: the user, the host, the answer

@@ -9,8 +9,8 @@ import type { LoadedConfig } from '../../src/config/index.js';
 import type { ApplyReport } from '../../src/daemon.js';
 import { createMetrics } from '../../src/metrics.js';
 import { Reloader } from '../../src/reload.js';
-import { waitFor } from '../helpers/cli.js';
-import { captureLogger } from '../helpers/operate.js';
+import { captureLogger } from '../helpers/log.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const REPORT: ApplyReport = {
   providers: { started: 0, stopped: 0, kept: 1 },
@@ -61,7 +61,7 @@ void test('every reload reads the config file once, whatever triggered it', asyn
     assert.equal(counter.reads(), 3, 'POST /-/reload');
     await writeFile(join(dir, '.next'), config('two'));
     await rename(join(dir, '.next'), file);
-    await waitFor('the changed file applied', () => applied.length === 4 || undefined, 5_000, 10);
+    await waitUntil('the changed file applied', () => applied.length === 4);
     await reloader.close();
     assert.equal(counter.reads(), 4, 'a change to the file');
   } finally {

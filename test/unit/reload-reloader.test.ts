@@ -8,7 +8,9 @@ import type { LoadedConfig } from '../../src/config/index.js';
 import type { ApplyReport } from '../../src/daemon.js';
 import { createMetrics } from '../../src/metrics.js';
 import { hashToNumber, Reloader } from '../../src/reload.js';
-import { captureLogger, metricValue } from '../helpers/operate.js';
+import { captureLogger } from '../helpers/log.js';
+import { exposedValue } from '../helpers/metrics.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const REPORT: ApplyReport = {
   providers: { started: 0, stopped: 0, kept: 1 },
@@ -61,23 +63,16 @@ async function setup() {
   return { dir, file, daemon, log, metrics, reloader, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 
-async function until(what: string, check: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 test('reloads are serialised: one that arrives while another runs waits for it', async () => {
   const { file, daemon, reloader, cleanup } = await setup();
   try {
     await writeFile(file, valid('one'));
     const release = daemon.hold();
     const first = reloader.reload('signal');
-    await until('the first apply to start', () => daemon.events.length === 1);
+    await waitUntil('the first apply to start', () => daemon.events.length === 1);
     await writeFile(file, valid('two'));
     const second = reloader.reload('http');
+    // a sleep on purpose: the second must not start within it
     await new Promise((r) => setTimeout(r, 50));
     assert.deepEqual(daemon.events, ['start 0'], 'the second waits while the first runs');
     release();
@@ -97,8 +92,8 @@ test('an invalid file is never applied: every error with line and column, metric
     assert.equal((await reloader.reload('start')).status, 'applied');
     const text1 = valid('one');
     const read = async (): Promise<string> => metrics.registry.metrics();
-    assert.equal(metricValue(await read(), 'pprof_scraper_config_last_reload_successful'), 1);
-    assert.equal(metricValue(await read(), 'pprof_scraper_config_hash'), hashToNumber(createHash('sha256').update(text1).digest('hex')));
+    assert.equal(exposedValue(await read(), 'pprof_scraper_config_last_reload_successful'), 1);
+    assert.equal(exposedValue(await read(), 'pprof_scraper_config_hash'), hashToNumber(createHash('sha256').update(text1).digest('hex')));
 
     await writeFile(file, 'scrape:\n  interval: soon\n  timeout: never\nrepositories:\n  - directory: {path: ./profiles}\n');
     const result = await reloader.reload('signal');
@@ -111,9 +106,9 @@ test('an invalid file is never applied: every error with line and column, metric
     assert.deepEqual(logged.map((r) => [r['line'], r['path']]), [[2, 'scrape.interval'], [3, 'scrape.timeout']]);
     assert.equal(log.find(/^reload refused/).length, 1);
     const after = await read();
-    assert.equal(metricValue(after, 'pprof_scraper_config_last_reload_successful'), 0);
-    assert.equal(metricValue(after, 'pprof_scraper_config_reloads_total', { trigger: 'signal', result: 'invalid' }), 1);
-    assert.equal(metricValue(after, 'pprof_scraper_config_hash'), hashToNumber(createHash('sha256').update(text1).digest('hex')), 'the hash is still the running config');
+    assert.equal(exposedValue(after, 'pprof_scraper_config_last_reload_successful'), 0);
+    assert.equal(exposedValue(after, 'pprof_scraper_config_reloads_total', { trigger: 'signal', result: 'invalid' }), 1);
+    assert.equal(exposedValue(after, 'pprof_scraper_config_hash'), hashToNumber(createHash('sha256').update(text1).digest('hex')), 'the hash is still the running config');
 
     await rm(file);
     const missing = await reloader.reload('http');
@@ -122,7 +117,7 @@ test('an invalid file is never applied: every error with line and column, metric
 
     await writeFile(file, valid('two'));
     assert.equal((await reloader.reload('http')).status, 'applied');
-    assert.equal(metricValue(await read(), 'pprof_scraper_config_last_reload_successful'), 1);
+    assert.equal(exposedValue(await read(), 'pprof_scraper_config_last_reload_successful'), 1);
   } finally {
     await cleanup();
   }
@@ -135,7 +130,7 @@ test('a valid file the daemon cannot apply: failed, the metric says so', async (
     daemon.failWith('server.listen 127.0.0.1:1: permission denied');
     const result = await reloader.reload('http');
     assert.deepEqual(result, { status: 'failed', error: 'server.listen 127.0.0.1:1: permission denied' });
-    assert.equal(metricValue(await metrics.registry.metrics(), 'pprof_scraper_config_last_reload_successful'), 0);
+    assert.equal(exposedValue(await metrics.registry.metrics(), 'pprof_scraper_config_last_reload_successful'), 0);
   } finally {
     await cleanup();
   }
@@ -167,9 +162,11 @@ test('the watcher: a burst of writes is one reload; renamed-over files count; ot
     // a burst: one reload, of the last text
     for (const s of ['a', 'b', 'c', 'd']) {
       await writeFile(file, valid(s));
+      // spaces the writes of the burst, well inside the debounce; waits for nothing
       await new Promise((r) => setTimeout(r, 10));
     }
-    await until('a reload', () => daemon.applied.length >= 2);
+    await waitUntil('a reload', () => daemon.applied.length >= 2);
+    // sleeps on purpose here and below: no further reload may come within them
     await new Promise((r) => setTimeout(r, 800));
     assert.equal(daemon.applied.length, 2, 'one reload for the burst');
     assert.equal(daemon.applied[1]?.config.discovery[0]?.static?.service, 'd');
@@ -177,7 +174,7 @@ test('the watcher: a burst of writes is one reload; renamed-over files count; ot
     // an editor's save: a new file renamed over the old one
     await writeFile(join(dir, '.config.yaml.swp'), valid('e'));
     await rename(join(dir, '.config.yaml.swp'), file);
-    await until('the renamed-over file applied', () => daemon.applied.length === 3);
+    await waitUntil('the renamed-over file applied', () => daemon.applied.length === 3);
     assert.equal(daemon.applied[2]?.config.discovery[0]?.static?.service, 'e');
 
     // the same text written again, and another file in the folder: no reload
@@ -188,13 +185,13 @@ test('the watcher: a burst of writes is one reload; renamed-over files count; ot
 
     // an invalid edit is tried once; the same invalid text again is not
     await replace('scrape: [');
-    await until('the refusal', () => log.find(/^reload refused/).length === 1);
+    await waitUntil('the refusal', () => log.find(/^reload refused/).length === 1);
     await replace('scrape: [');
     await new Promise((r) => setTimeout(r, 800));
     assert.equal(daemon.applied.length, 3);
     assert.equal(log.find(/^reload refused/).length, 1, 'the same invalid text is refused once');
     await replace(valid('g'));
-    await until('the fixed file applied', () => daemon.applied.length === 4);
+    await waitUntil('the fixed file applied', () => daemon.applied.length === 4);
   } finally {
     watcher.close();
     await cleanup();

@@ -10,22 +10,22 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { gunzipSync, gzipSync } from 'node:zlib';
-import { Profile } from 'pprof-format';
+import { gzipSync } from 'node:zlib';
 import { parseConfig } from '../../src/config/index.js';
 import { Daemon } from '../../src/daemon.js';
 import { createMetrics } from '../../src/metrics.js';
 import { MAX_PROFILE_TIME_SKEW_MS, profileTime } from '../../src/profiles/profile.js';
 import { s3Key } from '../../src/repositories/s3.js';
-import { captureLogger, tempDir, until } from '../helpers/delivery.js';
+import { tempDir } from '../helpers/delivery.js';
+import { captureLogger } from '../helpers/log.js';
 import { parseCreatedAt } from '../helpers/profefe-contract.js';
 import { startProfefeFake } from '../helpers/profefe-fake.js';
-
-const heap = await readFile(new URL('../fixtures/heap.pb.gz', import.meta.url));
+import { fixtureProfile, scrapedProfile } from '../helpers/profiles.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /** A pprof target whose heap profile always says `timeNanos`. */
 async function startTarget(timeNanos: bigint): Promise<{ address: string; close: () => Promise<void> }> {
-  const p = Profile.decode(gunzipSync(heap));
+  const p = fixtureProfile('heap');
   p.timeNanos = timeNanos;
   const body = gzipSync(p.encode());
   const server = createServer((_req, res) => {
@@ -58,7 +58,7 @@ void test('a target far off in time is filed under the scrape time, said once pe
   const past = await startTarget(1n);
   const profefe = await startProfefeFake();
   const { dir, cleanup } = await tempDir('pprof-time-');
-  const { logger, lines } = captureLogger();
+  const { logger, records: lines } = captureLogger();
   const daemon = new Daemon({ logger, metrics: createMetrics({ defaultMetrics: false }) });
   const started = Date.now();
   try {
@@ -82,7 +82,7 @@ state_dir: ${JSON.stringify(join(dir, 'state'))}
     );
     const received = await profefe.waitForProfiles(6, 30_000);
     const folder = join(dir, 'files', 'skewed', 'heap');
-    await until(async () => (await readdir(folder).catch(() => [])).filter((n) => n.endsWith('.json')).length >= 6, 'six profiles in the directory');
+    await waitUntil('six profiles in the directory', async () => (await readdir(folder).catch(() => [])).filter((n) => n.endsWith('.json')).length >= 6);
     await daemon.stop({ scrapeDeadlineMs: 1000, sendDeadlineMs: 1000 });
     const ended = Date.now();
     const near = (ms: number): boolean => ms >= started - 1000 && ms <= ended + 1000;
@@ -93,7 +93,7 @@ state_dir: ${JSON.stringify(join(dir, 'state'))}
       const side = JSON.parse(await readFile(join(folder, name), 'utf8')) as { time: string };
       assert.ok(near(Date.parse(side.time)), `${name} says ${side.time}`);
       assert.match(name, new RegExp(`^${new Date(started).getUTCFullYear()}`), `${name} is not named by the scrape time`);
-      const key = s3Key('p/', { targetId: 't', service: 'skewed', type: 'heap', labels: {}, time: Date.parse(side.time), sampleCount: 1, url: '', data: Buffer.alloc(0) });
+      const key = s3Key('p/', scrapedProfile({ targetId: 't', service: 'skewed', labels: {}, time: Date.parse(side.time), url: '', data: Buffer.alloc(0) }));
       assert.match(key, new RegExp(`^p/skewed/heap/${new Date(started).getUTCFullYear()}/`));
     }
     const warned = lines.filter((l) => typeof l['msg'] === 'string' && l['msg'].startsWith('profile time is more than 10 minutes from the scrape'));

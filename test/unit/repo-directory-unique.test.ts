@@ -11,13 +11,14 @@ import { after, before, test } from 'node:test';
 import type { ScrapedProfile } from '../../src/profiles/profile.js';
 import { createDirectoryRepository } from '../../src/repositories/directory.js';
 import { tempDir } from '../helpers/delivery.js';
+import { fixture, scrapedProfile } from '../helpers/profiles.js';
 
-const heap = await readFile(new URL('../fixtures/heap.pb.gz', import.meta.url));
+const heap = fixture('heap');
 const TIME = Date.UTC(2026, 10, 25, 8, 58, 0, 123);
 const BASE = '20261125T085800.123Z_10.0.0.7_6060';
 
 function profile(seq: number, data: Buffer = heap): ScrapedProfile {
-  return { targetId: 't1', service: 'billing', type: 'heap', labels: { instance: '10.0.0.7:6060', seq: String(seq) }, time: TIME, sampleCount: 8, url: 'http://10.0.0.7:6060/debug/pprof/heap', data };
+  return scrapedProfile({ targetId: 't1', labels: { instance: '10.0.0.7:6060', seq: String(seq) }, time: TIME, sampleCount: 8, data });
 }
 
 let root: string;

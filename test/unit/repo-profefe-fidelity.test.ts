@@ -4,27 +4,24 @@
  * types told apart by a label so that profefe can merge one of them.
  */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
-import { gunzipSync, gzipSync } from 'node:zlib';
-import { Profile } from 'pprof-format';
+import { gzipSync } from 'node:zlib';
 import type { ScrapedProfile } from '../../src/profiles/profile.js';
 import { createProfefeRepository, PROFEFE_TYPE_LABEL, profefeCreatedAt } from '../../src/repositories/profefe.js';
 import { GoQuery, parseCreatedAt, parseWriteParams } from '../helpers/profefe-contract.js';
 import { startProfefeFake } from '../helpers/profefe-fake.js';
 import type { ProfefeFake } from '../helpers/profefe-fake.js';
-
-const fixture = (name: string): Promise<Buffer> => readFile(new URL(`../fixtures/${name}.pb.gz`, import.meta.url));
+import { fixture, fixtureProfile, scrapedProfile } from '../helpers/profiles.js';
 
 /** The fixture with time_nanos set to `timeNanos` (0: no time of its own, as Go execution traces and some exporters send). */
 async function withTimeNanos(name: string, timeNanos: bigint): Promise<Buffer> {
-  const p = Profile.decode(gunzipSync(await fixture(name)));
+  const p = fixtureProfile(name);
   p.timeNanos = timeNanos;
   return gzipSync(p.encode());
 }
 
 function scraped(type: string, data: Buffer, time: number): ScrapedProfile {
-  return { targetId: 't1', service: 'billing', type, labels: { instance: '10.0.0.7:6060', provider: 'static' }, time, sampleCount: 3, url: `http://10.0.0.7:6060/debug/pprof/${type}`, data };
+  return scrapedProfile({ targetId: 't1', type, labels: { instance: '10.0.0.7:6060', provider: 'static' }, time, sampleCount: 3, data });
 }
 
 describe('profefe: created_at', () => {
@@ -53,7 +50,7 @@ describe('profefe: created_at', () => {
   test('a time that created_at cannot hold is refused before sending, saying why', async () => {
     const repo = await createProfefeRepository('profefe', { url: fake.url, headers: {} } as never);
     const before = fake.received.length + fake.rejected.length;
-    const r = await repo.send(scraped('heap', await fixture('heap'), Date.UTC(39381, 0, 1)), AbortSignal.timeout(5000));
+    const r = await repo.send(scraped('heap', fixture('heap'), Date.UTC(39381, 0, 1)), AbortSignal.timeout(5000));
     assert.equal(r.status, 'permanent');
     assert.match(r.status === 'permanent' ? r.error : '', /outside the years 0000-9999 .*created_at/);
     assert.equal(fake.received.length + fake.rejected.length, before, 'nothing reached profefe');
@@ -111,7 +108,7 @@ describe('profefe: custom types', () => {
     const now = Date.now();
     // two custom types whose profiles profefe cannot merge together (CPU-like and heap-like samples)
     for (const [type, file] of [['fgprof', 'cpu'], ['memstats', 'heap'], ['fgprof', 'cpu'], ['memstats', 'heap']] as const) {
-      assert.deepEqual(await repo.send(scraped(type, await fixture(file), now), AbortSignal.timeout(5000)), { status: 'ok' });
+      assert.deepEqual(await repo.send(scraped(type, fixture(file), now), AbortSignal.timeout(5000)), { status: 'ok' });
     }
     assert.deepEqual(
       fake.received.map((r) => [r.type, r.labels]),
@@ -125,7 +122,7 @@ describe('profefe: custom types', () => {
 
   test('built-in types carry no type label, and the label cannot be a target label name', async () => {
     const repo = await createProfefeRepository('profefe', { url: fake.url, headers: {} } as never);
-    assert.deepEqual(await repo.send(scraped('heap', await fixture('heap'), Date.now()), AbortSignal.timeout(5000)), { status: 'ok' });
+    assert.deepEqual(await repo.send(scraped('heap', fixture('heap'), Date.now()), AbortSignal.timeout(5000)), { status: 'ok' });
     assert.ok(!fake.received.at(-1)?.labels.some(([k]) => k === PROFEFE_TYPE_LABEL));
     // target labels are validated against this (src/config/schema.ts)
     assert.doesNotMatch(PROFEFE_TYPE_LABEL, /^[a-zA-Z_][a-zA-Z0-9_]*$/);

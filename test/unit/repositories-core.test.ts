@@ -9,22 +9,11 @@ import type { ScrapedProfile } from '../../src/profiles/profile.js';
 import { createDirectoryRepository, createProfefeRepository, parseRetryAfter, profefeQuery, resultOfStatus } from '../../src/repositories/index.js';
 import { startProfefeFake } from '../helpers/profefe-fake.js';
 import type { ProfefeFake } from '../helpers/profefe-fake.js';
+import { scrapedProfile } from '../helpers/profiles.js';
 
-const FIXTURES = join(import.meta.dirname, '..', 'fixtures');
-
+/** A profile of `type` whose bytes are the fixture of that type (heap for a custom type). */
 async function profile(type: string, overrides: Partial<ScrapedProfile> = {}): Promise<ScrapedProfile> {
-  const file = ['heap', 'allocs', 'goroutine', 'block', 'mutex', 'cpu', 'threadcreate'].includes(type) ? type : 'heap';
-  return {
-    targetId: 'abc123',
-    service: 'billing',
-    type,
-    labels: { instance: '10.0.0.7:6060', provider: 'static', team: 'pay,ments=x y+z%' },
-    time: Date.UTC(2026, 10, 25, 8, 58, 0, 123),
-    sampleCount: 3,
-    url: `http://10.0.0.7:6060/debug/pprof/${type}`,
-    data: await readFile(join(FIXTURES, `${file}.pb.gz`)),
-    ...overrides,
-  };
+  return scrapedProfile({ type, labels: { instance: '10.0.0.7:6060', provider: 'static', team: 'pay,ments=x y+z%' }, time: Date.UTC(2026, 10, 25, 8, 58, 0, 123), sampleCount: 3, ...overrides });
 }
 
 function repoConfig<T>(yaml: string, kind: 'profefe' | 'directory'): T {

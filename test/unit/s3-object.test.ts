@@ -2,18 +2,18 @@ import assert from 'node:assert/strict';
 import {test} from 'node:test';
 import type {ScrapedProfile} from '../../src/profiles/profile.js';
 import {metadataValue, resultOfS3Error, s3Key, s3Metadata} from '../../src/repositories/s3.js';
+import {scrapedProfile} from '../helpers/profiles.js';
 
-const profile = (over: Partial<ScrapedProfile> = {}): ScrapedProfile => ({
-  targetId: '9c1e4f',
-  service: 'billing',
-  type: 'heap',
-  labels: {instance: '10.0.0.7:7070', region: 'eu-west-1'},
-  time: Date.UTC(2026, 0, 5, 8, 58, 0, 123),
-  sampleCount: 4,
-  url: 'http://10.0.0.7:7070/debug/pprof/heap',
-  data: Buffer.from('x'),
-  ...over,
-});
+const profile = (over: Partial<ScrapedProfile> = {}): ScrapedProfile =>
+  scrapedProfile({
+    targetId: '9c1e4f',
+    labels: {instance: '10.0.0.7:7070', region: 'eu-west-1'},
+    time: Date.UTC(2026, 0, 5, 8, 58, 0, 123),
+    sampleCount: 4,
+    url: 'http://10.0.0.7:7070/debug/pprof/heap',
+    data: Buffer.from('x'),
+    ...over,
+  });
 
 void test('keys follow {prefix}{service}/{type}/{yyyy}/{mm}/{dd}/{time}_{instance}_{digest}.pb.gz in UTC', () => {
   assert.match(s3Key('pprof/', profile()), /^pprof\/billing\/heap\/2026\/01\/05\/20260105T085800\.123Z_10\.0\.0\.7_7070_[0-9a-f]{12}\.pb\.gz$/);

@@ -5,16 +5,18 @@
  */
 import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
-import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import { CallSignal } from '../../src/abort.js';
 import { createMetrics } from '../../src/metrics.js';
 import { createProfefeRepository } from '../../src/repositories/profefe.js';
 import { openSpool } from '../../src/repositories/spool.js';
-import { captureLogger, settings, taggedProfile, tempDir, until } from '../helpers/delivery.js';
+import { settings, tempDir } from '../helpers/delivery.js';
+import { captureLogger } from '../helpers/log.js';
 import { startProfefeFake } from '../helpers/profefe-fake.js';
+import { fixture, taggedProfile } from '../helpers/profiles.js';
+import { waitUntil } from '../helpers/wait.js';
 
-const heap = await readFile(new URL('../fixtures/heap.pb.gz', import.meta.url));
+const heap = fixture('heap');
 
 void test('calls under one signal share one listener on it, and leave none behind', () => {
   const parent = new AbortController();
@@ -51,13 +53,13 @@ void test('a long outage and the drain after it add no abort listeners and no wa
       return { status: 503, body: 'down' };
     });
     for (let i = 0; i < 80; i++) await spool.submit(taggedProfile(i, 0, { data: heap }));
-    await until(() => outageCalls >= 60, 'sixty failed attempts');
+    await waitUntil('sixty failed attempts', () => outageCalls >= 60);
     fake.setFailure(() => {
       peak = Math.max(peak, listeners());
       return undefined;
     });
     await fake.waitForProfiles(80);
-    await until(() => spool.queue('profefe')?.stats().length === 0 && handle.inFlight.size === 0, 'an empty, idle queue');
+    await waitUntil('an empty, idle queue', () => spool.queue('profefe')?.stats().length === 0 && handle.inFlight.size === 0);
     assert.ok(peak <= 1, `${peak} abort listeners on the queue's signal while sending`);
     assert.equal(listeners(), 0, 'listeners left on the queue signal once idle');
     assert.deepEqual(warnings, []);

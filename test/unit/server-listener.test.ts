@@ -17,7 +17,7 @@ import { startStatusServer } from '../../src/server/server.js';
 import type { StatusServer } from '../../src/server/server.js';
 import { listenerOptionsOf } from '../../src/server/settings.js';
 import type { ListenerOptions } from '../../src/server/settings.js';
-import { captureLogger } from '../helpers/operate.js';
+import { captureLogger } from '../helpers/log.js';
 
 // The status listener against what a web page in the operator's browser can
 // send (DNS rebinding, cross-site posts) and against anyone who can reach it

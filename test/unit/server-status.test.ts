@@ -12,9 +12,11 @@ import { rebindStatusServer, startStatusServer } from '../../src/server/server.j
 import type { Handler } from '../../src/server/server.js';
 import { silentLogger } from '../../src/log.js';
 import { httpGet, httpPost } from '../helpers/operate.js';
+import { scrapedProfile } from '../helpers/profiles.js';
+import { waitUntil } from '../helpers/wait.js';
 
 function profile(bytes: number, type = 'heap'): ScrapedProfile {
-  return { targetId: 'abc123', service: 'checkout api', type, labels: { instance: '10.0.0.7:6060' }, time: Date.UTC(2026, 0, 2, 3, 4, 5), sampleCount: 1, url: 'http://x', data: Buffer.alloc(bytes, 1) };
+  return scrapedProfile({ service: 'checkout api', type, time: Date.UTC(2026, 0, 2, 3, 4, 5), url: 'http://x', data: Buffer.alloc(bytes, 1) });
 }
 
 test('LastProfiles keeps the newest within its byte budget', () => {
@@ -120,7 +122,7 @@ test('status routes: health, readiness, the page, /targets, downloads, methods',
 });
 
 test('close(grace) stops listening at once and lets a request in progress finish', async () => {
-  let release: () => void = () => undefined;
+  let release: (() => void) | undefined;
   const routes = new Map<string, Handler>([
     [
       '/slow',
@@ -132,11 +134,12 @@ test('close(grace) stops listening at once and lets a request in progress finish
   ]);
   const server = await startStatusServer('127.0.0.1:0', routes, silentLogger());
   const pending = httpGet(`http://${server.address}/slow`);
-  await new Promise((r) => setTimeout(r, 50));
+  await waitUntil('the request in its handler', () => release !== undefined);
   const closed = server.close(2_000);
+  // stays a sleep: "at once" means within these 20 ms
   await new Promise((r) => setTimeout(r, 20));
   await assert.rejects(httpGet(`http://${server.address}/slow`), /ECONNREFUSED/);
-  release();
+  release!();
   assert.equal((await pending).text, 'done');
   await closed;
 });

@@ -10,8 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { createMetrics } from '../../src/metrics.js';
 import { openSpool } from '../../src/repositories/index.js';
 import type { Spool } from '../../src/repositories/index.js';
-import { waitFor } from '../helpers/cli.js';
-import { captureLogger } from '../helpers/operate.js';
+import { captureLogger } from '../helpers/log.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const deps = () => ({ logger: captureLogger().logger, metrics: createMetrics({ defaultMetrics: false }) });
 
@@ -147,7 +147,7 @@ for (const start of ['an empty state_dir', 'a stale lock'] as const) {
       assert.equal((await readFile(join(dir, 'queues', '.lock'), 'utf8')).trim(), String(winner));
     } finally {
       for (const c of children) c.stdin?.end();
-      await waitFor('the openers to exit', () => children.every((c) => c.exitCode !== null || c.signalCode !== null), 15_000, 50);
+      await waitUntil('the openers to exit', () => children.every((c) => c.exitCode !== null || c.signalCode !== null), { timeoutMs: 15_000, everyMs: 50 });
       await cleanup();
     }
   });

@@ -18,9 +18,10 @@ import { s3Key } from '../../src/repositories/s3.js';
 import { lastProfileLink, statusRoutes } from '../../src/server/routes.js';
 import { startStatusServer } from '../../src/server/server.js';
 import { silentLogger } from '../../src/log.js';
-import { captureLogger } from '../helpers/delivery.js';
+import { captureLogger } from '../helpers/log.js';
 import { startProfefeFake } from '../helpers/profefe-fake.js';
 import type { ProfefeFake } from '../helpers/profefe-fake.js';
+import { scrapedProfile } from '../helpers/profiles.js';
 import { pyroscopeConfig, startPyroscopeFake } from '../helpers/pyroscope-fake.js';
 
 const TIME = Date.UTC(2026, 10, 25, 8, 58, 0, 123);
@@ -29,9 +30,7 @@ const TIME = Date.UTC(2026, 10, 25, 8, 58, 0, 123);
 const TRACE_BYTES = Buffer.concat([Buffer.from('go 1.22 trace\0\0\0', 'latin1'), Buffer.from([0x41, 0x01, 0x8c, 0xcb, 0x91, 0xd0])]);
 
 function traceProfile(over: Partial<ScrapedProfile> = {}): ScrapedProfile {
-  return {
-    targetId: 'abc123',
-    service: 'billing',
+  return scrapedProfile({
     type: 'trace',
     labels: { instance: '10.0.0.7:6060', provider: 'static' },
     time: TIME,
@@ -41,7 +40,7 @@ function traceProfile(over: Partial<ScrapedProfile> = {}): ScrapedProfile {
     targetTypes: ['cpu', 'trace'],
     data: TRACE_BYTES,
     ...over,
-  };
+  });
 }
 
 describe('profefe takes traces', () => {
@@ -114,7 +113,7 @@ describe('directory and s3 keep traces as .trace files', () => {
 describe('Pyroscope skips traces', () => {
   test('prepare skips a trace without reading it, and the repository says so once, across a reload', async () => {
     const fake = await startPyroscopeFake();
-    const { logger, lines } = captureLogger();
+    const { logger, records: lines } = captureLogger();
     try {
       const repo = await createPyroscopeRepository('pyro-eu', pyroscopeConfig(fake.url), { logger });
       // bytes that are no pprof at all: a decode would throw, and the queue would quarantine it

@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
-import {readFile} from 'node:fs/promises';
 import {after, before, test} from 'node:test';
 import {gzipSync} from 'node:zlib';
-import {Profile, StringTable, ValueType} from 'pprof-format';
 import {request} from 'undici';
 import {goCleanPath, goUnescape, GoQuery, parseProfefeLabels} from '../helpers/profefe-contract.js';
 import {startProfefeFake} from '../helpers/profefe-fake.js';
 import type {ProfefeFake} from '../helpers/profefe-fake.js';
+import {emptyPprof, fixture} from '../helpers/profiles.js';
 
-const heap = await readFile(new URL('../fixtures/heap.pb.gz', import.meta.url));
+const heap = fixture('heap');
 
 let fake: ProfefeFake;
 before(async () => {
@@ -28,15 +27,6 @@ async function post(query: string, body: Buffer = heap, path = '/api/0/profiles'
     // Not every answer is JSON (redirects, 404s).
   }
   return {status: res.statusCode, json, headers: res.headers};
-}
-
-function emptyProfile(): Buffer {
-  const strings = new StringTable();
-  const profile = new Profile({
-    sampleType: [new ValueType({type: strings.dedup('inuse_space'), unit: strings.dedup('bytes')})],
-    stringTable: strings,
-  });
-  return gzipSync(profile.encode());
 }
 
 void test('accepts a real heap profile and records it as sent', async () => {
@@ -73,7 +63,7 @@ void test('rejects what profefe rejects, with its status and error', async () =>
     {name: 'empty service', query: '?service=&type=heap', status: 400, error: 'bad request: missing service'},
     // %25zz reaches the label parser as %zz, which Go's QueryUnescape refuses.
     {name: 'bad label escape', query: '?service=api&type=heap&labels=k%3D%25zz', status: 400, error: 'bad request: bad labels "k=%zz": invalid URL escape "%zz"'},
-    {name: 'empty profile', query: '?service=api&type=heap', body: emptyProfile(), status: 400, error: MALFORMED},
+    {name: 'empty profile', query: '?service=api&type=heap', body: gzipSync(emptyPprof()), status: 400, error: MALFORMED},
     {name: 'HTML body', query: '?service=api&type=heap', body: Buffer.from('<html><body>404</body></html>'), status: 400, error: MALFORMED},
     {name: 'truncated gzip', query: '?service=api&type=heap', body: heap.subarray(0, heap.length / 2), status: 400, error: MALFORMED},
   ];
