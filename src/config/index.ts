@@ -1,6 +1,6 @@
 export { ConfigLoadError, EMBEDDED_SOURCE, formatConfigError, loadConfigFile, loadEmbeddedDefault, MAX_ALIAS_VALUES, MAX_CONFIG_BYTES, MAX_DEPTH, parseConfig, readConfigText } from './load.js';
 export type { ConfigError, LoadedConfig, LoadOptions } from './load.js';
-export { createConfigSchema, DEFAULT_PROFILES, PROVIDER_KINDS } from './schema.js';
+export { createConfigSchema, DEFAULT_PROFILES, PROVIDER_KINDS, providerOf } from './schema.js';
 export { DEFAULT_PROFILE_LIMITS } from './profile-limits.js';
 export type {
   Config,

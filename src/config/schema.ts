@@ -373,6 +373,20 @@ export type ServerConfig = Config['server'];
 /** The fields every provider block, static target and overrides: rule may set. */
 export type OverrideSettings = z.output<z.ZodObject<typeof overrideFields>>;
 
-export const PROVIDER_KINDS = ['static', 'ec2', 'docker'] as const;
+export const PROVIDER_KINDS = ['static', 'ec2', 'docker'] as const satisfies readonly (keyof DiscoveryEntry)[];
 export type ProviderKind = (typeof PROVIDER_KINDS)[number];
+
+/**
+ * The provider block of a discovery entry and its kind, found by
+ * PROVIDER_KINDS: every list of provider kinds reads this one, so a kind
+ * added there is not silently left out of one of them. Undefined for an
+ * entry with none (validation refuses those).
+ */
+export function providerOf(entry: DiscoveryEntry): { readonly kind: ProviderKind; readonly block: NonNullable<DiscoveryEntry[ProviderKind]> } | undefined {
+  for (const kind of PROVIDER_KINDS) {
+    const block = entry[kind];
+    if (block !== undefined) return { kind, block };
+  }
+  return undefined;
+}
 export { LABEL_NAME_RE };

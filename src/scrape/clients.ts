@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { Agent, buildConnector } from 'undici';
 import type { Dispatcher } from 'undici';
+import { providerOf } from '../config/index.js';
 import type { ClientSettings, Config } from '../config/index.js';
 import { addressPolicyOf } from '../targets/index.js';
 import type { AddressPolicy } from '../targets/index.js';
@@ -29,7 +30,7 @@ export interface TargetClientSettings extends ClientSettings {
  */
 export function clientSettingsFor(config: Config, source: number): TargetClientSettings {
   const entry = config.discovery[source];
-  const block = (entry?.static ?? entry?.ec2 ?? entry?.docker ?? {}) as ClientSettings;
+  const block: ClientSettings = (entry ? providerOf(entry)?.block : undefined) ?? {};
   const scrape = config.scrape as ClientSettings;
   const blockAuth = block.bearer_token !== undefined || block.bearer_token_file !== undefined || block.basic_auth !== undefined;
   const auth = blockAuth ? block : scrape;

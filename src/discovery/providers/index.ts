@@ -1,10 +1,10 @@
 import type { DiscoveryEntry, ProviderKind } from '../../config/index.js';
-import { PROVIDER_KINDS } from '../../config/index.js';
+import { providerOf } from '../../config/index.js';
 import type { Provider, ProviderDeps } from '../provider.js';
 import { createStaticProvider } from './static.js';
 
 export function providerKindOf(entry: DiscoveryEntry): ProviderKind {
-  const kind = PROVIDER_KINDS.find((k) => entry[k] !== undefined);
+  const kind = providerOf(entry)?.kind;
   if (!kind) throw new Error('discovery entry without a provider');
   return kind;
 }
