@@ -71,13 +71,25 @@ const TRACE_SKIPPED = 'a Go execution trace: Pyroscope holds pprof profiles only
  * decoding the rest, once it has passed the limits. Throws a ProfileError.
  */
 export function sampleTypeNames(data: Uint8Array, limits: ProfileLimits = DEFAULT_PROFILE_LIMITS): string[] {
-  return typeNamesOf(openProfile(data, limits).raw);
+  return typeNamesOf(readProfileNames(openProfile(data, limits).raw, false));
 }
 
-/** Names of the sample types of an opened profile: the scan accepted it, so keys are one byte, and only varints and lengths. */
-function typeNamesOf(buf: Buffer): string[] {
+/**
+ * What Pyroscope's naming and limits read of an opened profile, in one walk:
+ * its string table, the name index of each sample type, and (when asked)
+ * each sample's string labels as key, str index pairs.
+ */
+export interface ProfileNames {
+  readonly strings: readonly string[];
+  readonly typeIndexes: readonly number[];
+  readonly sampleLabels: readonly (readonly number[])[];
+}
+
+/** Reads ProfileNames from an opened profile: the scan accepted it, so keys are one byte, and only varints and lengths. */
+export function readProfileNames(buf: Buffer, withSampleLabels: boolean): ProfileNames {
   const strings: string[] = [];
   const typeIndexes: number[] = [];
+  const sampleLabels: number[][] = [];
   eachLengthField(buf, 0, buf.length, (key, start, end) => {
     if (key >> 3 === 6) strings.push(buf.toString('utf8', start, end));
     else if (key >> 3 === 1) {
@@ -88,8 +100,16 @@ function typeNamesOf(buf: Buffer): string[] {
         const value = v.varint(end);
         if (k === 0x08) typeIndexes.push(value);
       }
+    } else if (key >> 3 === 2 && withSampleLabels) {
+      const pairs = labelIndexes(buf, start, end);
+      if (pairs.length > 0) sampleLabels.push(pairs);
     }
   });
+  return { strings, typeIndexes, sampleLabels };
+}
+
+/** Names of the sample types. */
+function typeNamesOf({ strings, typeIndexes }: ProfileNames): string[] {
   return typeIndexes.map((i) => strings[i] ?? '');
 }
 
@@ -127,24 +147,14 @@ export function overPushLimits(
 }
 
 /**
- * The labels the samples of an opened profile add to its series, once per
- * distinct group: Pyroscope files the samples of each set of string labels as
- * a series of its own (pkg/pprof/split), leaving out span_id and profile_id,
- * and labels whose name the series has already. The scan accepted the
- * profile, so keys are one byte, and only varints and lengths.
+ * The labels the samples of a profile add to its series, once per distinct
+ * group: Pyroscope files the samples of each set of string labels as a series
+ * of its own (pkg/pprof/split), leaving out span_id and profile_id, and
+ * labels whose name the series has already.
  */
-function sampleLabelGroups(buf: Buffer, seriesNames: ReadonlySet<string>): [string, string][][] {
-  const strings: string[] = [];
-  const samples: number[][] = [];
-  eachLengthField(buf, 0, buf.length, (key, start, end) => {
-    if (key >> 3 === 6) strings.push(buf.toString('utf8', start, end));
-    else if (key >> 3 === 2) {
-      const pairs = labelIndexes(buf, start, end);
-      if (pairs.length > 0) samples.push(pairs);
-    }
-  });
+export function sampleLabelGroups({ strings, sampleLabels }: ProfileNames, seriesNames: ReadonlySet<string>): [string, string][][] {
   const groups = new Map<string, [string, string][]>();
-  for (const pairs of samples) {
+  for (const pairs of sampleLabels) {
     const group: [string, string][] = [];
     const seen = new Set<string>();
     for (let i = 0; i < pairs.length; i += 2) {
@@ -367,9 +377,11 @@ export async function createPyroscopeRepository(name: string, config: PyroscopeC
       let labels: [string, string][];
       let profileName: string;
       let opened;
+      let names: ProfileNames;
       try {
         opened = openProfile(profile.data, limits());
-        profileName = profileNameOf(profile.type, typeNamesOf(opened.raw), profile.delta === true, profile.url);
+        names = readProfileNames(opened.raw, opened.summary.counts.labels > 0);
+        profileName = profileNameOf(profile.type, typeNamesOf(names), profile.delta === true, profile.url);
         labels = pyroscopeLabels(profileName, profile.service, profile.labels, onRename);
       } catch (err) {
         return { status: 'permanent', error: `not a pprof profile: ${(err as Error).message}` };
@@ -393,7 +405,7 @@ export async function createPyroscopeRepository(name: string, config: PyroscopeC
         return { status: 'skipped', reason: `outside_ingestion_window: ${outside}` };
       }
       // the target's own labels fit (prepare() checked them); labels on samples add series labels too
-      const fromSamples = opened.summary.counts.labels > 0 ? sampleLabelGroups(opened.raw, new Set(labels.map(([n]) => n))) : [];
+      const fromSamples = sampleLabelGroups(names, new Set(labels.map(([n]) => n)));
       const over = overPushLimits(labels, opened.raw.length, opened.summary.sampleCount, pushLimits, fromSamples);
       if (over !== undefined) return { status: 'permanent', error: `not sent: ${over}` };
       const body = encodePushRequest(labels, profile.data, profileId(profile));

@@ -5,7 +5,8 @@ import fc from 'fast-check';
 import { Label, Line, Profile, Sample } from 'pprof-format';
 import { DEFAULT_PROFILE_LIMITS } from '../../src/config/index.js';
 import type { ProfileLimits } from '../../src/config/index.js';
-import { decodeProfile } from '../../src/profiles/decode.js';
+import { decodeProfile, openProfile } from '../../src/profiles/decode.js';
+import { readProfileNames, sampleLabelGroups } from '../../src/repositories/pyroscope.js';
 import { CUMULATIVE_SAMPLE_TYPES, DeltaStore } from '../../src/profiles/delta.js';
 import { ProfileError, ProfileLimitError, scanProfile } from '../../src/profiles/scan.js';
 import type { ProfileSummary } from '../../src/profiles/scan.js';
@@ -238,6 +239,28 @@ describe('profile scan and bounded decoder, fuzzed', () => {
         } catch (err) {
           if (err instanceof ProfileLimitError) assert.ok(err.count > limits[err.limit], `${err.limit}: ${err.count} is not past ${limits[err.limit]}`);
         }
+      }),
+      fuzzParameters(2000),
+    );
+  });
+
+  test("what the scan accepts, Pyroscope's one-walk name reader reads as pprof-format decodes it", () => {
+    fc.assert(
+      fc.property(fc.oneof(mutated, editedProfiles), (bytes) => {
+        let profile;
+        try {
+          profile = decodeProfile(bytes, DEFAULT_PROFILE_LIMITS).profile;
+        } catch (err) {
+          assert.ok(err instanceof ProfileError, `only ProfileError, got ${String(err)}`);
+          return;
+        }
+        const names = readProfileNames(openProfile(bytes, DEFAULT_PROFILE_LIMITS).raw, true);
+        assert.deepEqual(names.strings, profile.stringTable.strings);
+        assert.deepEqual(names.typeIndexes, profile.sampleType.map((t) => Number(t.type)));
+        const labelled = profile.sample.map((x) => x.label.filter((l) => Number(l.str) > 0).flatMap((l) => [Number(l.key), Number(l.str)])).filter((pairs) => pairs.length > 0);
+        assert.deepEqual(names.sampleLabels, labelled);
+        // and the groups built from them never throw, whatever the indexes say
+        sampleLabelGroups(names, new Set(['service_name']));
       }),
       fuzzParameters(2000),
     );
