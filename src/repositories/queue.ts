@@ -94,6 +94,8 @@ const DEFAULT_CACHE_BYTES = 32 * 1024 ** 2;
 const DEFAULT_QUARANTINE_MAX_BYTES = 128 * 1024 ** 2;
 const DEFAULT_ACK_FLUSH_MS = 1000;
 const SWEEP_EVERY_MS = 10_000;
+/** Queue positions of a backlog read from disk: before those of profiles queued in this run, which count from 0. */
+const BACKLOG_SEQ = -(2 ** 52);
 const OUTAGE_LOG_EVERY_MS = 60_000;
 
 export const segmentFile = (id: string): string => `${id}.seg`;
@@ -210,11 +212,6 @@ export class DurableQueue {
     }
   }
 
-  /** Whether this queue sends each key's profiles one at a time, in time order. */
-  get ordered(): boolean {
-    return this.#order !== undefined;
-  }
-
   get ready(): boolean {
     return this.#ready;
   }
@@ -315,7 +312,7 @@ export class DurableQueue {
             return;
           }
           seg.pending++;
-          recovered.push({ seg, offset: e.offset, length: e.length, at: e.meta.enqueuedAt, profile: undefined, prepared: undefined, state: 'pending', place: this.#ordering?.placeOf(e.meta), seq: 0 });
+          recovered.push({ seg, offset: e.offset, length: e.length, at: e.meta.enqueuedAt, profile: undefined, prepared: undefined, state: 'pending', place: this.#ordering?.placeOf(e.meta), seq: BACKLOG_SEQ + recovered.length });
         });
       } catch (err) {
         damaged++;
@@ -346,11 +343,9 @@ export class DurableQueue {
     }
     // backlog first, then whatever arrived while it was read
     const live = this.#entries.slice(this.#head);
-    // before whatever arrived while the backlog was read
-    const backlog = recovered.map((e, i) => ({ ...e, seq: i - recovered.length }));
-    this.#entries = backlog.concat(live);
+    this.#entries = recovered.concat(live);
     this.#head = 0;
-    for (const e of backlog) {
+    for (const e of recovered) {
       this.#count++;
       this.#bytes += e.length;
       this.#order?.add(e);
@@ -536,7 +531,7 @@ export class DurableQueue {
       if (reader) await reader.then((fh) => fh.close()).catch(() => undefined);
     }
     // what the limiters folded since their last line, before the process may exit
-    for (const limiter of [this.#dropLogs.full, this.#dropLogs.expired, this.#rejectLog, this.#prepareLog, this.#noteLog]) limiter.flush();
+    for (const limiter of [...Object.values(this.#dropLogs), this.#rejectLog, this.#prepareLog, this.#noteLog]) limiter.flush();
   }
 
   #pump(): void {

@@ -43,8 +43,13 @@ function profile(service: string, type: string, timeMs: number, instance = '10.0
   });
 }
 
-async function profefeSpool(fake: ProfefeFake, scrapes: ScrapesInFlight, parallelism = 32): Promise<{ spool: Spool; enqueue: (p: ScrapedProfile) => Promise<void>; cleanup: () => Promise<void> }> {
-  const { dir, cleanup } = await tempDir('pprof-order-');
+async function profefeSpool(
+  fake: ProfefeFake,
+  scrapes: ScrapesInFlight,
+  parallelism = 32,
+  stateDir?: string,
+): Promise<{ spool: Spool; enqueue: (p: ScrapedProfile) => Promise<void>; cleanup: () => Promise<void> }> {
+  const { dir, cleanup } = stateDir === undefined ? await tempDir('pprof-order-') : { dir: stateDir, cleanup: async () => undefined };
   const spool = await openSpool(dir, { logger: silentLogger(), metrics: createMetrics({ defaultMetrics: false }), scrapes });
   const repo = await createProfefeRepository('profefe', { url: fake.url, headers: {} } as never);
   const handle = await spool.attach(repo, settings({ parallelism, policy: { initialMs: 20, maxMs: 50 } }));
@@ -175,6 +180,37 @@ describe('profefe: arrival order', () => {
     } finally {
       await cleanup();
       await drained.close();
+    }
+  });
+});
+
+describe('profefe: arrival order after a restart', () => {
+  test('a backlog read from disk goes each service earliest first, by the times its records hold', async () => {
+    const down = await startProfefeFake();
+    const up = await startProfefeFake();
+    const { dir, cleanup } = await tempDir('pprof-order-restart-');
+    try {
+      down.setFailure(() => ({ status: 503, body: 'storage unavailable' }));
+      const first = await profefeSpool(down, new ScrapesInFlight(), 32, dir);
+      // a CPU profile of each minute queued after that minute's heap, as a fleet finishes them
+      for (let minute = 0; minute < 4; minute++) {
+        const t = T0 + minute * 60_000;
+        for (const s of ['billing', 'search']) await first.enqueue(profile(s, 'heap', t + 1000));
+        for (const s of ['billing', 'search']) await first.enqueue(profile(s, 'cpu', t));
+      }
+      await first.cleanup();
+      const second = await profefeSpool(up, new ScrapesInFlight(), 32, dir);
+      try {
+        await up.waitForProfiles(16, 30_000);
+        assert.deepEqual(up.outOfOrder(), []);
+        for (const s of ['billing', 'search']) assert.equal(up.find({ service: s, type: 'heap', from: T0, to: T0 + 600_000, labels: { team: 'core' } }).length, 4);
+      } finally {
+        await second.cleanup();
+      }
+    } finally {
+      await down.close();
+      await up.close();
+      await cleanup();
     }
   });
 });
