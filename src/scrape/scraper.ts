@@ -63,25 +63,22 @@ export async function scrapeProfile(target: Target, profile: TargetProfile, clie
   try {
     const trace = isTrace(profile);
     const { body, contentType } = await fetchBody(profile.url, client, options.maxProfileSize, call.signal, options.slot, held, trace);
-    if (trace) return { ok: true, profile: traceProfile(target, profile, checkTraceBody(body, contentType), started), bytes: body.length, durationMs: Date.now() - started };
+    if (trace) {
+      // no time inside: filed under the scrape start, where its window begins; no samples, and not empty for it (see isTrace)
+      const data = checkTraceBody(body, contentType);
+      const taken = { time: started, ...(profile.seconds !== undefined ? { durationMs: profile.seconds * 1000 } : {}), sampleCount: 0, data };
+      return { ok: true, profile: scrapedOf(target, profile, taken), bytes: body.length, durationMs: Date.now() - started };
+    }
     const checked = await checkProfileBody(body, { ...(options.limits ?? DEFAULT_PROFILE_LIMITS), max_decompressed_size: options.maxDecompressedSize }, contentType);
     const summary = checked.summary;
     const time = profileTime(summary.timeMs, started);
-    const scraped: ScrapedProfile = {
-      targetId: target.id,
-      service: target.service,
-      type: profile.type,
-      labels: target.labels,
+    const scraped = scrapedOf(target, profile, {
       time: time.time,
       ...(summary.timeMs !== undefined ? { bodyTime: summary.timeMs } : {}),
       ...(summary.durationMs !== undefined ? { durationMs: summary.durationMs } : {}),
       sampleCount: summary.sampleCount,
-      url: profile.url,
-      ...(profile.delta ? { delta: true } : {}),
-      targetTypes: target.profiles.map((p) => p.type),
-      ...deltaTypesOf(target),
       data: checked.data,
-    };
+    });
     return { ok: true, profile: scraped, bytes: body.length, durationMs: Date.now() - started, ...(time.ignored !== undefined ? { ignoredTimeMs: time.ignored } : {}) };
   } catch (err) {
     const durationMs = Date.now() - started;
@@ -99,23 +96,18 @@ export async function scrapeProfile(target: Target, profile: TargetProfile, clie
   }
 }
 
-/**
- * A trace has no time inside: it is filed under the scrape start, where its
- * window begins, and lasts the seconds it asked for. It has no samples, and
- * its sampleCount of 0 does not make it empty (see isTrace).
- */
-function traceProfile(target: Target, profile: TargetProfile, data: Buffer, started: number): ScrapedProfile {
+/** A scraped profile: what the body told (`taken`) with what its target and type say. */
+function scrapedOf(target: Target, profile: TargetProfile, taken: Pick<ScrapedProfile, 'time' | 'bodyTime' | 'durationMs' | 'sampleCount' | 'data'>): ScrapedProfile {
   return {
     targetId: target.id,
     service: target.service,
     type: profile.type,
     labels: target.labels,
-    time: started,
-    ...(profile.seconds !== undefined ? { durationMs: profile.seconds * 1000 } : {}),
-    sampleCount: 0,
+    ...taken,
     url: profile.url,
+    ...(profile.delta ? { delta: true } : {}),
     targetTypes: target.profiles.map((p) => p.type),
-    data,
+    ...deltaTypesOf(target),
   };
 }
 
