@@ -18,6 +18,7 @@ import { needsNewListener, rebindStatusServer, startStatusServer } from './serve
 import type { Handler, StatusServer } from './server/server.js';
 import { listenerOptionsOf } from './server/settings.js';
 import type { ListenerOptions } from './server/settings.js';
+import { LastingKeys } from './log-limiter.js';
 import { LastProfiles } from './server/last-profiles.js';
 import { lastProfileLink, statusRoutes } from './server/routes.js';
 import type { LastScrapeJson, StatusReport, StatusSource } from './server/routes.js';
@@ -84,9 +85,9 @@ export class Daemon implements StatusSource {
   #server: StatusServer | undefined;
   #current: BuildResult = { targets: [], dropped: [] };
   #rebuildTimer: NodeJS.Timeout | undefined;
-  #droppedSeen = new Set<string>();
+  readonly #dropsLogged = new LastingKeys();
   /** Targets a repository will not get, logged once each (as drops are). */
-  #notSentSeen = new Set<string>();
+  readonly #notSentLogged = new LastingKeys();
   /** Targets whose profile time was replaced by the scrape time, logged once each. */
   readonly #skewedTargets = new Set<string>();
   /** Scrapes from request to queued profile: ordered queues (profefe) hold later profiles of a service for them. */
@@ -332,30 +333,24 @@ export class Daemon implements StatusSource {
    * (not at every refresh). Another shard's targets are expected: debug only.
    */
   #logDrops(dropped: readonly DroppedTarget[]): void {
-    const now = new Set<string>();
     for (const d of dropped) {
-      const key = `${d.source}\0${d.address ?? ''}\0${d.reason}`;
-      now.add(key);
-      if (this.#droppedSeen.has(key)) continue;
+      if (!this.#dropsLogged.isNew(`${d.source}\0${d.address ?? ''}\0${d.reason}`)) continue;
       const fields = { provider: d.provider, source: `discovery[${d.source}]`, address: d.address, reason: d.reason };
       if (d.reason.startsWith('belongs to shard ')) this.#logger.debug(fields, 'target dropped');
       else this.#logger.warn(fields, 'target dropped');
     }
-    this.#droppedSeen = now;
+    this.#dropsLogged.endRound();
   }
 
   /** Logs, once while it lasts, each target whose profiles a repository will never get, with why and what to do. */
   #logNotSent(targets: readonly Target[]): void {
-    const now = new Set<string>();
     for (const t of targets) {
       for (const n of t.notSentTo ?? []) {
-        const key = `${t.id}\0${n.repository}\0${n.reason}`;
-        now.add(key);
-        if (this.#notSentSeen.has(key)) continue;
+        if (!this.#notSentLogged.isNew(`${t.id}\0${n.repository}\0${n.reason}`)) continue;
         this.#logger.warn({ provider: t.provider, source: `discovery[${t.source}]`, address: t.address, service: t.service, repository: n.repository, reason: n.reason }, 'target not sent to a repository: the others get its profiles');
       }
     }
-    this.#notSentSeen = now;
+    this.#notSentLogged.endRound();
   }
 
   async #scrape(task: ScrapeTask, _planned: number, signal: AbortSignal, slot?: TakeSlot): Promise<RunTail | void> {

@@ -66,3 +66,25 @@ export class LineLimiter {
     this.#timer = undefined;
   }
 }
+
+/**
+ * Keys seen round after round (a refresh's dropped targets, say), telling
+ * which are new: a line is logged when a condition starts, not at every
+ * round while it lasts, and again if it ends and comes back.
+ */
+export class LastingKeys {
+  #previous = new Set<string>();
+  #current = new Set<string>();
+
+  /** Notes `key` in this round; true when the previous round did not have it. */
+  isNew(key: string): boolean {
+    this.#current.add(key);
+    return !this.#previous.has(key);
+  }
+
+  /** Ends the round: keys it did not note are forgotten. */
+  endRound(): void {
+    this.#previous = this.#current;
+    this.#current = new Set();
+  }
+}

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { LineLimiter } from '../../src/log-limiter.js';
+import { LastingKeys, LineLimiter } from '../../src/log-limiter.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 
 /** A limiter on a fake clock, and every line it let out: one event's (its folded count before it) or a trailing one. */
@@ -86,4 +86,17 @@ test('any pattern of events: every one is accounted for, and no two lines come w
   limiter.flush();
   assert.equal(accounted(), events);
   for (let i = 1; i < lines.length - 1; i++) assert.ok(lines[i]!.at - lines[i - 1]!.at >= 1000, `lines ${i - 1} and ${i} at ${lines[i - 1]!.at} and ${lines[i]!.at}`);
+});
+
+void test('LastingKeys: new when a round first has a key, not while it lasts, new again after a round without it', () => {
+  const keys = new LastingKeys();
+  assert.deepEqual(['a', 'b'].map((k) => keys.isNew(k)), [true, true]);
+  keys.endRound();
+  assert.deepEqual(['a', 'b', 'c'].map((k) => keys.isNew(k)), [false, false, true]);
+  keys.endRound();
+  assert.equal(keys.isNew('c'), false);
+  keys.endRound();
+  // a dropped in the last round: gone, and new when it comes back
+  assert.equal(keys.isNew('a'), true);
+  assert.equal(keys.isNew('a'), true, 'within a round, what the previous round lacked stays new');
 });
