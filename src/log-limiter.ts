@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import type { Clock } from './scrape/scheduler.js';
+import type { Clock } from './clock.js';
 
 /** Monotonic, so a wall clock set back does not silence a kind of line; its timers do not hold the process open. */
 const monotonicClock: Clock = {

@@ -2,7 +2,8 @@ import { gunzipSync } from 'node:zlib';
 import { Profile } from 'pprof-format';
 import type { ProfileLimits } from '../config/index.js';
 import { formatSize } from '../config/index.js';
-import { ProfileFormatError, ProfileLimitError, scanProfile } from './scan.js';
+import { ProfileFormatError, ProfileLimitError } from './errors.js';
+import { scanProfile } from './scan.js';
 import type { ProfileSummary } from './scan.js';
 
 // The one way to read what a profile holds. Whatever reads one (a fresh

@@ -1,3 +1,4 @@
+import { sampleKeysOf } from './sample-keys.js';
 import type { ProfileCounts } from './scan.js';
 import { Cursor, int64Size, uint64BigSize, varintSize, writeInt64, writeUint64Big, writeVarint } from './wire.js';
 
@@ -6,50 +7,6 @@ import { Cursor, int64Size, uint64BigSize, varintSize, writeInt64, writeUint64Bi
 // each, instead of an object per entry (pprof-format takes about 450 bytes a
 // sample). The delta of a million-sample profile then costs tens of MiB, not
 // a GiB, so the structure limits can stay generous for real profiles.
-
-const SEED_A = 0x9747b28c;
-const SEED_B = 0x85ebca6b;
-
-function mix(h: number, k: number): number {
-  k = Math.imul(k, 0xcc9e2d51);
-  k = (k << 15) | (k >>> 17);
-  k = Math.imul(k, 0x1b873593);
-  h ^= k;
-  h = (h << 13) | (h >>> 19);
-  return (Math.imul(h, 5) + 0xe6546b64) | 0;
-}
-
-function finish(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
-}
-
-/** Index of an entry by its id (uint64, as a number); the last entry with an id wins. */
-class IdIndex {
-  readonly #dense: boolean;
-  readonly #count: number;
-  readonly #map: Map<number, number> | undefined;
-
-  constructor(ids: Float64Array) {
-    this.#count = ids.length;
-    // Go numbers them 1..n: no map needed
-    let dense = true;
-    for (let i = 0; i < ids.length && dense; i++) dense = ids[i] === i + 1;
-    this.#dense = dense;
-    if (!dense) {
-      this.#map = new Map();
-      for (let i = 0; i < ids.length; i++) this.#map.set(ids[i] as number, i);
-    }
-  }
-
-  get(id: number): number {
-    if (this.#dense) return id >= 1 && id <= this.#count && Number.isInteger(id) ? id - 1 : -1;
-    return this.#map?.get(id) ?? -1;
-  }
-}
 
 // values past int64 (sums of huge values) are held to its range when written
 const MAX_INT64 = 9223372036854774784;
@@ -63,28 +20,22 @@ export class IndexedProfile {
   readonly sampleTypes: number[] = [];
   /** time_nanos (0n when the profile has none). */
   timeNanos = 0n;
-  /** start, end of each sample's bytes. */
-  readonly #samples: Uint32Array;
-  readonly #locations: Uint32Array;
-  readonly #functions: Uint32Array;
-  readonly #strings: Uint32Array;
+  /** [start, end) of each sample's bytes in `raw`, two entries a sample; the same for locations, functions and strings. */
+  readonly sampleSpans: Uint32Array;
+  readonly locationSpans: Uint32Array;
+  readonly functionSpans: Uint32Array;
+  readonly stringSpans: Uint32Array;
   /** [start, end) of the top-level fields other than samples, time and duration, merged where they touch. */
   readonly #kept: number[] = [];
-  readonly #hashA: Uint32Array;
-  readonly #hashB: Uint32Array;
-  readonly #hashed: Uint8Array;
 
   constructor(
     readonly raw: Uint8Array,
     counts: ProfileCounts,
   ) {
-    this.#samples = new Uint32Array(counts.samples * 2);
-    this.#locations = new Uint32Array(counts.locations * 2);
-    this.#functions = new Uint32Array(counts.functions * 2);
-    this.#strings = new Uint32Array(counts.strings * 2);
-    this.#hashA = new Uint32Array(counts.strings);
-    this.#hashB = new Uint32Array(counts.strings);
-    this.#hashed = new Uint8Array(counts.strings);
+    this.sampleSpans = new Uint32Array(counts.samples * 2);
+    this.locationSpans = new Uint32Array(counts.locations * 2);
+    this.functionSpans = new Uint32Array(counts.functions * 2);
+    this.stringSpans = new Uint32Array(counts.strings * 2);
     let ns = 0;
     let nl = 0;
     let nf = 0;
@@ -106,8 +57,8 @@ export class IndexedProfile {
       const end = c.pos;
       switch (field) {
         case 2:
-          this.#samples[ns++] = start;
-          this.#samples[ns++] = end;
+          this.sampleSpans[ns++] = start;
+          this.sampleSpans[ns++] = end;
           continue;
         case 9:
         case 10:
@@ -125,16 +76,16 @@ export class IndexedProfile {
           break;
         }
         case 4:
-          this.#locations[nl++] = start;
-          this.#locations[nl++] = end;
+          this.locationSpans[nl++] = start;
+          this.locationSpans[nl++] = end;
           break;
         case 5:
-          this.#functions[nf++] = start;
-          this.#functions[nf++] = end;
+          this.functionSpans[nf++] = start;
+          this.functionSpans[nf++] = end;
           break;
         case 6:
-          this.#strings[nstr++] = start;
-          this.#strings[nstr++] = end;
+          this.stringSpans[nstr++] = start;
+          this.stringSpans[nstr++] = end;
           break;
       }
       const last = this.#kept.length - 1;
@@ -144,40 +95,13 @@ export class IndexedProfile {
   }
 
   get sampleCount(): number {
-    return this.#samples.length / 2;
+    return this.sampleSpans.length / 2;
   }
 
   /** A string of the string table; '' past its end. */
   string(index: number): string {
-    if (!(index >= 0 && index < this.#hashed.length)) return '';
-    return Buffer.from(this.raw.buffer, this.raw.byteOffset, this.raw.byteLength).toString('utf8', this.#strings[index * 2], this.#strings[index * 2 + 1]);
-  }
-
-  /** Hashes of a string's bytes in the two lanes; each string is hashed once, however often it is named. */
-  #stringHash(index: number): number {
-    if (!(index >= 0 && index < this.#hashed.length)) index = 0;
-    if (this.#hashed[index] === 0) {
-      const start = this.#strings[index * 2] as number;
-      const end = this.#strings[index * 2 + 1] as number;
-      let a = SEED_A;
-      let b = SEED_B;
-      for (let i = start; i < end; i++) {
-        a = mix(a, this.raw[i] as number);
-        b = mix(b, this.raw[i] as number);
-      }
-      this.#hashA[index] = finish(a ^ (end - start));
-      this.#hashB[index] = finish(b ^ (end - start));
-      this.#hashed[index] = 1;
-    }
-    return index;
-  }
-
-  #a(index: number): number {
-    return this.#hashA[this.#stringHash(index)] ?? 0;
-  }
-
-  #b(index: number): number {
-    return this.#hashB[this.#stringHash(index)] ?? 0;
+    if (!(index >= 0 && index < this.stringSpans.length / 2)) return '';
+    return Buffer.from(this.raw.buffer, this.raw.byteOffset, this.raw.byteLength).toString('utf8', this.stringSpans[index * 2], this.stringSpans[index * 2 + 1]);
   }
 
   /**
@@ -186,130 +110,7 @@ export class IndexedProfile {
    * and line) and its labels in any order.
    */
   sampleKeys(): Float64Array {
-    const raw = this.raw;
-    const nf = this.#functions.length / 2;
-    const fnIds = new Float64Array(nf);
-    const fnName = new Uint32Array(nf);
-    const fnFile = new Uint32Array(nf);
-    const c = new Cursor(raw);
-    for (let f = 0; f < nf; f++) {
-      c.pos = this.#functions[f * 2] as number;
-      const end = this.#functions[f * 2 + 1] as number;
-      while (c.pos < end) {
-        const k = raw[c.pos++] as number;
-        if (k === 0x08) fnIds[f] = c.varint();
-        else if (k === 0x10) fnName[f] = c.varint();
-        else if (k === 0x20) fnFile[f] = c.varint();
-        else if ((k & 7) === 0) c.varint();
-        else c.skipLength();
-      }
-    }
-    const functions = new IdIndex(fnIds);
-
-    const nl = this.#locations.length / 2;
-    const locIds = new Float64Array(nl);
-    const locA = new Uint32Array(nl);
-    const locB = new Uint32Array(nl);
-    for (let l = 0; l < nl; l++) {
-      c.pos = this.#locations[l * 2] as number;
-      const end = this.#locations[l * 2 + 1] as number;
-      let lo = 0;
-      let hi = 0;
-      let a = SEED_A;
-      let b = SEED_B;
-      while (c.pos < end) {
-        const k = raw[c.pos++] as number;
-        if (k === 0x08) locIds[l] = c.varint();
-        else if (k === 0x18) {
-          c.varint64();
-          lo = c.lo;
-          hi = c.hi;
-        } else if (k === 0x22) {
-          const lineEnd = c.varint() + c.pos;
-          let fid = 0;
-          let line = 0;
-          while (c.pos < lineEnd) {
-            const lk = raw[c.pos++] as number;
-            if (lk === 0x08) fid = c.varint();
-            else if (lk === 0x10) line = c.int64();
-            else if ((lk & 7) === 0) c.varint();
-            else c.skipLength();
-          }
-          const fi = functions.get(fid);
-          const name = fi < 0 ? 0 : (fnName[fi] as number);
-          const file = fi < 0 ? 0 : (fnFile[fi] as number);
-          a = mix(mix(mix(a, this.#a(name)), this.#a(file)), line);
-          b = mix(mix(mix(b, this.#b(name)), this.#b(file)), line);
-        } else if ((k & 7) === 0) c.varint();
-        else c.skipLength();
-      }
-      if (lo !== 0 || hi !== 0) {
-        locA[l] = finish(mix(mix(SEED_A, lo), hi));
-        locB[l] = finish(mix(mix(SEED_B, hi), lo));
-      } else {
-        locA[l] = finish(a);
-        locB[l] = finish(b);
-      }
-    }
-    const locations = new IdIndex(locIds);
-
-    const n = this.sampleCount;
-    const keys = new Float64Array(n);
-    for (let s = 0; s < n; s++) {
-      c.pos = this.#samples[s * 2] as number;
-      const end = this.#samples[s * 2 + 1] as number;
-      let a = SEED_A;
-      let b = SEED_B;
-      let frames = 0;
-      let labels = 0;
-      // labels in any order: their hashes are added, not chained
-      let la = 0;
-      let lb = 0;
-      while (c.pos < end) {
-        const k = raw[c.pos++] as number;
-        if (k === 0x08 || k === 0x0a) {
-          // one id, or a packed run of them
-          const fieldEnd = k === 0x0a ? c.varint() + c.pos : -1;
-          while (fieldEnd < 0 || c.pos < fieldEnd) {
-            const li = locations.get(c.varint());
-            a = mix(a, li < 0 ? 0 : (locA[li] as number));
-            b = mix(b, li < 0 ? 0 : (locB[li] as number));
-            frames++;
-            if (fieldEnd < 0) break;
-          }
-        } else if (k === 0x1a) {
-          const labelEnd = c.varint() + c.pos;
-          let key = 0;
-          let str = 0;
-          let lo = 0;
-          let hi = 0;
-          let unit = 0;
-          while (c.pos < labelEnd) {
-            const lk = raw[c.pos++] as number;
-            if (lk === 0x08) key = c.varint();
-            else if (lk === 0x10) str = c.varint();
-            else if (lk === 0x18) {
-              c.varint64();
-              lo = c.lo;
-              hi = c.hi;
-            } else if (lk === 0x20) unit = c.varint();
-            else if ((lk & 7) === 0) c.varint();
-            else c.skipLength();
-          }
-          const va = str !== 0 ? this.#a(str) : finish(mix(mix(mix(SEED_A, lo), hi), this.#a(unit)));
-          const vb = str !== 0 ? this.#b(str) : finish(mix(mix(mix(SEED_B, hi), lo), this.#b(unit)));
-          la = (la + finish(mix(this.#a(key), va))) | 0;
-          lb = (lb + finish(mix(this.#b(key), vb))) | 0;
-          labels++;
-        } else if ((k & 7) === 0) c.varint();
-        else c.skipLength();
-      }
-      a = finish(mix(mix(a, la), frames));
-      b = finish(mix(mix(b, lb), labels));
-      // 32 bits of one lane and 21 of the other: exact in a double
-      keys[s] = a * 2097152 + (b >>> 11);
-    }
-    return keys;
+    return sampleKeysOf(this);
   }
 
   /** Adds each sample's values to the row of its group: `sums[groupOf[s] * width + v]`. */
@@ -317,8 +118,8 @@ export class IndexedProfile {
     const raw = this.raw;
     const c = new Cursor(raw);
     for (let s = 0; s < this.sampleCount; s++) {
-      c.pos = this.#samples[s * 2] as number;
-      const end = this.#samples[s * 2 + 1] as number;
+      c.pos = this.sampleSpans[s * 2] as number;
+      const end = this.sampleSpans[s * 2 + 1] as number;
       const row = (groupOf[s] as number) * width;
       let v = 0;
       while (c.pos < end) {
@@ -368,8 +169,8 @@ export class IndexedProfile {
       const s = emit[i] as number;
       out[pos++] = 0x12;
       pos = writeVarint(out, pos, bodies[i] as number);
-      c.pos = this.#samples[s * 2] as number;
-      const end = this.#samples[s * 2 + 1] as number;
+      c.pos = this.sampleSpans[s * 2] as number;
+      const end = this.sampleSpans[s * 2 + 1] as number;
       while (c.pos < end) {
         const at = c.pos;
         const k = raw[c.pos++] as number;
@@ -397,8 +198,8 @@ export class IndexedProfile {
   /** Bytes of a sample's fields other than its values. */
   #keptSampleBytes(s: number): number {
     const raw = this.raw;
-    const c = new Cursor(raw, this.#samples[s * 2]);
-    const end = this.#samples[s * 2 + 1] as number;
+    const c = new Cursor(raw, this.sampleSpans[s * 2]);
+    const end = this.sampleSpans[s * 2 + 1] as number;
     let kept = 0;
     while (c.pos < end) {
       const at = c.pos;

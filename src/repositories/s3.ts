@@ -4,7 +4,7 @@ import { fileExtensionOf } from '../profiles/profile.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
 import { redactUrl } from '../redact.js';
 import { fileTime, safeName } from './directory.js';
-import { resultOfStatus } from './http-result.js';
+import { parseRetryAfter, resultOfStatus } from './http-result.js';
 import type { S3Config } from './kinds/s3.js';
 import type { Repository, SendResult } from './repository.js';
 
@@ -90,8 +90,10 @@ export function resultOfS3Error(err: unknown, what: string): SendResult {
   const detail = redactUrl(`${code}: ${e.message ?? String(err)}`);
   const status = e.$metadata?.httpStatusCode;
   if (status === undefined || code === 'AbortError' || code === 'TimeoutError') return { status: 'retryable', error: `${what}: ${detail}` };
-  if (RETRYABLE_CODES.has(code)) return { status: 'retryable', error: `${what}: HTTP ${status} ${detail}` };
-  const result = resultOfStatus(status, detail, e.$response?.headers?.['retry-after']);
+  const retryAfter = e.$response?.headers?.['retry-after'];
+  // SlowDown and the like: retried by name whatever the status, and their wait honoured like any other
+  if (RETRYABLE_CODES.has(code)) return { status: 'retryable', error: `${what}: HTTP ${status} ${detail}`, retryAfterMs: parseRetryAfter(retryAfter) };
+  const result = resultOfStatus(status, detail, retryAfter);
   if (result.status === 'retryable') return { ...result, error: `${what}: ${result.error}` };
   if (result.status === 'permanent') return { status: 'permanent', error: `${what}: ${result.error}` };
   return { status: 'retryable', error: `${what}: ${detail}` };

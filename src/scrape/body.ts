@@ -2,7 +2,8 @@ import { promisify } from 'node:util';
 import { gunzip as gunzipCb, gunzipSync, gzip as gzipCb } from 'node:zlib';
 import { formatSize } from '../config/index.js';
 import type { ProfileLimits } from '../config/index.js';
-import { ProfileFormatError, ProfileLimitError, scanProfile } from '../profiles/scan.js';
+import { ProfileFormatError, ProfileLimitError } from '../profiles/errors.js';
+import { scanProfile } from '../profiles/scan.js';
 import type { ProfileSummary } from '../profiles/scan.js';
 
 const gunzip = promisify(gunzipCb);

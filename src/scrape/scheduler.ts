@@ -1,9 +1,12 @@
-import { createHash } from 'node:crypto';
-import { Cron } from 'croner';
+import type { Cron } from 'croner';
+import { realClock } from '../clock.js';
+import type { Clock } from '../clock.js';
 import { MAX_TIMEOUT_MS } from '../long-timeout.js';
 import { isTrace } from '../profiles/profile.js';
-import type { Target, TargetProfile, Timing } from '../targets/index.js';
+import type { Target, TargetProfile } from '../targets/index.js';
 import { Semaphore } from './semaphore.js';
+import { TickHeap } from './tick-heap.js';
+import { cronOf, hashToUnit, nextTickAt, sameTiming } from './timing.js';
 
 /** One loop: a target × profile type. */
 export interface ScrapeTask {
@@ -11,22 +14,6 @@ export interface ScrapeTask {
   readonly target: Target;
   readonly profile: TargetProfile;
 }
-
-export interface Clock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const realClock: Clock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => {
-    const t = setTimeout(fn, ms);
-    t.unref();
-    return t;
-  },
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
 
 /** What is left of a scrape after its request: the loop waits for it, the concurrency limit does not. */
 export interface RunTail {
@@ -88,7 +75,7 @@ export class Scheduler {
   readonly #clock: Clock;
   readonly #gate: Semaphore;
   readonly #loops = new Map<string, Loop>();
-  readonly #heap: Loop[] = [];
+  readonly #heap = new TickHeap<Loop>();
   readonly #cpuLocks = new Map<string, Semaphore>();
   readonly #inFlight = new Set<Promise<void>>();
   #timer: unknown;
@@ -117,7 +104,7 @@ export class Scheduler {
       if (wanted.has(key)) continue;
       this.#loops.delete(key);
       loop.removed = true;
-      this.#heapRemove(loop);
+      this.#heap.remove(loop);
       removed++;
     }
     const now = this.#clock.now();
@@ -126,9 +113,9 @@ export class Scheduler {
       if (!loop) {
         const fresh: Loop = { task, phase: hashToUnit(key), nextAt: 0, heapIndex: -1, running: false, removed: false, controller: undefined, cron: undefined };
         fresh.cron = cronOf(task.target.timing);
-        fresh.nextAt = this.#nextTick(fresh, now);
+        fresh.nextAt = nextTickAt(task.target.timing, fresh.phase, fresh.cron, now);
         this.#loops.set(key, fresh);
-        this.#heapPush(fresh);
+        this.#heap.push(fresh);
         added++;
         continue;
       }
@@ -141,8 +128,8 @@ export class Scheduler {
       changed++;
       if (timingChanged) {
         loop.cron = cronOf(task.target.timing);
-        loop.nextAt = this.#nextTick(loop, now);
-        this.#heapFix(loop);
+        loop.nextAt = nextTickAt(task.target.timing, loop.phase, loop.cron, now);
+        this.#heap.fix(loop);
       }
     }
     this.#arm();
@@ -185,22 +172,9 @@ export class Scheduler {
     await Promise.allSettled([...this.#inFlight]);
   }
 
-  #nextTick(loop: Loop, after: number): number {
-    const timing = loop.task.target.timing;
-    const offsetSeed = loop.phase;
-    if (timing.kind === 'interval') {
-      const offset = Math.floor(offsetSeed * timing.ms);
-      // aligned to the epoch, so a restart or a reload keeps the same phase
-      const k = Math.floor((after - offset) / timing.ms) + 1;
-      return finiteOrNever(k * timing.ms + offset);
-    }
-    const next = loop.cron?.nextRun(new Date(after - Math.floor(offsetSeed * timing.spreadMs)));
-    return next ? finiteOrNever(next.getTime() + Math.floor(offsetSeed * timing.spreadMs)) : Infinity;
-  }
-
   #arm(): void {
     if (this.#stopped) return;
-    const first = this.#heap[0];
+    const first = this.#heap.first;
     if (!first || first.nextAt === Infinity) {
       if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
       this.#timer = undefined;
@@ -221,10 +195,10 @@ export class Scheduler {
     this.#timerAt = Infinity;
     if (this.#stopped) return;
     const now = this.#clock.now();
-    for (let loop = this.#heap[0]; loop && loop.nextAt <= now; loop = this.#heap[0]) {
+    for (let loop = this.#heap.first; loop && loop.nextAt <= now; loop = this.#heap.first) {
       const planned = loop.nextAt;
-      loop.nextAt = this.#nextTick(loop, Math.max(now, planned));
-      this.#heapFix(loop);
+      loop.nextAt = nextTickAt(loop.task.target.timing, loop.phase, loop.cron, Math.max(now, planned));
+      this.#heap.fix(loop);
       if (loop.running) {
         this.#hooks.onSkipped?.(loop.task, planned);
         continue;
@@ -299,78 +273,6 @@ export class Scheduler {
     }
     return lock;
   }
-
-  // binary min-heap on nextAt, each loop knowing its index
-  #heapPush(loop: Loop): void {
-    loop.heapIndex = this.#heap.length;
-    this.#heap.push(loop);
-    this.#up(loop.heapIndex);
-  }
-
-  #heapRemove(loop: Loop): void {
-    const i = loop.heapIndex;
-    if (i < 0) return;
-    const last = this.#heap.pop();
-    loop.heapIndex = -1;
-    if (!last || last === loop) return;
-    this.#heap[i] = last;
-    last.heapIndex = i;
-    this.#down(i);
-    this.#up(i);
-  }
-
-  #heapFix(loop: Loop): void {
-    if (loop.heapIndex < 0) return;
-    this.#down(loop.heapIndex);
-    this.#up(loop.heapIndex);
-  }
-
-  #up(i: number): void {
-    const heap = this.#heap;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      const a = heap[i] as Loop;
-      const b = heap[parent] as Loop;
-      if (b.nextAt <= a.nextAt) break;
-      heap[i] = b;
-      heap[parent] = a;
-      b.heapIndex = i;
-      a.heapIndex = parent;
-      i = parent;
-    }
-  }
-
-  #down(i: number): void {
-    const heap = this.#heap;
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let smallest = i;
-      if (l < heap.length && (heap[l] as Loop).nextAt < (heap[smallest] as Loop).nextAt) smallest = l;
-      if (r < heap.length && (heap[r] as Loop).nextAt < (heap[smallest] as Loop).nextAt) smallest = r;
-      if (smallest === i) return;
-      const a = heap[i] as Loop;
-      const b = heap[smallest] as Loop;
-      heap[i] = b;
-      heap[smallest] = a;
-      b.heapIndex = i;
-      a.heapIndex = smallest;
-      i = smallest;
-    }
-  }
-}
-
-/** A tick time the heap can order: NaN (an interval beyond what a number holds) means never. */
-function finiteOrNever(at: number): number {
-  return Number.isFinite(at) ? at : Infinity;
-}
-
-function cronOf(timing: Timing): Cron | undefined {
-  return timing.kind === 'cron' ? new Cron(timing.schedule, { paused: true }) : undefined;
-}
-
-function sameTiming(a: Timing, b: Timing): boolean {
-  return a.kind === 'interval' && b.kind === 'interval' ? a.ms === b.ms : a.kind === 'cron' && b.kind === 'cron' ? a.schedule === b.schedule && a.spreadMs === b.spreadMs : false;
 }
 
 function sameTask(a: ScrapeTask, b: ScrapeTask): boolean {
@@ -384,9 +286,4 @@ function sameTask(a: ScrapeTask, b: ScrapeTask): boolean {
  */
 function windowLockKey(task: ScrapeTask): string {
   return isTrace(task.profile) ? `${task.target.id}\0trace` : task.target.id;
-}
-
-/** A stable number in [0, 1) from a key. */
-export function hashToUnit(key: string): number {
-  return createHash('sha256').update(key).digest().readUInt32BE(0) / 2 ** 32;
 }

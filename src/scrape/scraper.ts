@@ -3,11 +3,11 @@ import type { Dispatcher } from 'undici';
 import { CallSignal } from '../abort.js';
 import { DEFAULT_PROFILE_LIMITS, formatDuration, formatSize } from '../config/index.js';
 import type { ProfileLimits } from '../config/index.js';
+import type { TargetClient } from '../http/index.js';
 import { isTrace, profileTime } from '../profiles/profile.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
 import type { Target, TargetProfile } from '../targets/index.js';
 import { BodyError, checkProfileBody, checkTraceBody, describeBody } from './body.js';
-import type { TargetClient } from './clients.js';
 import type { TakeSlot } from './scheduler.js';
 
 /** What went wrong, as the `result` label of the scrape metrics shows it. */

@@ -1,22 +1,20 @@
-import { lookup as dnsLookup } from 'node:dns';
-import type { LookupAddress, LookupAllOptions, LookupOneOptions } from 'node:dns';
 import { readFile } from 'node:fs/promises';
-import { isIP } from 'node:net';
-import { Agent, buildConnector } from 'undici';
+import { Agent } from 'undici';
 import type { Dispatcher } from 'undici';
 import { providerOf } from '../config/index.js';
 import type { ClientSettings, Config } from '../config/index.js';
 import { addressPolicyOf } from '../targets/index.js';
 import type { AddressPolicy } from '../targets/index.js';
+import { guardedConnector } from './address-guard.js';
 
-/** How to reach the targets of one discovery entry. */
+/** An outbound HTTP client: to one discovery entry's targets, or to a repository. */
 export interface TargetClient {
   readonly dispatcher: Dispatcher;
   /** Authorization and the like; values hold secrets, so never log them. */
   readonly headers: Readonly<Record<string, string>>;
 }
 
-/** How to reach one discovery entry's targets: TLS, credentials, and the addresses it may connect to. */
+/** TLS, credentials and, for targets, the addresses it may connect to (a repository's block has no `addresses`). */
 export interface TargetClientSettings extends ClientSettings {
   /** `scrape.deny_cidrs` and `allow_cidrs`, checked again on the address each connection actually goes to. */
   readonly addresses?: AddressPolicy | undefined;
@@ -82,58 +80,11 @@ export async function createTargetClient(settings: TargetClientSettings): Promis
     headersTimeout: 0,
     bodyTimeout: 0,
   });
+  // a closed undici Agent rejects a second close(): the Repository contract has close idempotent
+  let closing: Promise<void> | undefined;
   return {
     dispatcher: agent,
     headers,
-    close: () => agent.close(),
-  };
-}
-
-/** A connection refused by `scrape.deny_cidrs` or `allow_cidrs`. */
-export class AddressRefusedError extends Error {
-  override readonly name = 'AddressRefusedError';
-  readonly code = 'ERR_ADDRESS_REFUSED';
-}
-
-// The builder refuses denied IP literals; host names (static names, EC2 DNS
-// names) and whatever else reaches a socket are checked here, on the address
-// the socket connects to. The lookup result is what the connection uses, so a
-// name that resolves to an allowed address at one moment and a denied one the
-// next (DNS rebinding) is checked each time it is used.
-function guardedConnector(options: Record<string, unknown>, policy: AddressPolicy): buildConnector.connector {
-  const base = buildConnector({ ...options, lookup: guardedLookup(policy) });
-  return (opts, callback) => {
-    const host = opts.hostname.startsWith('[') ? opts.hostname.slice(1, -1) : opts.hostname;
-    const why = isIP(host) !== 0 ? policy.refusal(host) : undefined;
-    if (why !== undefined) {
-      callback(new AddressRefusedError(`address ${host} ${why}: not connecting`), null);
-      return;
-    }
-    base(opts, callback);
-  };
-}
-
-type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
-
-function guardedLookup(policy: AddressPolicy) {
-  return (hostname: string, options: LookupOneOptions | LookupAllOptions, callback: LookupCallback): void => {
-    dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
-      if (err) {
-        callback(err, []);
-        return;
-      }
-      // one bad address refuses the name: a connection may try any of them
-      for (const a of addresses) {
-        const why = policy.refusal(a.address);
-        if (why !== undefined) {
-          callback(new AddressRefusedError(`host ${hostname} resolves to ${a.address}, which ${why}: not connecting`), []);
-          return;
-        }
-      }
-      const first = addresses[0];
-      if (options.all === true) callback(null, addresses);
-      else if (first) callback(null, first.address, first.family);
-      else callback(Object.assign(new Error(`host ${hostname} resolves to no address`), { code: 'ENOTFOUND' }), []);
-    });
+    close: () => (closing ??= agent.close()),
   };
 }
