@@ -1,24 +1,18 @@
-export { ConfigLoadError, EMBEDDED_SOURCE, formatConfigError, loadConfigFile, loadEmbeddedDefault, MAX_ALIAS_VALUES, MAX_CONFIG_BYTES, MAX_DEPTH, parseConfig, readConfigText } from './load.js';
+export { ConfigLoadError, EMBEDDED_SOURCE, formatConfigError, loadConfigFile, loadEmbeddedDefault, MAX_CONFIG_BYTES, parseConfig, readConfigText } from './load.js';
+export { MAX_ALIAS_VALUES, MAX_DEPTH } from './yaml-shape.js';
 export type { ConfigError, LoadedConfig, LoadOptions } from './load.js';
-export { createConfigSchema, DEFAULT_PROFILES, PROVIDER_KINDS, providerOf } from './schema.js';
+export { createConfigSchema, DEFAULT_PROFILES } from './schema.js';
 export { DEFAULT_PROFILE_LIMITS } from './profile-limits.js';
-export type {
-  Config,
-  DiscoveryEntry,
-  DockerConfig,
-  Ec2Config,
-  MatchValue,
-  OverrideRule,
-  OverrideSettings,
-  ProfileTypeConfig,
-  ProviderKind,
-  RepositoryEntry,
-  ScrapeConfig,
-  StaticConfig,
-} from './schema.js';
+export type { Config, DiscoveryEntry, MatchValue, OverrideRule, ProfileTypeConfig, RepositoryEntry, ScrapeConfig } from './schema.js';
+export type { OverrideSettings } from './target-settings.js';
 export type { ClientSettings, SchemaContext } from './fields.js';
 export type { ProfileLimits } from './profile-limits.js';
-// each repository kind's settings, beside the config's other sections
+// the discovery kinds, and each discovery and repository kind's settings, beside the config's other sections
+export { PROVIDER_KINDS, providerOf } from '../discovery/registry.js';
+export type { ProviderKind } from '../discovery/registry.js';
+export type { DockerConfig } from '../discovery/kinds/docker.js';
+export type { Ec2Config } from '../discovery/kinds/ec2.js';
+export type { StaticConfig } from '../discovery/kinds/static.js';
 export type { DirectoryConfig } from '../repositories/kinds/directory.js';
 export type { ProfefeConfig } from '../repositories/kinds/profefe.js';
 export type { PyroscopeConfig } from '../repositories/kinds/pyroscope.js';

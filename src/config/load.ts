@@ -2,16 +2,19 @@ import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { isAlias, isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, visit } from 'yaml';
-import type { Alias, Document, Node as YamlNode } from 'yaml';
-import type { z } from 'zod';
+import { LineCounter, parseDocument } from 'yaml';
+import type { Node as YamlNode } from 'yaml';
 import { redactUrl } from '../redact.js';
+import { coerceExpanded, expandEnv } from './env-expansion.js';
+import type { Expansion } from './env-expansion.js';
+import { hider } from './hide-secrets.js';
 import { createConfigSchema } from './schema.js';
 import type { Config } from './schema.js';
 import { crossFieldIssues } from './validate.js';
-import { describeIssue, hideValue, isSecretPath, pathToDisplay, pathToString, valueAt } from './issues.js';
+import { describeIssue, pathToDisplay, pathToString } from './issues.js';
 import type { ConfigIssue, IssuePath } from './issues.js';
 import { EMBEDDED_DEFAULT_YAML } from './default.js';
+import { checkShape, MAX_ALIAS_VALUES, MAX_DEPTH, nodeAt, pathsOf } from './yaml-shape.js';
 
 /** A config that parsed and validated in full. */
 export interface LoadedConfig {
@@ -59,14 +62,11 @@ export interface LoadOptions {
 
 // The config is trusted, but a mistake in it (the wrong file, a generated
 // anchor gone wild) must cost an error message, not the process. Real
-// configs are a few KB, nest a dozen levels and use aliases a few times.
+// configs are a few KB, nest a dozen levels and use aliases a few times
+// (yaml-shape.ts bounds the aliases and the nesting).
 
 /** The largest config file read: past it, the YAML parser alone takes hundreds of MiB. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
-/** Values that aliases may add to the document, all aliases together (a YAML alias bomb adds billions). */
-export const MAX_ALIAS_VALUES = 100_000;
-/** Levels of nesting, counted through aliases. */
-export const MAX_DEPTH = 100;
 
 /** Reads, parses and validates a config file. Throws ConfigLoadError with every problem found. */
 export async function loadConfigFile(path: string, options: LoadOptions = {}): Promise<LoadedConfig> {
@@ -220,266 +220,3 @@ function dedupe(errors: ConfigError[]): ConfigError[] {
   });
 }
 
-interface Shape {
-  /** What each alias refers to: the last node with its anchor before it. */
-  readonly aliasTargets: Map<Alias, YamlNode>;
-  readonly problem?: { node: YamlNode; path: IssuePath; message: string } | undefined;
-}
-
-/**
- * Walks the document once, in the order aliases resolve, and measures what
- * it becomes once every alias is replaced by its anchor's value: how many
- * values the aliases add, and how deep it nests. Refuses, with the place,
- * what would be too big to convert (an alias bomb), too deep to walk, or
- * impossible: an alias with no anchor before it, a value that contains
- * itself, a list or map as a key.
- */
-function checkShape(doc: Document): Shape {
-  interface Anchored {
-    readonly node: YamlNode;
-    /** Undefined while the anchored node is still being walked. */
-    measure?: { size: number; height: number };
-  }
-  const anchors = new Map<string, Anchored>();
-  const aliasTargets = new Map<Alias, YamlNode>();
-  let added = 0;
-  let problem: Shape['problem'];
-  const refuse = (node: YamlNode, path: IssuePath, message: string): { size: number; height: number } => {
-    problem ??= { node, path, message };
-    return { size: 0, height: 0 };
-  };
-  const measure = (node: unknown, path: IssuePath, depth: number, isKey: boolean): { size: number; height: number } => {
-    if (problem || !isNode(node)) return { size: 0, height: 0 };
-    if (depth > MAX_DEPTH) return refuse(node, path, `nested deeper than ${MAX_DEPTH} levels: a config needs a dozen at most`);
-    if (isAlias(node)) {
-      const anchored = anchors.get(node.source);
-      if (!anchored) return refuse(node, path, `alias *${node.source} has no anchor &${node.source} before it`);
-      if (!anchored.measure) return refuse(node, path, `alias *${node.source} is inside the value of its own anchor &${node.source}: a value cannot contain itself`);
-      if (isKey && !isScalar(anchored.node)) return refuse(node, path, `a key must be a plain value; alias *${node.source} is a ${isSeq(anchored.node) ? 'list' : 'map'}`);
-      aliasTargets.set(node, anchored.node);
-      added += anchored.measure.size;
-      if (added > MAX_ALIAS_VALUES) {
-        return refuse(node, path, `aliases expand the config by more than ${MAX_ALIAS_VALUES} values (nested anchors, as in a "billion laughs" YAML bomb): use fewer aliases, or write the values out`);
-      }
-      if (depth + anchored.measure.height > MAX_DEPTH) return refuse(node, path, `alias *${node.source} nests the config deeper than ${MAX_DEPTH} levels`);
-      return anchored.measure;
-    }
-    if (isKey && !isScalar(node)) return refuse(node, path, `a key must be a plain value, not a ${isSeq(node) ? 'list' : 'map'}`);
-    let anchored: Anchored | undefined;
-    if (node.anchor) {
-      anchored = { node };
-      anchors.set(node.anchor, anchored);
-    }
-    let size = 1;
-    let height = 0;
-    const add = (m: { size: number; height: number }): void => {
-      size += m.size;
-      height = Math.max(height, m.height);
-    };
-    if (isMap(node)) {
-      for (const pair of node.items) {
-        add(measure(pair.key, path, depth + 1, true));
-        add(measure(pair.value, [...path, keyName(pair.key)], depth + 1, false));
-      }
-    } else if (isSeq(node)) {
-      node.items.forEach((item, i) => add(measure(item, [...path, i], depth + 1, false)));
-    }
-    const result = { size, height: height + 1 };
-    if (anchored) anchored.measure = result;
-    return result;
-  };
-  measure(doc.contents, [], 0, false);
-  return { aliasTargets, problem };
-}
-
-function keyName(key: unknown): string {
-  return isScalar(key) ? String(key.value) : '?';
-}
-
-/** Every path at which each wanted node appears, through aliases. checkShape has bounded the walk. */
-function pathsOf(doc: Document, wanted: ReadonlySet<YamlNode>, aliasTargets: ReadonlyMap<Alias, YamlNode>): Map<YamlNode, IssuePath[]> {
-  const found = new Map<YamlNode, IssuePath[]>();
-  if (wanted.size === 0) return found;
-  const walk = (node: unknown, path: IssuePath): void => {
-    if (isAlias(node)) {
-      walk(aliasTargets.get(node), path);
-      return;
-    }
-    if (!isNode(node)) return;
-    if (wanted.has(node)) {
-      const paths = found.get(node);
-      if (paths) paths.push(path);
-      else found.set(node, [path]);
-    }
-    if (isMap(node)) for (const pair of node.items) walk(pair.value, [...path, keyName(pair.key)]);
-    else if (isSeq(node)) node.items.forEach((item, i) => walk(item, [...path, i]));
-  };
-  walk(doc.contents, []);
-  return found;
-}
-
-/** What one ${...} expansion made of a value: enough to hide it again in an error. */
-interface Expansion {
-  /** The value as written, `${TOKEN}`. */
-  readonly source: string;
-  readonly value: string;
-  /** Each variable used, with its value. */
-  readonly vars: readonly (readonly [string, string])[];
-}
-
-const ENV_RE = /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
-
-/**
- * Expands ${NAME} and ${NAME:-default} in string values; `$$` is a literal
- * `$`. The result is always a string, whatever it looks like: a token of
- * digits stays a string. coerceExpanded turns it into a number or true/false
- * only where the schema asks for one.
- */
-function expandEnv(doc: Document, env: NodeJS.ProcessEnv, expansions: Map<YamlNode, Expansion>, missing: Map<YamlNode, string>): void {
-  visit(doc, {
-    Scalar(key, node) {
-      if (key === 'key' || typeof node.value !== 'string' || !node.value.includes('$')) return;
-      const source = node.value;
-      let unset: string | undefined;
-      const vars: [string, string][] = [];
-      const expanded = source.replace(ENV_RE, (whole, name: string | undefined, fallback: string | undefined) => {
-        if (whole === '$$') return '$';
-        const value = env[name ?? ''];
-        const used = value !== undefined && value !== '' ? value : fallback;
-        if (used === undefined) {
-          unset ??= name;
-          return '';
-        }
-        vars.push([name ?? '', used]);
-        return used;
-      });
-      if (unset !== undefined) {
-        missing.set(node, `environment variable ${unset} is not set (give it a value, or a default with \${${unset}:-default})`);
-        return;
-      }
-      if (expanded === source) return;
-      node.value = expanded;
-      if (vars.length > 0) expansions.set(node, { source, value: expanded, vars });
-    },
-  });
-}
-
-const NUMBER_RE = /^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/;
-const BOOLEAN_RE = /^(true|True|TRUE|false|False|FALSE)$/;
-
-/**
- * Where the schema wants a number or true/false and got a string that came
- * from ${...}, reads the string as one (`port: ${PORT}`), as Docker Compose
- * does. Returns whether anything changed, so the schema runs again.
- */
-function coerceExpanded(raw: object, issues: readonly z.core.$ZodIssue[], expandedAt: ReadonlyMap<string, { path: IssuePath }>, prefix: IssuePath = []): boolean {
-  let changed = false;
-  for (const issue of issues) {
-    const path: IssuePath = [...prefix, ...(issue.path as (string | number)[])];
-    if (issue.code === 'invalid_union') {
-      for (const branch of issue.errors) changed = coerceExpanded(raw, branch, expandedAt, path) || changed;
-      continue;
-    }
-    if (issue.code === 'invalid_element' || issue.code === 'invalid_key') {
-      changed = coerceExpanded(raw, issue.issues, expandedAt, path) || changed;
-      continue;
-    }
-    if (issue.code !== 'invalid_type' || !expandedAt.has(pathToString(path))) continue;
-    const parent = valueAt(raw, path.slice(0, -1));
-    const key = path[path.length - 1];
-    if (parent === null || typeof parent !== 'object' || key === undefined) continue;
-    const holder = parent as Record<string | number, unknown>;
-    const text = holder[key];
-    if (typeof text !== 'string') continue;
-    if ((issue.expected === 'number' || issue.expected === 'int') && NUMBER_RE.test(text.trim())) {
-      holder[key] = Number(text.trim());
-      changed = true;
-    } else if (issue.expected === 'boolean' && BOOLEAN_RE.test(text.trim())) {
-      holder[key] = text.trim().toLowerCase() === 'true';
-      changed = true;
-    }
-  }
-  return changed;
-}
-
-const SECRET_SHOWN_AS = '<secret>';
-/** Shorter values are hidden only in errors about their own path: elsewhere they would be common words. */
-const MIN_HIDDEN_LENGTH = 3;
-
-/**
- * What cleans an error of what it must not show: the file's secrets, and the
- * values that came from the environment (any may be a secret). At the error's
- * own path whatever their length; in any error when long enough not to be a
- * word of the message, since an alias can carry a value anywhere.
- */
-function hider(raw: unknown, expandedAt: ReadonlyMap<string, { expansion: Expansion }>, expansions: readonly Expansion[]): (path: IssuePath, message: string) => string {
-  const secrets = secretValues(raw).filter((s) => s.length >= MIN_HIDDEN_LENGTH);
-  const fromEnv: [string, string][] = [];
-  for (const expansion of expansions) {
-    fromEnv.push([expansion.value, expansion.source]);
-    for (const [name, value] of expansion.vars) fromEnv.push([value, `\${${name}}`]);
-  }
-  const longFirst = (a: [string, string], b: [string, string]): number => b[0].length - a[0].length;
-  const env = fromEnv.filter(([text]) => text.length >= MIN_HIDDEN_LENGTH).sort(longFirst);
-  secrets.sort((a, b) => b.length - a.length);
-  return (path, message) => {
-    let out = message;
-    if (isSecretPath(path)) out = hideValue(out, valueAt(raw, path), SECRET_SHOWN_AS);
-    for (const s of secrets) out = hideValue(out, s, SECRET_SHOWN_AS);
-    const before = out;
-    const own = expandedAt.get(pathToString(path));
-    if (own) out = hideExpansion(out, own.expansion, valueAt(raw, path));
-    for (const [text, shownAs] of env) out = hideValue(out, text, shownAs);
-    return out === before ? out : `${out} (the value comes from the environment and is not shown)`;
-  };
-}
-
-/** An error about a value from ${...} names the variables, not what they hold. */
-function hideExpansion(message: string, expansion: Expansion, now: unknown): string {
-  let out = hideValue(message, expansion.value, expansion.source);
-  out = hideValue(out, redactUrl(expansion.value), expansion.source);
-  if (typeof now === 'number' || typeof now === 'boolean') out = hideValue(out, now, expansion.source);
-  for (const [name, value] of expansion.vars) out = hideValue(out, value, `\${${name}}`);
-  return out;
-}
-
-/** The text of every value under a secret-named key. checkShape has bounded the walk. */
-function secretValues(raw: unknown): string[] {
-  const found = new Set<string>();
-  const walk = (v: unknown, path: IssuePath, secret: boolean): void => {
-    if (v === null || v === undefined) return;
-    if (typeof v === 'object') {
-      for (const [k, child] of Object.entries(v)) {
-        const childPath = [...path, Array.isArray(v) ? Number(k) : k];
-        walk(child, childPath, secret || isSecretPath(childPath));
-      }
-    } else if (secret && (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean')) {
-      found.add(String(v));
-    }
-  };
-  walk(raw, [], false);
-  return [...found];
-}
-
-function nodeAt(doc: Document, path: IssuePath, onKey: boolean): { node: YamlNode | undefined; keyNode: YamlNode | undefined } {
-  let node: unknown = doc.contents;
-  let keyNode: YamlNode | undefined;
-  let last: YamlNode | undefined = doc.contents ?? undefined;
-  for (let i = 0; i < path.length; i++) {
-    const seg = path[i];
-    keyNode = undefined;
-    if (isMap(node)) {
-      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(seg));
-      if (!pair) break;
-      keyNode = pair.key as YamlNode;
-      node = pair.value;
-    } else if (isSeq(node) && typeof seg === 'number') {
-      node = node.items[seg];
-    } else {
-      break;
-    }
-    if (node && typeof node === 'object' && 'range' in node) last = node as YamlNode;
-    else if (keyNode && i === path.length - 1) last = keyNode;
-  }
-  return { node: last, keyNode: onKey ? keyNode : undefined };
-}

@@ -1,75 +1,28 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { Cron } from 'croner';
-import { REPOSITORIES, REPOSITORY_KINDS } from '../repositories/registry.js';
-import type { RepositoryKind, RepositorySchema } from '../repositories/registry.js';
-import { basicAuth, clientFields, duration, filePath, positiveDuration, quote, secret, size, tlsFields, url } from './fields.js';
+import { PROVIDERS } from '../discovery/registry.js';
+import { REPOSITORIES } from '../repositories/registry.js';
+import { clientFields, duration, filePath, positiveDuration, quote, size } from './fields.js';
 import type { SchemaContext } from './fields.js';
-import { describeValue } from './issues.js';
 import { profileLimitFields } from './profile-limits.js';
 import { Secret } from './secret.js';
-import { formatDuration } from './units.js';
+import { interval, labelMap, overrideFields, urlPath } from './target-settings.js';
 import { DEFAULT_DENY_CIDRS, parseCidr } from '../targets/address-policy.js';
-import { pathProblem } from '../targets/path.js';
 
 // The config file's shape. Leaves are turned into what the daemon uses
 // (durations in ms, sizes in bytes, secrets wrapped, file paths made absolute)
 // so nothing downstream parses text again. Checks that span several fields
 // live in validate.ts, so they can run on whatever parts of a broken file parsed.
-// Each repository kind's block comes from its descriptor (repositories/registry.ts).
+// Each discovery and repository kind's block comes from its descriptor
+// (discovery/registry.ts, repositories/registry.ts).
 
-const LABEL_NAME_RE = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 const TYPE_NAME_RE = /^[a-zA-Z0-9_][a-zA-Z0-9_.-]*$/;
-
-/** No target × type is scraped more often than this, whoever sets the interval. */
-export const MIN_INTERVAL_MS = 1000;
-
-const interval = duration.refine((ms) => ms >= MIN_INTERVAL_MS && Number.isSafeInteger(ms), {
-  error: (iss) =>
-    typeof iss.input === 'number' && iss.input < MIN_INTERVAL_MS
-      ? `interval ${formatDuration(iss.input)} is below the ${formatDuration(MIN_INTERVAL_MS)} minimum: no target is scraped more than once a second`
-      : 'interval is too long to count in milliseconds: give a shorter one',
-});
-
-/** The port of a target whose address, provider block and overrides give none. */
-export const DEFAULT_PPROF_PORT = 6060;
-
-const port = z
-  .number({ error: (iss) => `expected a port number, got ${describeValue(iss.input)}` })
-  .refine((n) => Number.isInteger(n) && n >= 1 && n <= 65535, { error: (iss) => `port ${String(iss.input)} is out of range 1..65535` });
-
-const scheme = z.enum(['http', 'https'], { error: (iss) => `scheme ${quote(iss.input)} is not http or https` });
-
-// The same rule as a pprof.path tag: a query here would collide with the ?seconds=N the daemon adds.
-const urlPath = z.string().superRefine((p, ctx) => {
-  const problem = pathProblem(p);
-  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `path ${quote(p)} ${problem}` });
-});
 
 const cidr = z.string().superRefine((text, ctx) => {
   const parsed = parseCidr(text);
   if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed });
 });
-
-const labelValue = z
-  .union([z.string(), z.number(), z.boolean()], { error: (iss) => `a label value must be a string, got ${describeValue(iss.input)}` })
-  .transform((v) => `${v}`);
-
-export const labelMap = z.record(
-  z.string().regex(LABEL_NAME_RE, { error: (iss) => `label name ${quote(iss.input)} is not valid: use letters, digits and _ (not first)` }),
-  labelValue,
-);
-
-/** The per-target settings: accepted by provider blocks, static targets and overrides: rules. */
-const overrideFields = {
-  service: z.string().min(1, { error: 'service must not be empty' }).optional(),
-  labels: labelMap.optional(),
-  port: port.optional(),
-  path: urlPath.optional(),
-  scheme: scheme.optional(),
-  profiles: z.array(z.string()).min(1, { error: 'profiles must list at least one type' }).optional(),
-  interval: interval.optional(),
-};
 
 function scrapeSchema(ctx: SchemaContext) {
   return z.strictObject({
@@ -181,76 +134,14 @@ const profilesSchema = z.record(
   profileType,
 );
 
-function staticSchema(ctx: SchemaContext) {
-  const targetObject = z.strictObject({ address: z.string().min(1), ...overrideFields });
-  return z.strictObject({
-    targets: z
-      .array(z.union([z.string().min(1), targetObject]))
-      .min(1, { error: 'targets must list at least one address' }),
-    ...overrideFields,
-    ...clientFields(ctx),
-  });
-}
-
-const ec2AddressKinds = ['private_ip', 'public_ip', 'private_dns', 'public_dns', 'ipv6'] as const;
-
-const filterValues = z
-  .union([z.string(), z.array(z.string()).min(1)])
-  .transform((v) => (typeof v === 'string' ? [v] : v));
-
-function ec2Schema(ctx: SchemaContext) {
-  return z.strictObject({
-    region: z.string().min(1).optional(),
-    regions: z.array(z.string().min(1)).min(1).optional(),
-    profile: z.string().min(1).optional(),
-    role_arn: z.string().regex(/^arn:[^:]+:iam::\d{12}:role\/.+$/, { error: (iss) => `${quote(iss.input)} is not an IAM role ARN` }).optional(),
-    external_id: z.string().optional(),
-    endpoint: url.optional(),
-    filters: z.record(z.string().min(1), filterValues).default({}),
-    address: z.enum(ec2AddressKinds, { error: (iss) => `address ${quote(iss.input)} is not one of ${ec2AddressKinds.join(', ')}` }).default('private_ip'),
-    service_tag: z.string().min(1).default('Name'),
-    tag_labels: z.array(z.string().min(1)).default([]),
-    refresh: positiveDuration.default(60_000),
-    ...overrideFields,
-    port: port.default(DEFAULT_PPROF_PORT),
-    ...clientFields(ctx),
-  });
-}
-
-function dockerSchema(ctx: SchemaContext) {
-  return z.strictObject({
-    host: z
-      .string()
-      .refine((h) => /^(unix|tcp|http|https):\/\/.+/.test(h), { error: (iss) => `host ${quote(iss.input)} must be unix:///path/to/docker.sock or tcp://host:port` })
-      .optional(),
-    // `ca`, `cert`, `key` are for the engine API (tcp:// with TLS); the *_file
-    // keys, as everywhere else, are for reaching the containers' pprof.
-    tls: z
-      .strictObject({
-        ca: filePath(ctx).optional(),
-        cert: filePath(ctx).optional(),
-        key: filePath(ctx).optional(),
-        ...tlsFields(ctx),
-      })
-      .optional(),
-    filters: z.record(z.string().min(1), filterValues).default({}),
-    network: z.string().min(1).optional(),
-    host_address: z.string().min(1).default('127.0.0.1'),
-    refresh: positiveDuration.default(30_000),
-    ...overrideFields,
-    port: port.default(DEFAULT_PPROF_PORT),
-    bearer_token: secret.optional(),
-    bearer_token_file: filePath(ctx).optional(),
-    basic_auth: basicAuth(ctx).optional(),
-  });
-}
-
-function discoveryEntry(ctx: SchemaContext) {
-  return z.strictObject({
-    static: staticSchema(ctx).optional(),
-    ec2: ec2Schema(ctx).optional(),
-    docker: dockerSchema(ctx).optional(),
-  });
+/**
+ * One item of a list whose items each hold the block of one kind under its
+ * kind's key (`discovery:`, `repositories:`), each kind's schema from its
+ * descriptor in the registry (validate.ts sees that there is one).
+ */
+function entryOf<R extends { readonly [kind: string]: { schema(ctx: SchemaContext): z.ZodType } }>(registry: R, ctx: SchemaContext) {
+  const blocks = Object.fromEntries(Object.entries(registry).map(([kind, descriptor]) => [kind, descriptor.schema(ctx).optional()]));
+  return z.strictObject(blocks as { [K in keyof R]: z.ZodOptional<ReturnType<R[K]['schema']>> });
 }
 
 const matchValue = z.union([z.string(), z.number(), z.boolean()]).transform((v, c) => {
@@ -272,15 +163,6 @@ const overrideRule = z.strictObject({
   drop: z.boolean().default(false),
   ...overrideFields,
 });
-
-/**
- * One `repositories:` item: the block of one kind under its kind's key, each
- * kind's schema from its descriptor (validate.ts sees that there is one).
- */
-function repositoryEntry(ctx: SchemaContext) {
-  const blocks = Object.fromEntries(REPOSITORY_KINDS.map((kind) => [kind, REPOSITORIES[kind].schema(ctx).optional()]));
-  return z.strictObject(blocks as { [K in RepositoryKind]: z.ZodOptional<RepositorySchema<K>> });
-}
 
 /** `$STATE_DIRECTORY` (systemd's StateDirectory=; the first when it lists several), else `./data`. */
 export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -338,9 +220,9 @@ export function createConfigSchema(ctx: SchemaContext) {
   return z.strictObject({
     scrape: scrapeSchema(ctx).prefault({}),
     profiles: profilesSchema.default(DEFAULT_PROFILES),
-    discovery: z.array(discoveryEntry(ctx)).default([]),
+    discovery: z.array(entryOf(PROVIDERS, ctx)).default([]),
     overrides: z.array(overrideRule).default([]),
-    repositories: z.array(repositoryEntry(ctx)).min(1, { error: 'list at least one repository, so profiles have somewhere to go' }),
+    repositories: z.array(entryOf(REPOSITORIES, ctx)).min(1, { error: 'list at least one repository, so profiles have somewhere to go' }),
     server: serverSchema(ctx).prefault({}),
     shard: z
       .strictObject({
@@ -362,31 +244,8 @@ export type Config = z.output<ConfigSchema>;
 export type ScrapeConfig = Config['scrape'];
 export type ProfileTypeConfig = Config['profiles'][string];
 export type DiscoveryEntry = Config['discovery'][number];
-export type StaticConfig = NonNullable<DiscoveryEntry['static']>;
-export type Ec2Config = NonNullable<DiscoveryEntry['ec2']>;
-export type DockerConfig = NonNullable<DiscoveryEntry['docker']>;
 export type OverrideRule = Config['overrides'][number];
 export type RepositoryEntry = Config['repositories'][number];
 export type MatchValue = OverrideRule['match'][string];
 export type ServerConfig = Config['server'];
 
-/** The fields every provider block, static target and overrides: rule may set. */
-export type OverrideSettings = z.output<z.ZodObject<typeof overrideFields>>;
-
-export const PROVIDER_KINDS = ['static', 'ec2', 'docker'] as const satisfies readonly (keyof DiscoveryEntry)[];
-export type ProviderKind = (typeof PROVIDER_KINDS)[number];
-
-/**
- * The provider block of a discovery entry and its kind, found by
- * PROVIDER_KINDS: every list of provider kinds reads this one, so a kind
- * added there is not silently left out of one of them. Undefined for an
- * entry with none (validation refuses those).
- */
-export function providerOf(entry: DiscoveryEntry): { readonly kind: ProviderKind; readonly block: NonNullable<DiscoveryEntry[ProviderKind]> } | undefined {
-  for (const kind of PROVIDER_KINDS) {
-    const block = entry[kind];
-    if (block !== undefined) return { kind, block };
-  }
-  return undefined;
-}
-export { LABEL_NAME_RE };

@@ -1,14 +1,16 @@
+import { PROVIDER_KINDS, PROVIDERS } from '../discovery/registry.js';
 import { REPOSITORIES, REPOSITORY_KINDS } from '../repositories/registry.js';
-import { parseAddress } from '../targets/address.js';
 import { clientIssues } from './fields.js';
 import { closest, isMap } from './issues.js';
 import type { AddIssue, ConfigIssue, IssuePath, RawMap } from './issues.js';
-import { DEFAULT_PROFILES, DEFAULT_SCRAPE, PROVIDER_KINDS, shortestCronGap } from './schema.js';
+import { DEFAULT_PROFILES, DEFAULT_SCRAPE, shortestCronGap } from './schema.js';
 import { formatDuration, parseDuration, parseSize } from './units.js';
 
 // Checks that span several fields. They run on the raw YAML data, next to the
 // schema, so a file with a typo in one place still gets every other error
-// reported; each check looks only at values that are the right shape.
+// reported; each check looks only at values that are the right shape. The
+// checks of one kind's block are its descriptor's (discovery/kinds/,
+// repositories/kinds/), called here with paths relative to the block.
 
 function list(v: unknown): unknown[] {
   return Array.isArray(v) ? v : [];
@@ -56,6 +58,13 @@ export function crossFieldIssues(raw: RawMap, _baseDir: string): ConfigIssue[] {
         add(path, `interval ${String(intervalText)} is not longer than profiles.${t}.seconds (${s}s): make the interval longer than the CPU profile's seconds, or shorten seconds`);
       }
     }
+  };
+
+  // The per-target settings at `path`: the types they name, else `inherited`, against their interval.
+  const checkSettings = (path: IssuePath, settings: RawMap, inherited: readonly string[] | undefined): readonly string[] | undefined => {
+    const types = checkProfileList([...path, 'profiles'], settings['profiles']) ?? inherited;
+    checkInterval([...path, 'interval'], settings['interval'], types);
+    return types;
   };
 
   // scrape:
@@ -110,30 +119,11 @@ export function crossFieldIssues(raw: RawMap, _baseDir: string): ConfigIssue[] {
       const block = entry[kind];
       if (!isMap(block)) continue;
       const path = ['discovery', i, kind];
-      const blockTypes = checkProfileList([...path, 'profiles'], block['profiles']);
-      checkInterval([...path, 'interval'], block['interval'], blockTypes);
+      const blockTypes = checkSettings(path, block, undefined);
       clientIssues(block, at(path, add));
-      if (kind === 'static') {
-        list(block['targets']).forEach((t, j) => {
-          const address = typeof t === 'string' ? t : isMap(t) ? t['address'] : undefined;
-          const tPath = typeof t === 'string' ? [...path, 'targets', j] : [...path, 'targets', j, 'address'];
-          if (typeof address === 'string') {
-            const parsed = parseAddress(address);
-            if (!parsed.ok) add(tPath, parsed.error);
-          }
-          if (isMap(t)) {
-            const tTypes = checkProfileList([...path, 'targets', j, 'profiles'], t['profiles']) ?? blockTypes;
-            checkInterval([...path, 'targets', j, 'interval'], t['interval'], tTypes);
-          }
-        });
-      }
-      if (kind === 'ec2' && block['region'] !== undefined && block['regions'] !== undefined) {
-        add([...path, 'regions'], 'set either region or regions, not both');
-      }
-      if (kind === 'docker' && isMap(block['tls'])) {
-        const tls = block['tls'];
-        if ((tls['cert'] === undefined) !== (tls['key'] === undefined)) add([...path, 'tls'], 'tls.cert and tls.key go together: give both or neither');
-      }
+      PROVIDERS[kind].validate?.(block, at(path, add), (nested, settings) => {
+        checkSettings([...path, ...nested], settings, blockTypes);
+      });
     }
   });
 
@@ -141,8 +131,7 @@ export function crossFieldIssues(raw: RawMap, _baseDir: string): ConfigIssue[] {
   list(raw['overrides']).forEach((rule, i) => {
     if (!isMap(rule)) return;
     const path = ['overrides', i];
-    const ruleTypes = checkProfileList([...path, 'profiles'], rule['profiles']);
-    checkInterval([...path, 'interval'], rule['interval'], ruleTypes);
+    checkSettings(path, rule, undefined);
     const sets = Object.keys(rule).filter((k) => k !== 'match' && k !== 'drop');
     if (rule['drop'] !== true && sets.length === 0) add(path, 'this rule sets nothing: give drop: true or a setting (port, path, scheme, service, labels, profiles, interval)');
     if (rule['drop'] === true && sets.length > 0) add(path, `a drop rule cannot also set ${sets.join(', ')}`);

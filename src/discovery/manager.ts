@@ -4,7 +4,8 @@ import { identityOf } from '../config/index.js';
 import type { Metrics } from '../metrics.js';
 import type { TargetGroup } from '../targets/index.js';
 import type { ProviderFactory } from './provider.js';
-import { createProvider } from './providers/index.js';
+import { createProvider } from './factory.js';
+import { providerOf } from './registry.js';
 import { ProviderRunner, relocated } from './runner.js';
 
 /** A provider that could not be started or whose refresh fails now. */
@@ -70,7 +71,7 @@ export class DiscoveryManager {
         kept++;
         continue;
       }
-      const kind = Object.keys(entry).find((k) => entry[k as keyof DiscoveryEntry] !== undefined) ?? 'unknown';
+      const kind = providerOf(entry)?.kind ?? 'unknown';
       try {
         const provider = await this.#deps.factory(entry, source, { logger: this.#deps.logger });
         next.push({ key, source, kind, runner: new ProviderRunner(provider, this.#deps), startError: undefined, createdIndex: source });

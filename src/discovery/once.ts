@@ -3,7 +3,7 @@ import type { DiscoveryEntry } from '../config/index.js';
 import type { TargetGroup } from '../targets/index.js';
 import type { DiscoveryProblem } from './manager.js';
 import type { ProviderFactory } from './provider.js';
-import { createProvider, providerKindOf } from './providers/index.js';
+import { createProvider, providerKindOf } from './factory.js';
 
 /**
  * One refresh of every provider, as the dry run needs it: the same providers

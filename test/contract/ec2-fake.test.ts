@@ -6,7 +6,7 @@ import type { DescribeInstancesCommandInput } from '@aws-sdk/client-ec2';
 import { request } from 'undici';
 import { parseConfig } from '../../src/config/index.js';
 import { DiscoveryError } from '../../src/discovery/index.js';
-import { createProvider } from '../../src/discovery/providers/index.js';
+import { createProvider } from '../../src/discovery/factory.js';
 import { silentLogger } from '../../src/log.js';
 import { FAILURES, fleet, startEc2Fake, useFakeAwsEnv } from '../helpers/ec2-fake.js';
 import type { Ec2Fake } from '../helpers/ec2-fake.js';

@@ -13,7 +13,7 @@ import { parseConfig } from '../../src/config/index.js';
 import type { Ec2Config } from '../../src/config/index.js';
 import { DiscoveryError } from '../../src/discovery/index.js';
 import type { Provider } from '../../src/discovery/index.js';
-import { createProvider } from '../../src/discovery/providers/index.js';
+import { createProvider } from '../../src/discovery/factory.js';
 import { silentLogger } from '../../src/log.js';
 import type { Discovered } from '../../src/targets/index.js';
 import { ASSUMED_KEY_PREFIX, FAILURES, FAKE_ACCESS_KEY_ID, fleet, startEc2Fake, startImdsFake, useFakeAwsEnv } from '../helpers/ec2-fake.js';
@@ -405,7 +405,7 @@ test('the SDK loads only when an ec2 entry is created, and prints no Node-versio
     import { createRequire } from 'node:module';
     const require = createRequire(import.meta.url);
     const loaded = () => Object.keys(require.cache).some((k) => k.includes('@aws-sdk/client-ec2'));
-    const { createProvider } = await import('./src/discovery/providers/index.ts');
+    const { createProvider } = await import('./src/discovery/factory.ts');
     const logger = (await import('./src/log.ts')).silentLogger();
     await createProvider({ static: { targets: ['127.0.0.1:6060'] } }, 0, { logger });
     const before = loaded();
