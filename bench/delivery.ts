@@ -27,7 +27,7 @@ import {createMetrics} from '../src/metrics.js';
 import {DeltaStore} from '../src/profiles/delta.js';
 import type {ScrapedProfile} from '../src/profiles/profile.js';
 import type {Repository, SendResult} from '../src/repositories/repository.js';
-import {openSpool} from '../src/repositories/spool.js';
+import {openSpool} from '../src/delivery/spool.js';
 import {parseWhole, runMain} from './lib/flags.js';
 import {FIXTURES_DIR, REPO_ROOT} from './lib/paths.js';
 

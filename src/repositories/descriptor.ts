@@ -5,6 +5,7 @@ import type { SchemaContext } from '../config/fields.js';
 import type { AddIssue, RawMap } from '../config/issues.js';
 import type { ProfileLimits } from '../config/profile-limits.js';
 import type { Metrics } from '../metrics.js';
+import type { Labels } from '../profiles/profile.js';
 import type { Repository } from './repository.js';
 
 /** What some repositories use besides their settings. */
@@ -25,6 +26,8 @@ export interface RepositoryContext {
 export interface RepositoryDescriptor<K extends string = string, S extends z.ZodType = z.ZodType> {
   /** The key of its entries under `repositories:`, and the kind of what it builds. */
   readonly kind: K;
+  /** How messages name the kind: "Pyroscope repository eu: …". */
+  readonly title: string;
   /** Its block with every default: repositoryFields spread into it give name, queue, retry and timeout. */
   schema(ctx: SchemaContext): S;
   /** Checks across its fields, on the block as the YAML holds it (paths relative to the block), so they run even where other parts of the file do not parse. */
@@ -35,6 +38,20 @@ export interface RepositoryDescriptor<K extends string = string, S extends z.Zod
    * read the config, and a kind nobody configures loads nothing heavy.
    */
   create(name: string, config: z.output<S>, context: RepositoryContext): Promise<Repository>;
+  /**
+   * Why a repository of this kind can never take a target's profiles,
+   * whatever they hold, known from the target alone (Pyroscope's label
+   * limit), or undefined. The target builder asks it before anything is
+   * scraped: the target is not sent there, and dropped when no repository
+   * can take it.
+   */
+  refusesTarget?(config: z.output<S>, target: TargetSeries): string | undefined;
+}
+
+/** What a repository can judge of a target before anything is scraped. */
+export interface TargetSeries {
+  readonly service: string;
+  readonly labels: Labels;
 }
 
 /** A descriptor, its config type taken from its schema. */

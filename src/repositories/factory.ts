@@ -1,13 +1,13 @@
 import type { RepositoryEntry } from '../config/index.js';
-import type { RepositoryCommon, RepositoryContext } from './descriptor.js';
-import type { QueueSettings } from './queue.js';
+import { kindOf } from '../config/kind-of.js';
+import type { RepositoryCommon, RepositoryContext, TargetSeries } from './descriptor.js';
 import { REPOSITORIES, REPOSITORY_KINDS } from './registry.js';
 import type { RepositoryConfig, RepositoryKind } from './registry.js';
 import type { Repository } from './repository.js';
 
 /** The kind of a config entry: the one key of the registry its block sits under (validation sees there is one). */
 export function repositoryKindOf(entry: RepositoryEntry): RepositoryKind {
-  const kind = REPOSITORY_KINDS.find((k) => entry[k] !== undefined);
+  const kind = kindOf(REPOSITORY_KINDS, entry)?.kind;
   if (kind === undefined) throw new Error('repository entry without a kind');
   return kind;
 }
@@ -39,17 +39,11 @@ function createOfKind<K extends RepositoryKind>(kind: K, entry: RepositoryEntry,
   return REPOSITORIES[kind].create(repositoryNameOf(entry), blockOf(entry, kind), context);
 }
 
-/** Sends in flight per repository while it answers. */
-const QUEUE_PARALLELISM = 32;
+/** Why this entry's repository can never take the target's profiles (its kind's refusesTarget), or undefined. */
+export function targetRefusalOf(entry: RepositoryEntry, target: TargetSeries): string | undefined {
+  return refusalOfKind(repositoryKindOf(entry), entry, target);
+}
 
-/** The queue settings of a config entry. */
-export function queueSettingsOf(entry: RepositoryEntry): QueueSettings {
-  const common = repositoryCommonOf(entry);
-  return {
-    maxBytes: common.queue.max_size,
-    maxAgeMs: common.queue.max_age,
-    policy: { initialMs: common.retry.initial_backoff, maxMs: common.retry.max_backoff },
-    timeoutMs: common.timeout,
-    parallelism: QUEUE_PARALLELISM,
-  };
+function refusalOfKind<K extends RepositoryKind>(kind: K, entry: RepositoryEntry, target: TargetSeries): string | undefined {
+  return REPOSITORIES[kind].refusesTarget?.(blockOf(entry, kind), target);
 }

@@ -1,11 +1,10 @@
 import { request } from 'undici';
-import { createTargetClient } from '../scrape/clients.js';
+import { createTargetClient } from '../http/index.js';
 import { isTrace } from '../profiles/profile.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
 import { resultOfError, resultOfStatus } from './http-result.js';
-import type { Repository, SendResult } from './repository.js';
+import type { Place, ProfileFields, Repository, SendResult } from './repository.js';
 import type { ProfefeConfig } from './kinds/profefe.js';
-import type { Ordered, Place, ProfileFields } from './order.js';
 
 /** The types profefe knows; anything else is refused with 400. */
 const PROFEFE_TYPES = new Set(['cpu', 'heap', 'block', 'mutex', 'goroutine', 'threadcreate', 'other', 'trace']);
@@ -50,7 +49,7 @@ export function profefeQuery(service: string, type: string, labels: Readonly<Rec
   return `service=${encodeURIComponent(service)}&type=${encodeURIComponent(type)}${when}&labels=${encodeURIComponent(joined)}`;
 }
 
-export async function createProfefeRepository(name: string, config: ProfefeConfig): Promise<Repository & Ordered> {
+export async function createProfefeRepository(name: string, config: ProfefeConfig): Promise<Repository> {
   const client = await createTargetClient(config);
   const base = config.url.replace(/\/+$/, '');
   const headers = { 'content-type': 'application/octet-stream', ...config.headers, ...client.headers };

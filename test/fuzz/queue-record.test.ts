@@ -3,8 +3,8 @@ import type { FileHandle } from 'node:fs/promises';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { ScrapedProfile } from '../../src/profiles/profile.js';
-import { decodeMeta, decodeProfile, encodeRecord, MAX_META_BYTES, readRecord, RECORD_HEADER_BYTES, RECORD_MAGIC, RecordError, scanSegment, SEGMENT_MAGIC } from '../../src/repositories/queue-record.js';
-import type { RecordMeta, ScanEvent } from '../../src/repositories/queue-record.js';
+import { decodeMeta, decodeProfile, encodeRecord, MAX_META_BYTES, readRecord, RECORD_HEADER_BYTES, RECORD_MAGIC, RecordError, scanSegment, SEGMENT_MAGIC } from '../../src/delivery/record.js';
+import type { RecordMeta, ScanEvent } from '../../src/delivery/record.js';
 import { fuzzParameters } from '../helpers/fuzz.js';
 import { scrapedProfile } from '../helpers/profiles.js';
 

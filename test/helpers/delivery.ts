@@ -13,7 +13,7 @@ import {fixtureProfile, seqOf} from './profiles.js';
 import {Changes, waitUntil} from './wait.js';
 import type {ScrapedProfile} from '../../src/profiles/profile.js';
 import type {Repository, SendResult} from '../../src/repositories/repository.js';
-import type {QueueSettings} from '../../src/repositories/queue.js';
+import type {QueueSettings} from '../../src/delivery/settings.js';
 
 export type Script = (profile: ScrapedProfile, call: number, signal: AbortSignal) => Promise<SendResult> | SendResult;
 

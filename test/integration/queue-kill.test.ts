@@ -11,7 +11,7 @@ import {open, readdir, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {test} from 'node:test';
 import {fileURLToPath} from 'node:url';
-import {scanSegment} from '../../src/repositories/queue-record.js';
+import {scanSegment} from '../../src/delivery/record.js';
 import {startUniqueProfileTarget, tempDir, timeNanosOf} from '../helpers/delivery.js';
 import {startProfefeFake} from '../helpers/profefe-fake.js';
 import {waitUntil} from '../helpers/wait.js';

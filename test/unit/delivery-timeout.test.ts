@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import {getEventListeners} from 'node:events';
 import {after, test} from 'node:test';
-import {sendWithTimeout} from '../../src/repositories/retry.js';
+import {sendWithTimeout} from '../../src/delivery/timeout.js';
 import {ScriptedRepository} from '../helpers/delivery.js';
 import {taggedProfile} from '../helpers/profiles.js';
 import {waitUntil} from '../helpers/wait.js';

@@ -15,6 +15,7 @@ export type DirectoryConfig = z.output<ReturnType<typeof schema>>;
 /** Files in a local folder, one per profile, with a JSON sidecar of its labels. */
 export const directory = defineRepositoryKind({
   kind: 'directory',
+  title: 'directory',
   schema,
   create: async (name, config) => (await import('../directory.js')).createDirectoryRepository(name, config),
 });

@@ -12,6 +12,7 @@ export type ProfefeConfig = z.output<ReturnType<typeof schema>>;
 /** A profefe collector: `POST {url}/api/0/profiles`. */
 export const profefe = defineRepositoryKind({
   kind: 'profefe',
+  title: 'profefe',
   schema,
   validate: clientIssues,
   create: async (name, config) => (await import('../profefe.js')).createProfefeRepository(name, config),

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { clientFields, clientIssues, duration, size, url } from '../../config/fields.js';
 import type { SchemaContext } from '../../config/fields.js';
 import { defineRepositoryKind, headers, repositoryFields } from '../descriptor.js';
+import { targetLabelsProblem } from '../pyroscope-labels.js';
 
 function schema(ctx: SchemaContext) {
   return z.strictObject({
@@ -24,7 +25,10 @@ export type PyroscopeConfig = z.output<ReturnType<typeof schema>>;
 /** Grafana Pyroscope (or Grafana Cloud Profiles) through its push API. */
 export const pyroscope = defineRepositoryKind({
   kind: 'pyroscope',
+  title: 'Pyroscope',
   schema,
   validate: clientIssues,
   create: async (name, config, context) => (await import('../pyroscope.js')).createPyroscopeRepository(name, config, context),
+  // labels on samples count too, but are known only when a profile is sent, and checked then
+  refusesTarget: (config, target) => targetLabelsProblem(target.service, target.labels, config.max_label_names_per_series),
 });

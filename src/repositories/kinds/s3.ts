@@ -19,6 +19,7 @@ export type S3Config = z.output<ReturnType<typeof schema>>;
 /** S3 or an S3-compatible store, one object per profile. The adapter loads @aws-sdk/client-s3 when it is built. */
 export const s3 = defineRepositoryKind({
   kind: 's3',
+  title: 'S3',
   schema,
   create: async (name, config, context) => (await import('../s3.js')).createS3Repository(name, config, context),
 });

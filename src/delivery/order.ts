@@ -1,32 +1,4 @@
-import type { ScrapedProfile } from '../profiles/profile.js';
-import type { Repository } from './repository.js';
-
-/** A queued profile's fields without its bytes: what an order is decided from (a queue's backlog has only these). */
-export type ProfileFields = Omit<ScrapedProfile, 'data'>;
-
-/** Where a profile stands in its repository's order. */
-export interface Place {
-  /** Profiles with one key are sent one at a time, in the order of `time`. */
-  readonly key: string;
-  /** The time the repository files the profile under, ms since the epoch. */
-  readonly time: number;
-}
-
-/**
- * A repository that must get each key's profiles in time order: profefe's
- * index of one service's profiles assumes they arrive in the order of the
- * time it files them under. Its queue sends one profile per key at a time,
- * earliest first, and holds a profile while a scrape of its key that started
- * before it was queued still runs (that scrape's profile may be earlier).
- */
-export interface Ordered {
-  placeOf(profile: ProfileFields): Place;
-}
-
-export function orderingOf(repository: Repository): Ordered | undefined {
-  const placeOf = (repository as Partial<Ordered>).placeOf;
-  return typeof placeOf === 'function' ? (repository as Repository & Ordered) : undefined;
-}
+import type { Place } from '../repositories/repository.js';
 
 /**
  * The scrapes running now, by service, from the request until the profile is

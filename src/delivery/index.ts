@@ -1,0 +1,16 @@
+export { QueueHandle } from './handle.js';
+export { ScrapesInFlight, SendOrder } from './order.js';
+export type { OrderedItem } from './order.js';
+export { PREPARING_FILE, parsePreparing } from './prepare-note.js';
+export { DurableQueue } from './queue.js';
+export { Repositories } from './repositories.js';
+export type { RepositoriesDeps, RepositoriesReport } from './repositories.js';
+export { backoffDelay, nextDelay, Retry } from './retry.js';
+export type { BackoffPolicy } from './retry.js';
+export { queueSettingsOf } from './settings.js';
+export type { QueueDeps, QueueSettings } from './settings.js';
+export { openSpool } from './spool.js';
+export type { Spool } from './spool.js';
+export type { SpoolOptions } from './spool-writer.js';
+export { StateDirInUseError } from './state-lock.js';
+export { sendWithTimeout } from './timeout.js';
