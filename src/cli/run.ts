@@ -2,6 +2,8 @@ import { Daemon } from '../daemon.js';
 import { createLogger } from '../log.js';
 import { reloadRoute, Reloader } from '../reload.js';
 import type { ConfigWatcher } from '../reload.js';
+import { StatusListener } from '../server/listener.js';
+import { statusRoutes } from '../server/routes.js';
 
 export interface RunOptions {
   readonly config?: string | undefined;
@@ -14,16 +16,19 @@ export interface RunOptions {
 const EXIT_GRACE_MS = 2_000;
 
 /**
- * `pprof-scraper run`: the daemon, in this very process, so signals reach it.
+ * `pprof-scraper run`: the daemon, in this very process, so signals reach it,
+ * and its status listener (the daemon's status routes and POST /-/reload).
  * SIGTERM or SIGINT stop it cleanly (exit 0); a second one exits at once.
  * SIGHUP, a change to the config file and, with server.enable_reload, POST
  * /-/reload reload the config.
  */
 export async function runCommand(options: RunOptions): Promise<number> {
   const logger = createLogger({ level: options.logLevel, stream: 'stdout' });
-  const daemon = new Daemon({ logger });
+  const listener = new StatusListener(logger);
+  const daemon = new Daemon({ logger, listener });
   const reloader = new Reloader({ daemon, path: options.config, logger, metrics: daemon.metrics });
-  daemon.addRoute('POST /-/reload', reloadRoute(reloader));
+  listener.addRoutes(statusRoutes(daemon));
+  listener.addRoutes(new Map([['POST /-/reload', reloadRoute(reloader)]]));
   let watcher: ConfigWatcher | undefined;
 
   return new Promise<number>((resolve) => {

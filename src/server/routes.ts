@@ -1,18 +1,13 @@
 import type { Metrics } from '../metrics.js';
 import { fileExtensionOf } from '../profiles/profile.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
-import type { TargetJson, TargetsReport } from '../targets/index.js';
+import type { LastScrape, TargetJson, TargetsReport } from '../targets/index.js';
 import { pprofRoutes, sendJson, sendText } from './server.js';
 import type { Handler } from './server.js';
 import { STATUS_PAGE_HTML } from './status-page.js';
 
 /** The last scrape of one target × type, as /targets shows it. */
-export interface LastScrapeJson {
-  readonly time: string;
-  readonly durationMs: number;
-  readonly bytes: number;
-  readonly result: string;
-  readonly error?: string;
+export interface LastScrapeJson extends LastScrape {
   /** Where to download this profile, while the daemon still holds it in memory. */
   readonly profile?: string;
 }

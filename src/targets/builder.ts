@@ -1,18 +1,20 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { Config, MatchValue, OverrideSettings } from '../config/index.js';
-import { formatDuration, parseDuration } from '../config/index.js';
-import { CPU_TYPE, DEFAULT_PPROF_PORT, DEFAULT_TRACE_SECONDS, defaultCpuSeconds, MIN_INTERVAL_MS, shortestCronGap } from '../config/schema.js';
+import { formatDuration } from '../config/index.js';
+import { CPU_TYPE, DEFAULT_TRACE_SECONDS, defaultCpuSeconds, shortestCronGap } from '../config/schema.js';
+import { DEFAULT_PPROF_PORT } from '../config/target-settings.js';
 import { TRACE_TYPE } from '../profiles/profile.js';
-import type { Labels } from '../profiles/profile.js';
-import { repositoryNameOf } from '../repositories/factory.js';
-import { targetLabelsProblem } from '../repositories/pyroscope-labels.js';
-import { joinHostPort, parseAddress, parsePort } from './address.js';
+import type { TargetSeries } from '../repositories/descriptor.js';
+import { repositoryKindOf, repositoryNameOf, targetRefusalOf } from '../repositories/factory.js';
+import { REPOSITORIES } from '../repositories/registry.js';
+import { joinHostPort, parseAddress } from './address.js';
 import { createAddressPolicy } from './address-policy.js';
 import type { AddressPolicy } from './address-policy.js';
-import { ownedLabelsOf, sanitizeLabelName } from './labels.js';
-import { pathProblem } from './path.js';
-import type { BuildResult, Discovered, DroppedTarget, NotSentTo, Target, TargetGroup, TargetProfile, Timing } from './types.js';
+import { applyDirectives, applySettings } from './draft.js';
+import type { Draft } from './draft.js';
+import { ownedLabelsOf } from './labels.js';
+import type { BuildResult, Discovered, DropKind, DroppedTarget, NotSentTo, Target, TargetGroup, TargetProfile, Timing } from './types.js';
 
 const DEFAULT_PATH_PREFIX = '/debug/pprof';
 
@@ -35,7 +37,7 @@ export function buildTargets(config: Config, groups: readonly TargetGroup[]): Bu
       }
       const first = seen.get(result.id);
       if (first) {
-        dropped.push(droppedOf(group, found, `duplicate of target ${first.id} (${first.address}, from discovery[${first.source}])`, result.address));
+        dropped.push(droppedOf(group, found, 'duplicate', `duplicate of target ${first.id} (${first.address}, from discovery[${first.source}])`, result.address));
         continue;
       }
       seen.set(result.id, result);
@@ -48,7 +50,7 @@ export function buildTargets(config: Config, groups: readonly TargetGroup[]): Bu
   for (const t of targets) {
     const shard = shardOf(t.id, count);
     if (shard === index) kept.push(t);
-    else dropped.push({ provider: t.provider, source: t.source, address: t.address, labels: t.labels, reason: `belongs to shard ${shard} of ${count}; this daemon is shard ${index}` });
+    else dropped.push({ provider: t.provider, source: t.source, address: t.address, labels: t.labels, kind: 'shard', reason: `belongs to shard ${shard} of ${count}; this daemon is shard ${index}` });
   }
   return { targets: kept, dropped };
 }
@@ -69,25 +71,14 @@ export function shardOf(id: string, count: number): number {
   return Number.parseInt(id.slice(0, 8), 16) % count;
 }
 
-interface Draft {
-  service: string | undefined;
-  host: string;
-  port: number;
-  scheme: 'http' | 'https';
-  pathPrefix: string;
-  labels: Record<string, string>;
-  profiles: string[];
-  interval: number | undefined;
-}
-
 function buildOne(config: Config, policy: AddressPolicy, group: TargetGroup, found: Discovered): Target | DroppedTarget {
   const entry = config.discovery[group.source];
   const block = (entry?.[group.provider] ?? {}) as OverrideSettings;
-  const fail = (reason: string, address?: string): DroppedTarget => droppedOf(group, found, reason, address);
+  const fail = (kind: DropKind, reason: string, address?: string): DroppedTarget => droppedOf(group, found, kind, reason, address);
 
-  if (found.address === undefined) return fail(found.addressError ?? 'discovery found no address for it');
+  if (found.address === undefined) return fail('no_address', found.addressError ?? 'discovery found no address for it');
   const parsed = parseAddress(found.address);
-  if (!parsed.ok) return fail(parsed.error, found.address);
+  if (!parsed.ok) return fail('invalid_address', parsed.error, found.address);
   const addr = parsed.value;
 
   const draft: Draft = {
@@ -120,7 +111,7 @@ function buildOne(config: Config, policy: AddressPolicy, group: TargetGroup, fou
     const noun = group.directiveNoun ?? 'label';
     const configScheme = draft.scheme;
     const bad = applyDirectives(draft, found.directives, explicitLabels, config, noun, ownedLabelsOf(group.provider));
-    if (bad) return fail(bad, joinHostPort(draft.host, draft.port));
+    if (bad) return fail('invalid_metadata', bad, joinHostPort(draft.host, draft.port));
     if (configScheme === 'https' && draft.scheme === 'http') {
       downgrade = `${noun} pprof.scheme: "http" would turn this target's https (set by discovery[${group.source}].${group.provider}) into plain http: ${noun}s may choose https, never drop it; remove the ${noun}`;
     }
@@ -131,15 +122,15 @@ function buildOne(config: Config, policy: AddressPolicy, group: TargetGroup, fou
   for (let i = 0; i < config.overrides.length; i++) {
     const rule = config.overrides[i];
     if (!rule || !matches(rule.match, draft, found, group)) continue;
-    if (rule.drop) return fail(`dropped by overrides[${i}] (match ${describeMatch(rule.match)})`, joinHostPort(draft.host, draft.port));
+    if (rule.drop) return fail('override', `dropped by overrides[${i}] (match ${describeMatch(rule.match)})`, joinHostPort(draft.host, draft.port));
     if (rule.scheme !== undefined) downgrade = undefined;
     applySettings(draft, rule, draft.labels);
   }
 
   const address = joinHostPort(draft.host, draft.port);
-  if (downgrade !== undefined) return fail(downgrade, address);
+  if (downgrade !== undefined) return fail('invalid_metadata', downgrade, address);
   const refused = refusedAddress(draft.host, address, policy);
-  if (refused !== undefined) return fail(refused, address);
+  if (refused !== undefined) return fail(refused.kind, refused.reason, address);
   const service = draft.service ?? draft.host;
   const labels: Record<string, string> = { instance: address, provider: group.provider, ...draft.labels };
 
@@ -151,9 +142,9 @@ function buildOne(config: Config, policy: AddressPolicy, group: TargetGroup, fou
   const profiles: TargetProfile[] = [];
   for (const type of draft.profiles) {
     const def = config.profiles[type];
-    if (!def) return fail(`profile type ${JSON.stringify(type)} is not defined under profiles:`, address);
+    if (!def) return fail('invalid_settings', `profile type ${JSON.stringify(type)} is not defined under profiles:`, address);
     if (def.seconds !== undefined && timing.kind === 'interval' && def.seconds * 1000 >= timing.ms) {
-      return fail(`interval ${formatDuration(timing.ms)} is not longer than profiles.${type}.seconds (${def.seconds}s)`, address);
+      return fail('invalid_settings', `interval ${formatDuration(timing.ms)} is not longer than profiles.${type}.seconds (${def.seconds}s)`, address);
     }
     const seconds = def.seconds ?? (type === CPU_TYPE ? defaultCpuSeconds(periodOf(timing, config.scrape.interval)) : type === TRACE_TYPE ? DEFAULT_TRACE_SECONDS : undefined);
     const path = def.path === DEFAULT_PATH_PREFIX || def.path.startsWith(`${DEFAULT_PATH_PREFIX}/`) ? draft.pathPrefix + def.path.slice(DEFAULT_PATH_PREFIX.length) : def.path;
@@ -161,27 +152,26 @@ function buildOne(config: Config, policy: AddressPolicy, group: TargetGroup, fou
     profiles.push({ type, url, seconds, delta: def.delta });
   }
 
-  const notSentTo = refusingRepositories(config, service, labels);
-  if (notSentTo.length > 0 && notSentTo.length === config.repositories.length) {
-    return fail(`no repository can take its profiles: ${notSentTo.map((r) => `Pyroscope repository ${r.repository}: ${r.reason}`).join('; ')}`, address);
+  const refusals = refusingRepositories(config, { service, labels });
+  if (refusals.length > 0 && refusals.length === config.repositories.length) {
+    return fail('no_repository', `no repository can take its profiles: ${refusals.map((r) => `${r.title} repository ${r.repository}: ${r.reason}`).join('; ')}`, address);
   }
+  const notSentTo = refusals.map(({ repository, reason }): NotSentTo => ({ repository, reason }));
   const id = targetId(draft.scheme, address, draft.pathPrefix, service, labels);
   return { id, provider: group.provider, source: group.source, service, address, scheme: draft.scheme, labels, timing, profiles, ...(notSentTo.length > 0 ? { notSentTo } : {}) };
 }
 
-/**
- * The repositories that can never take a target's profiles, whatever they
- * hold: a Pyroscope whose label limits the target's own labels exceed. Labels
- * on samples count there too, but are known only when a profile is sent, and
- * checked then.
- */
-function refusingRepositories(config: Config, service: string, labels: Labels): NotSentTo[] {
-  const out: NotSentTo[] = [];
+/** A repository that can never take a target's profiles, and how messages name its kind. */
+interface Refusal extends NotSentTo {
+  readonly title: string;
+}
+
+/** The repositories that can never take a target's profiles, whatever they hold, as each one's kind judges from the target alone. */
+function refusingRepositories(config: Config, target: TargetSeries): Refusal[] {
+  const out: Refusal[] = [];
   for (const entry of config.repositories) {
-    const pyroscope = entry.pyroscope;
-    if (!pyroscope) continue;
-    const reason = targetLabelsProblem(service, labels, pyroscope.max_label_names_per_series);
-    if (reason !== undefined) out.push({ repository: repositoryNameOf(entry), reason });
+    const reason = targetRefusalOf(entry, target);
+    if (reason !== undefined) out.push({ repository: repositoryNameOf(entry), reason, title: REPOSITORIES[repositoryKindOf(entry)].title });
   }
   return out;
 }
@@ -195,87 +185,25 @@ function periodOf(timing: Timing, fallbackMs: number): number {
   return cronGap.ms ?? fallbackMs;
 }
 
-function applySettings(draft: Draft, s: OverrideSettings, labels: Record<string, string>): void {
-  if (s.service !== undefined) draft.service = s.service;
-  if (s.port !== undefined) draft.port = s.port;
-  if (s.scheme !== undefined) draft.scheme = s.scheme;
-  if (s.path !== undefined) draft.pathPrefix = s.path.replace(/\/+$/, '');
-  if (s.profiles !== undefined) draft.profiles = [...s.profiles];
-  if (s.interval !== undefined) draft.interval = s.interval;
-  if (s.labels !== undefined) Object.assign(labels, s.labels);
-}
-
 /**
  * The address's host as the URL parser (and so the connection) reads it
  * (2852039166 and 0xa9fea9fe are 169.254.169.254 there), checked against
  * the deny and allow lists. Host names are checked when they resolve, at
- * connect time (see scrape/clients.ts).
+ * connect time (see http/address-guard.ts).
  */
-function refusedAddress(host: string, address: string, policy: AddressPolicy): string | undefined {
+function refusedAddress(host: string, address: string, policy: AddressPolicy): Pick<DroppedTarget, 'kind' | 'reason'> | undefined {
   let hostname: string;
   try {
     hostname = new URL(`http://${address}/`).hostname;
   } catch {
-    return `host ${JSON.stringify(host)} is not a valid host name or IP address`;
+    return { kind: 'invalid_address', reason: `host ${JSON.stringify(host)} is not a valid host name or IP address` };
   }
   const ip = hostname.startsWith('[') ? hostname.slice(1, -1) : hostname;
   if (isIP(ip) === 0) return undefined;
   const why = policy.refusal(ip);
   if (why === undefined) return undefined;
   const shown = isIP(host) !== 0 ? host : `${host} (${ip})`;
-  return `address ${shown} ${why}`;
-}
-
-/** Applies `pprof.*` metadata; returns the reason to drop the target when a value is bad. */
-function applyDirectives(draft: Draft, directives: Readonly<Record<string, string>>, labels: Record<string, string>, config: Config, noun: string, owned: ReadonlySet<string>): string | undefined {
-  const bad = (key: string, value: string, why: string): string => `${noun} ${key}: ${JSON.stringify(value)} ${why}`;
-  for (const [key, value] of Object.entries(directives)) {
-    switch (key) {
-      case 'pprof.port': {
-        const p = parsePort(value);
-        if (typeof p === 'string') return bad(key, value, /out of range/.test(p) ? 'is out of range 1..65535' : 'is not a port');
-        draft.port = p;
-        break;
-      }
-      case 'pprof.path': {
-        const problem = pathProblem(value);
-        if (problem !== undefined) return bad(key, value, problem);
-        draft.pathPrefix = value.replace(/\/+$/, '');
-        break;
-      }
-      case 'pprof.scheme':
-        if (value !== 'http' && value !== 'https') return bad(key, value, 'is not http or https');
-        draft.scheme = value;
-        break;
-      case 'pprof.service':
-        if (value.trim() === '') return bad(key, value, 'is empty');
-        draft.service = value;
-        break;
-      case 'pprof.profiles': {
-        const types = value.split(',').map((t) => t.trim()).filter((t) => t !== '');
-        const unknown = types.filter((t) => !config.profiles[t]);
-        if (types.length === 0) return bad(key, value, 'names no profile type');
-        if (unknown.length > 0) return bad(key, value, `names unknown profile type${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (known: ${Object.keys(config.profiles).join(', ')})`);
-        draft.profiles = types;
-        break;
-      }
-      case 'pprof.interval': {
-        const ms = parseDuration(value.trim());
-        if (ms === undefined || ms <= 0 || !Number.isSafeInteger(ms)) return bad(key, value, 'is not a duration (like 30s or 5m)');
-        if (ms < MIN_INTERVAL_MS) return bad(key, value, `is below the ${formatDuration(MIN_INTERVAL_MS)} minimum interval`);
-        draft.interval = ms;
-        break;
-      }
-      default:
-        if (key.startsWith('pprof.label.')) {
-          const name = sanitizeLabelName(key.slice('pprof.label.'.length));
-          if (name !== undefined && owned.has(name)) return bad(key, name, `is a label the daemon owns; tags and labels cannot set it (the config file can): remove the ${noun}`);
-          if (name !== undefined) labels[name] = value;
-        }
-      // other pprof.* keys (pprof.scrape=true, used in filters) carry no setting
-    }
-  }
-  return undefined;
+  return { kind: 'address_policy', reason: `address ${shown} ${why}` };
 }
 
 function matches(match: Readonly<Record<string, MatchValue>>, draft: Draft, found: Discovered, group: TargetGroup): boolean {
@@ -301,12 +229,13 @@ function describeMatch(match: Readonly<Record<string, MatchValue>>): string {
     .join(', ');
 }
 
-function droppedOf(group: TargetGroup, found: Discovered, reason: string, address?: string): DroppedTarget {
+function droppedOf(group: TargetGroup, found: Discovered, kind: DropKind, reason: string, address?: string): DroppedTarget {
   return {
     provider: group.provider,
     source: group.source,
     address: address ?? found.address,
     labels: { ...found.hidden, ...found.labels },
+    kind,
     reason,
   };
 }

@@ -70,12 +70,24 @@ export interface NotSentTo {
   readonly reason: string;
 }
 
+/**
+ * Why a target was dropped, for code to tell apart (the reason is for people):
+ * discovery gave no address, or one that does not parse; its `pprof.*` tags or
+ * labels are bad; an `overrides:` rule drops it; `scrape.deny_cidrs` or
+ * `allow_cidrs` refuse its address; its settings do not fit together (an
+ * unknown profile type, an interval not longer than a profile's seconds); no
+ * repository can take its profiles; another target has its id; it belongs to
+ * another shard.
+ */
+export type DropKind = 'no_address' | 'invalid_address' | 'invalid_metadata' | 'override' | 'address_policy' | 'invalid_settings' | 'no_repository' | 'duplicate' | 'shard';
+
 /** A target discovery found but that will not be scraped, and why. */
 export interface DroppedTarget {
   readonly provider: ProviderKind;
   readonly source: number;
   readonly address?: string | undefined;
   readonly labels: Labels;
+  readonly kind: DropKind;
   readonly reason: string;
 }
 

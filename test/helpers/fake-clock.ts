@@ -1,4 +1,4 @@
-import type { Clock } from '../../src/scrape/scheduler.js';
+import type { Clock } from '../../src/clock.js';
 
 /** A clock the test moves by hand; timers fire in time order as it advances. */
 export class FakeClock implements Clock {

@@ -6,6 +6,8 @@ import { test } from 'node:test';
 import { Daemon } from '../../src/daemon.js';
 import { createMetrics } from '../../src/metrics.js';
 import { Reloader } from '../../src/reload.js';
+import { StatusListener } from '../../src/server/listener.js';
+import { statusRoutes } from '../../src/server/routes.js';
 import { skipWithoutGo, startGoTarget } from '../helpers/go-target.js';
 import { captureLogger } from '../helpers/log.js';
 import { exposedValue } from '../helpers/metrics.js';
@@ -45,7 +47,9 @@ state_dir: "${join(dir, 'state')}"
   );
   const { logger } = captureLogger('warn');
   const metrics = createMetrics();
-  const daemon = new Daemon({ logger, metrics });
+  const listener = new StatusListener(logger);
+  const daemon = new Daemon({ logger, metrics, listener });
+  listener.addRoutes(statusRoutes(daemon));
   const reloader = new Reloader({ daemon, path: file, logger, metrics });
   try {
     assert.equal((await reloader.reload('start')).status, 'applied');

@@ -15,7 +15,7 @@ import type {S3Config} from '../../src/config/index.js';
 import {createMetrics} from '../../src/metrics.js';
 import type {ScrapedProfile} from '../../src/profiles/profile.js';
 import {createS3Repository, s3Key} from '../../src/repositories/s3.js';
-import {openSpool} from '../../src/repositories/spool.js';
+import {openSpool} from '../../src/delivery/spool.js';
 import {settings, tempDir} from '../helpers/delivery.js';
 import {captureLogger} from '../helpers/log.js';
 import {metricSum} from '../helpers/metrics.js';

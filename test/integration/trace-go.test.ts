@@ -13,7 +13,7 @@ import { request } from 'undici';
 import { parseConfig } from '../../src/config/index.js';
 import { Daemon } from '../../src/daemon.js';
 import { createMetrics } from '../../src/metrics.js';
-import { createTargetClient } from '../../src/scrape/clients.js';
+import { createTargetClient } from '../../src/http/index.js';
 import { scrapeProfile } from '../../src/scrape/scraper.js';
 import { buildTargets } from '../../src/targets/index.js';
 import { tempDir } from '../helpers/delivery.js';

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { PROVIDER_KINDS, providerOf } from '../../src/config/index.js';
-import { clientSettingsFor } from '../../src/scrape/clients.js';
+import { clientSettingsFor } from '../../src/http/index.js';
 import { config } from '../helpers/targets.js';
 
 const BLOCKS: Record<(typeof PROVIDER_KINDS)[number], string> = {

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import {open, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {test} from 'node:test';
-import {decodeProfile, encodeRecord, readRecord, RECORD_HEADER_BYTES, scanSegment, SEGMENT_MAGIC} from '../../src/repositories/queue-record.js';
-import type {ScanEvent} from '../../src/repositories/queue-record.js';
+import {decodeProfile, encodeRecord, readRecord, RECORD_HEADER_BYTES, scanSegment, SEGMENT_MAGIC} from '../../src/delivery/record.js';
+import type {ScanEvent} from '../../src/delivery/record.js';
 import {tempDir} from '../helpers/delivery.js';
 import {taggedProfile} from '../helpers/profiles.js';
 

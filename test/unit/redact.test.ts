@@ -10,7 +10,7 @@ import { createPyroscopeRepository } from '../../src/repositories/pyroscope.js';
 import type { Repository } from '../../src/repositories/repository.js';
 import { resultOfError, resultOfStatus } from '../../src/repositories/http-result.js';
 import { resultOfS3Error } from '../../src/repositories/s3.js';
-import { openSpool } from '../../src/repositories/spool.js';
+import { openSpool } from '../../src/delivery/spool.js';
 import { settings, tempDir } from '../helpers/delivery.js';
 import { captureLogger } from '../helpers/log.js';
 import { fixture, taggedProfile } from '../helpers/profiles.js';

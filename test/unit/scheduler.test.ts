@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { Scheduler, realClock } from '../../src/scrape/scheduler.js';
+import { realClock } from '../../src/clock.js';
+import { Scheduler } from '../../src/scrape/scheduler.js';
 import type { ScrapeTask } from '../../src/scrape/scheduler.js';
 import type { Target, TargetProfile } from '../../src/targets/index.js';
 import { FakeClock, settle } from '../helpers/fake-clock.js';

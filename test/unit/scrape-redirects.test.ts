@@ -5,7 +5,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { createTargetClient } from '../../src/scrape/clients.js';
+import { createTargetClient } from '../../src/http/index.js';
 import { scrapeProfile } from '../../src/scrape/scraper.js';
 import type { Target } from '../../src/targets/index.js';
 

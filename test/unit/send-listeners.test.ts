@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { CallSignal } from '../../src/abort.js';
 import { createMetrics } from '../../src/metrics.js';
 import { createProfefeRepository } from '../../src/repositories/profefe.js';
-import { openSpool } from '../../src/repositories/spool.js';
+import { openSpool } from '../../src/delivery/spool.js';
 import { settings, tempDir } from '../helpers/delivery.js';
 import { captureLogger } from '../helpers/log.js';
 import { startProfefeFake } from '../helpers/profefe-fake.js';

@@ -8,8 +8,8 @@ import { basename, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createMetrics } from '../../src/metrics.js';
-import { openSpool } from '../../src/repositories/index.js';
-import type { Spool } from '../../src/repositories/index.js';
+import { openSpool } from '../../src/delivery/index.js';
+import type { Spool } from '../../src/delivery/index.js';
 import { captureLogger } from '../helpers/log.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -93,7 +93,7 @@ void test('a lock that is not ours is left alone at close', async () => {
   }
 });
 
-const SPOOL_INDEX = fileURLToPath(new URL('../../src/repositories/index.ts', import.meta.url));
+const SPOOL_INDEX = fileURLToPath(new URL('../../src/delivery/index.ts', import.meta.url));
 const METRICS = fileURLToPath(new URL('../../src/metrics.ts', import.meta.url));
 const TSX = fileURLToPath(new URL('../../node_modules/tsx/dist/esm/index.mjs', import.meta.url));
 

@@ -174,7 +174,7 @@ overrides:
   test('a target without an address is dropped with the provider reason', () => {
     const c = config('discovery:\n  - ec2: {}');
     const { dropped } = buildTargets(c, group(c, [{ labels: { instance_id: 'i-1' }, addressError: 'no public_ip (the instance has none)' }]));
-    assert.deepEqual(dropped, [{ provider: 'ec2', source: 0, address: undefined, labels: { instance_id: 'i-1' }, reason: 'no public_ip (the instance has none)' }]);
+    assert.deepEqual(dropped, [{ provider: 'ec2', source: 0, address: undefined, labels: { instance_id: 'i-1' }, kind: 'no_address', reason: 'no public_ip (the instance has none)' }]);
   });
 
   test('duplicates keep the first', async () => {

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
 import type { Config } from '../../src/config/index.js';
 import { instanceMetadata } from '../../src/discovery/providers/ec2-metadata.js';
-import { clientSettingsFor, createTargetClient } from '../../src/scrape/clients.js';
+import { clientSettingsFor, createTargetClient } from '../../src/http/index.js';
 import { scrapeProfile } from '../../src/scrape/scraper.js';
 import { buildTargets, pathProblem } from '../../src/targets/index.js';
 import type { Target } from '../../src/targets/index.js';

@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { parseConfig } from '../../src/config/index.js';
 import { BodyError, checkTraceBody, traceVersion } from '../../src/scrape/body.js';
-import { createTargetClient } from '../../src/scrape/clients.js';
+import { createTargetClient } from '../../src/http/index.js';
 import { scrapeProfile } from '../../src/scrape/scraper.js';
 import type { ScraperOptions } from '../../src/scrape/scraper.js';
 import { buildTargets } from '../../src/targets/index.js';
