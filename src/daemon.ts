@@ -5,9 +5,10 @@ import type { ProviderFactory } from './discovery/index.js';
 import { createMetrics } from './metrics.js';
 import type { Metrics } from './metrics.js';
 import { Repositories, ScrapesInFlight } from './delivery/index.js';
-import { clientSettingsFor, createTargetClient } from './http/index.js';
+import { clientSettingsFor, createTargetClient, KEEP_ALIVE_MS } from './http/index.js';
 import type { TargetClient } from './http/index.js';
 import { Scheduler } from './scrape/scheduler.js';
+import { realClock } from './clock.js';
 import type { Clock } from './clock.js';
 import type { RunTail, ScrapeTask, TakeSlot } from './scrape/scheduler.js';
 import { scrapeProfile } from './scrape/scraper.js';
@@ -211,12 +212,14 @@ export class Daemon implements StatusSource {
   /** One scrape; the hand-over of its profile to the outboxes, when one was taken. */
   async #scrapeAndSubmit(task: ScrapeTask, config: Config, client: TargetClient, signal: AbortSignal, slot: TakeSlot | undefined): Promise<RunTail | undefined> {
     const { target, profile } = task;
+    const nextAt = this.#scheduler?.nextTickOfTarget(target) ?? Infinity;
     const outcome = await scrapeProfile(target, profile, client, {
       timeout: config.scrape.timeout,
       maxProfileSize: config.scrape.max_profile_size,
       maxDecompressedSize: config.scrape.max_decompressed_size,
       limits: config.scrape,
       slot,
+      keepConnection: nextAt - (this.#options.clock ?? realClock).now() <= KEEP_ALIVE_MS,
     }, signal);
     this.#status.scraped(task, outcome);
     if (!outcome.ok) return undefined;

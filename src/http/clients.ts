@@ -9,7 +9,15 @@ import { guardedConnector } from './address-guard.js';
 
 /** An outbound HTTP client: to one discovery entry's targets, or to a repository. */
 export interface TargetClient {
+  /** A pool of connections per origin. */
   readonly dispatcher: Dispatcher;
+  /**
+   * One connection per origin, for answers that come at once (not a CPU
+   * profile's window, which would hold it): a target scraped every few
+   * seconds to minutes needs no pool, and a pool costs ~20 KiB per origin.
+   * Two requests to one origin at once take turns. `dispatcher` when absent.
+   */
+  readonly single?: Dispatcher;
   /** Authorization and the like; values hold secrets, so never log them. */
   readonly headers: Readonly<Record<string, string>>;
 }
@@ -71,20 +79,30 @@ export async function createTargetClient(settings: TargetClientSettings): Promis
   if (tls?.server_name !== undefined) connect['servername'] = tls.server_name;
   if (tls?.insecure_skip_verify === true) connect['rejectUnauthorized'] = false;
   const policy = settings.addresses;
-  // Targets are scraped every few seconds to minutes: keep a socket only
-  // briefly, so ten thousand targets do not mean ten thousand idle sockets.
-  const agent = new Agent({
+  const options: Agent.Options = {
     connect: policy ? guardedConnector(connect, policy) : connect,
-    keepAliveTimeout: 4_000,
+    keepAliveTimeout: KEEP_ALIVE_MS,
     keepAliveMaxTimeout: 15_000,
     headersTimeout: 0,
     bodyTimeout: 0,
-  });
+  };
+  // undici's Agent drops an origin's pool or client once its last connection closes
+  const agent = new Agent(options);
+  const single = new Agent({ ...options, connections: 1 });
   // a closed undici Agent rejects a second close(): the Repository contract has close idempotent
   let closing: Promise<void> | undefined;
   return {
     dispatcher: agent,
+    single,
     headers,
-    close: () => (closing ??= agent.close()),
+    close: () => (closing ??= Promise.all([agent.close(), single.close()]).then(() => undefined)),
   };
 }
+
+/**
+ * How long an idle connection is kept. Targets are scraped every few seconds
+ * to minutes: a socket is kept only briefly, so ten thousand targets do not
+ * mean ten thousand idle sockets, and a scrape whose target has nothing else
+ * due within this time asks for its connection to be closed after the answer.
+ */
+export const KEEP_ALIVE_MS = 4_000;

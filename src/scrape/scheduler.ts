@@ -146,6 +146,16 @@ export class Scheduler {
     return this.#loops.get(key)?.nextAt;
   }
 
+  /** Planned time of the next tick of any of a target's types (Infinity when none is planned). */
+  nextTickOfTarget(target: Target): number {
+    let next = Infinity;
+    for (const profile of target.profiles) {
+      const at = this.#loops.get(`${target.id}/${profile.type}`)?.nextAt;
+      if (at !== undefined && at < next) next = at;
+    }
+    return next;
+  }
+
   get size(): number {
     return this.#loops.size;
   }

@@ -39,6 +39,14 @@ export interface ScraperOptions {
    * the timeout.
    */
   readonly slot?: TakeSlot | undefined;
+  /**
+   * Another scrape of the target is due before an idle connection would be
+   * closed anyway (see KEEP_ALIVE_MS). When false, the request asks for its
+   * connection to be closed after the answer: a connection kept idle until the
+   * next scrape a minute away would cost memory and a file descriptor for
+   * nothing. Default true.
+   */
+  readonly keepConnection?: boolean | undefined;
 }
 
 const MAX_REDIRECTS = 5;
@@ -62,7 +70,8 @@ export async function scrapeProfile(target: Target, profile: TargetProfile, clie
   const held: Held = { release: undefined, waiting: false };
   try {
     const trace = isTrace(profile);
-    const { body, contentType } = await fetchBody(profile.url, client, options.maxProfileSize, call.signal, options.slot, held, trace);
+    const via = { dispatcher: dispatcherFor(profile, client), reset: options.keepConnection === false };
+    const { body, contentType } = await fetchBody(profile.url, client, via, options.maxProfileSize, call.signal, options.slot, held, trace);
     if (trace) {
       // no time inside: filed under the scrape start, where its window begins; no samples, and not empty for it (see isTrace)
       const data = checkTraceBody(body, contentType);
@@ -106,9 +115,23 @@ function scrapedOf(target: Target, profile: TargetProfile, taken: Pick<ScrapedPr
     ...taken,
     url: profile.url,
     ...(profile.delta ? { delta: true } : {}),
-    targetTypes: target.profiles.map((p) => p.type),
-    ...deltaTypesOf(target),
+    ...ofTarget(target),
   };
+}
+
+/**
+ * What every profile of a target carries about it, made once per target (a
+ * reload builds new targets): the last profile of each target × type is held
+ * for the status page, and each would otherwise hold its own copy.
+ */
+const targetFields = new WeakMap<Target, Pick<ScrapedProfile, 'targetTypes' | 'targetDeltaTypes'>>();
+function ofTarget(target: Target): Pick<ScrapedProfile, 'targetTypes' | 'targetDeltaTypes'> {
+  let fields = targetFields.get(target);
+  if (!fields) {
+    fields = { targetTypes: target.profiles.map((p) => p.type), ...deltaTypesOf(target) };
+    targetFields.set(target, fields);
+  }
+  return fields;
 }
 
 /** The slot a CPU-style scrape took, for scrapeProfile to give back whatever happened. */
@@ -117,13 +140,23 @@ interface Held {
   waiting: boolean;
 }
 
-async function fetchBody(url: string, client: TargetClient, maxSize: number, signal: AbortSignal, slot: TakeSlot | undefined, held: Held, trace: boolean): Promise<{ body: Buffer; contentType: string | undefined }> {
+/**
+ * A CPU-style scrape holds its connection for its whole window, and may run
+ * beside the target's other scrapes: it gets a connection of its own from the
+ * pool. The others take turns on the target's one connection.
+ */
+function dispatcherFor(profile: TargetProfile, client: TargetClient): Dispatcher {
+  return profile.seconds === undefined ? (client.single ?? client.dispatcher) : client.dispatcher;
+}
+
+async function fetchBody(url: string, client: TargetClient, via: { dispatcher: Dispatcher; reset: boolean }, maxSize: number, signal: AbortSignal, slot: TakeSlot | undefined, held: Held, trace: boolean): Promise<{ body: Buffer; contentType: string | undefined }> {
   const wanted = trace ? 'Go execution trace' : 'pprof profile';
   let current = url;
   for (let hop = 0; ; hop++) {
     const res = await request(current, {
       method: 'GET',
-      dispatcher: client.dispatcher,
+      dispatcher: via.dispatcher,
+      reset: via.reset,
       // a trace is taken as Go writes it: a proxy that gzipped it would hide its header
       headers: trace ? { ...client.headers } : { 'accept-encoding': 'gzip', ...client.headers },
       signal,

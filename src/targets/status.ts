@@ -16,6 +16,15 @@ export interface LastScrape {
   readonly error?: string;
 }
 
+/** A LastScrape as held: overwritten in place at each scrape, its time formatted only when read. */
+interface HeldScrape {
+  at: number;
+  durationMs: number;
+  bytes: number;
+  result: string;
+  error: string | undefined;
+}
+
 export interface TargetStatusOptions {
   readonly logger: Logger;
   readonly metrics: Metrics;
@@ -34,7 +43,7 @@ export interface TargetStatusOptions {
 export class TargetStatus {
   readonly #logger: Logger;
   readonly #metrics: Metrics;
-  readonly #lastScrapes = new Map<string, LastScrape>();
+  readonly #lastScrapes = new Map<string, HeldScrape>();
   readonly #lastProfiles: LastProfiles;
   readonly #dropsLogged = new LastingKeys();
   readonly #notSentLogged = new LastingKeys();
@@ -62,13 +71,18 @@ export class TargetStatus {
     this.#metrics.scrapes.inc({ provider: target.provider, type: profile.type, result });
     this.#metrics.scrapeDuration.observe({ type: profile.type }, outcome.durationMs / 1000);
     this.#metrics.scrapedBytes.inc({ type: profile.type }, outcome.bytes);
-    this.#lastScrapes.set(task.key, {
-      time: new Date().toISOString(),
-      durationMs: outcome.durationMs,
-      bytes: outcome.bytes,
-      result,
-      ...(outcome.ok ? {} : { error: outcome.reason }),
-    });
+    // one record per target × type for its life: a new one a minute would be garbage for the old generation
+    const error = outcome.ok ? undefined : outcome.reason;
+    const held = this.#lastScrapes.get(task.key);
+    if (held) {
+      held.at = Date.now();
+      held.durationMs = outcome.durationMs;
+      held.bytes = outcome.bytes;
+      held.result = result;
+      held.error = error;
+    } else {
+      this.#lastScrapes.set(task.key, { at: Date.now(), durationMs: outcome.durationMs, bytes: outcome.bytes, result, error });
+    }
     if (!outcome.ok) {
       this.#lastProfiles.delete(task.key);
       this.#logger.warn({ target: target.address, service: target.service, type: profile.type, url: profile.url, result, reason: outcome.reason }, 'scrape failed');
@@ -85,7 +99,10 @@ export class TargetStatus {
   }
 
   lastScrape(targetId: string, type: string): LastScrape | undefined {
-    return this.#lastScrapes.get(keyOf(targetId, type));
+    const held = this.#lastScrapes.get(keyOf(targetId, type));
+    if (!held) return undefined;
+    const { at, durationMs, bytes, result, error } = held;
+    return { time: new Date(at).toISOString(), durationMs, bytes, result, ...(error !== undefined ? { error } : {}) };
   }
 
   /** Whether the last good profile is still held (it may have been evicted), without fetching it. */
