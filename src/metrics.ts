@@ -141,7 +141,13 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     }),
     deltaBaselineBytes: new Gauge({
       name: 'pprof_scraper_delta_baseline_bytes',
-      help: 'Memory held by those baselines, by repository.',
+      help: 'Memory held by baselines, by repository: all of them when kept in memory; with baselines in state_dir, only those the disk refused.',
+      labelNames: ['repository'] as const,
+      registers: reg,
+    }),
+    deltaEvictions: new Counter({
+      name: 'pprof_scraper_delta_baseline_evictions_total',
+      help: 'Baselines forgotten for lack of memory, by repository: the next profile of their series only sets a baseline again.',
       labelNames: ['repository'] as const,
       registers: reg,
     }),

@@ -5,6 +5,7 @@ import type { Metrics } from '../metrics.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
 import { createRepository, repositoryNameOf } from '../repositories/factory.js';
 import type { Repository } from '../repositories/repository.js';
+import { BaselineFiles, baselinesDir } from './baselines.js';
 import type { QueueHandle } from './handle.js';
 import type { ScrapesInFlight } from './order.js';
 import { queueSettingsOf } from './settings.js';
@@ -86,7 +87,15 @@ export class Repositories {
           report.kept.push(name);
           continue;
         }
-        const repository = await createRepository(entry, { logger: this.#deps.logger, metrics: this.#deps.metrics, previous: existing?.repository, profileLimits: () => (this.#config ?? config).scrape });
+        // the state_dir the spool uses (or will): a later one takes effect at the next start
+        const baselines = baselinesDir(this.#spool?.stateDir ?? config.state_dir, name);
+        const repository = await createRepository(entry, {
+          logger: this.#deps.logger,
+          metrics: this.#deps.metrics,
+          previous: existing?.repository,
+          profileLimits: () => (this.#config ?? config).scrape,
+          deltaBaselines: (options) => new BaselineFiles(baselines, { ...options, repository: name, logger: this.#deps.logger }),
+        });
         // a swapped repository binds to the same queue folder: nothing queued moves or is lost
         const handle = await (await this.open(config)).attach(repository, queueSettingsOf(entry));
         const slot = { identity, handle, repository };

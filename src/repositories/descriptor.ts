@@ -5,6 +5,7 @@ import type { SchemaContext } from '../config/fields.js';
 import type { AddIssue, RawMap } from '../config/issues.js';
 import type { ProfileLimits } from '../config/profile-limits.js';
 import type { Metrics } from '../metrics.js';
+import type { Deltas } from '../profiles/delta.js';
 import type { Labels } from '../profiles/profile.js';
 import type { Repository } from './repository.js';
 
@@ -14,6 +15,12 @@ export interface RepositoryContext {
   readonly metrics?: Metrics | undefined;
   /** The repository of the same name this one replaces on a reload (Pyroscope keeps its delta baselines). */
   readonly previous?: Repository | undefined;
+  /**
+   * The baselines of a delta stage (Pyroscope's), kept for this repository
+   * in state_dir/baselines/<name>/ (src/delivery/baselines.ts); baselines not
+   * written for `idleMs` go. Without it (tests, tools) they are kept in memory.
+   */
+  readonly deltaBaselines?: ((options: { readonly idleMs: number }) => Deltas) | undefined;
   /** The structure limits of the config in force, for repositories that decode profiles (queued ones too). */
   readonly profileLimits?: (() => ProfileLimits) | undefined;
 }

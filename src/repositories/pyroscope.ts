@@ -5,6 +5,7 @@ import type { ProfileLimits } from '../config/index.js';
 import type { Metrics } from '../metrics.js';
 import { openProfile } from '../profiles/decode.js';
 import { DeltaStore } from '../profiles/delta.js';
+import type { Deltas } from '../profiles/delta.js';
 import { isTrace } from '../profiles/profile.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
 import { createTargetClient } from '../http/index.js';
@@ -42,6 +43,8 @@ export interface PyroscopeDeps {
   readonly metrics?: Metrics | undefined;
   /** The repository this one replaces on a reload: its delta baselines carry over. */
   readonly previous?: Repository | undefined;
+  /** Where the delta baselines are kept (state_dir/baselines/<name>/ in the daemon); without it, in memory. */
+  readonly deltaBaselines?: ((options: { readonly idleMs: number }) => Deltas) | undefined;
   /** The structure limits in force; queued profiles are decoded under them too. */
   readonly profileLimits?: (() => ProfileLimits) | undefined;
 }
@@ -49,9 +52,16 @@ export interface PyroscopeDeps {
 export interface PyroscopeRepository extends Repository {
   /** The transform stage: the delta against the previous scrape of the target and type (see Repository.prepare). */
   prepare(profile: ScrapedProfile): Promise<Prepared>;
-  readonly deltas: DeltaStore;
+  readonly deltas: Deltas;
   /** Whether it has said it takes no traces; carried over a reload, so it says so once per process. */
   readonly traceNotice: { said: boolean };
+}
+
+/** How long a series may go without a profile (its target gone) before its delta baseline goes, beyond the queue's max_age. */
+const BASELINE_IDLE_MS = 3_600_000;
+
+function isDeltas(value: unknown): value is Deltas {
+  return typeof value === 'object' && value !== null && typeof (value as Partial<Deltas>).compute === 'function';
 }
 
 /** What a Go execution trace comes to here: Pyroscope holds pprof profiles only. */
@@ -68,7 +78,8 @@ export async function createPyroscopeRepository(name: string, config: PyroscopeC
     ...client.headers,
   };
   const previous = deps.previous as Partial<PyroscopeRepository> | undefined;
-  const deltas = previous?.deltas instanceof DeltaStore ? previous.deltas : new DeltaStore();
+  // a baseline outlives whatever the queue may still hold for its series (queue.max_age), and an hour between scrapes
+  const deltas = isDeltas(previous?.deltas) ? previous.deltas : (deps.deltaBaselines?.({ idleMs: config.queue.max_age + BASELINE_IDLE_MS }) ?? new DeltaStore());
   const traceNotice = typeof previous?.traceNotice?.said === 'boolean' ? previous.traceNotice : { said: false };
   const olderThanMs = config.reject_older_than;
   const newerThanMs = config.reject_newer_than;
@@ -100,9 +111,14 @@ export async function createPyroscopeRepository(name: string, config: PyroscopeC
     return { status: 'skipped', reason: TRACE_SKIPPED };
   };
 
+  let evictionsCounted = deltas.evictions;
+  // present from the start, so a dashboard (and the benchmark) reads 0, not nothing
+  metrics?.deltaEvictions.inc({ repository: name }, 0);
   const gauge = (): void => {
     metrics?.deltaBaselines.set({ repository: name }, deltas.size);
     metrics?.deltaBaselineBytes.set({ repository: name }, deltas.bytes);
+    if (deltas.evictions > evictionsCounted) metrics?.deltaEvictions.inc({ repository: name }, deltas.evictions - evictionsCounted);
+    evictionsCounted = deltas.evictions;
   };
 
   return {
@@ -126,7 +142,7 @@ export async function createPyroscopeRepository(name: string, config: PyroscopeC
       // scraped it would reach Pyroscope as cumulative totals marked as deltas, or as a bomb.
       let result;
       try {
-        result = deltas.compute(`${profile.targetId}\0${profile.type}`, profile.data, profile.time, now, limits());
+        result = await deltas.compute(`${profile.targetId}\0${profile.type}`, profile.data, profile.time, now, limits());
       } finally {
         gauge();
       }

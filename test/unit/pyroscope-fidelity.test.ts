@@ -15,6 +15,7 @@ import {Daemon} from '../../src/daemon.js';
 import {silentLogger} from '../../src/log.js';
 import {createMetrics} from '../../src/metrics.js';
 import type {ScrapedProfile} from '../../src/profiles/profile.js';
+import {DeltaStore} from '../../src/profiles/delta.js';
 import {createPyroscopeRepository} from '../../src/repositories/pyroscope.js';
 import type {PyroscopeRepository} from '../../src/repositories/pyroscope.js';
 import type {SendResult} from '../../src/repositories/repository.js';
@@ -355,6 +356,27 @@ void test('the ingestion window is checked on the profile\'s own time, as Pyrosc
     assert.match((r as {reason: string}).reason, /^outside_ingestion_window: taken 2h/);
     assert.equal(fake.requests(), 0);
     assert.equal(await metricSum(metrics.queueDropped, {repository: 'p', reason: 'outside_ingestion_window'}), 1);
+  } finally {
+    await repo.close();
+    await fake.close();
+  }
+});
+
+void test('baselines forgotten for lack of memory are counted, from 0, per repository', async () => {
+  const fake = await startPyroscopeFake();
+  const metrics = createMetrics({defaultMetrics: false});
+  // room for one block baseline: the second series pushes the first out
+  const probe = new DeltaStore();
+  probe.compute('a', served('block.pb.gz', Date.now()), Date.now());
+  const room = 1.5 * probe.bytes;
+  const repo = await createPyroscopeRepository('p', config(fake.url), {metrics, deltaBaselines: () => new DeltaStore({maxBytes: room})});
+  const t = Date.now() - 60_000;
+  try {
+    assert.equal(await metricSum(metrics.deltaEvictions, {repository: 'p'}), 0, 'the series is there before any eviction');
+    await deliver(repo, scraped('block', served('block.pb.gz', t), t, {targetId: 'a'}));
+    assert.equal(await metricSum(metrics.deltaEvictions, {repository: 'p'}), 0);
+    await deliver(repo, scraped('block', served('block.pb.gz', t), t, {targetId: 'b'}));
+    assert.equal(await metricSum(metrics.deltaEvictions, {repository: 'p'}), 1);
   } finally {
     await repo.close();
     await fake.close();
