@@ -1,9 +1,11 @@
+import { once } from 'node:events';
 import { formatConfigError } from '../config/index.js';
 import { discoverOnce } from '../discovery/index.js';
+import type { DiscoveryProblem } from '../discovery/index.js';
 import { createLogger } from '../log.js';
 import { redactUrl } from '../redact.js';
-import { buildTargets, targetsReport } from '../targets/index.js';
-import type { TargetsReport } from '../targets/index.js';
+import { buildTargets, droppedJson, targetJson, targetsReport } from '../targets/index.js';
+import type { BuildResult, ErrorJson, TargetsReport } from '../targets/index.js';
 import { ConfigLoadError, loadConfig } from './common.js';
 
 export interface TargetsOptions {
@@ -33,12 +35,58 @@ export async function targetsCommand(options: TargetsOptions): Promise<number> {
     return 1;
   }
   const { groups, problems } = await discoverOnce(loaded.config.discovery, { logger, timeoutMs: options.timeout });
-  const report = targetsReport(buildTargets(loaded.config, groups), problems);
+  const result = buildTargets(loaded.config, groups);
   for (const p of problems) logger.error({ provider: p.provider, source: `discovery[${p.source}]` }, redactUrl(p.error));
   // The dry run prints what discovery found and the errors providers gave,
   // any of which may hold a URL with credentials in it.
-  process.stdout.write(redactUrl(options.output === 'json' ? JSON.stringify(report, null, 2) + '\n' : formatTable(report)));
+  if (options.output === 'json') await writeRedacted(process.stdout, reportJson(result, problems));
+  else process.stdout.write(redactUrl(formatTable(targetsReport(result, problems))));
   return problems.length > 0 ? 2 : 0;
+}
+
+/**
+ * `JSON.stringify(targetsReport(result, problems), null, 2)` and a newline,
+ * one item at a time: ten thousand targets never sit in memory as one report
+ * and one string of a dozen MiB.
+ */
+export function* reportJson(result: BuildResult, problems: readonly DiscoveryProblem[]): Generator<string> {
+  yield '{\n';
+  yield* jsonList('targets', result.targets, targetJson, ',');
+  yield* jsonList('dropped', result.dropped, droppedJson, ',');
+  yield* jsonList('errors', problems, (p): ErrorJson => ({ provider: p.provider, source: `discovery[${p.source}]`, error: p.error }), '');
+  yield '}\n';
+}
+
+/** One top-level key of the report holding a list, indented as JSON.stringify(…, null, 2) indents it. */
+function* jsonList<T>(key: string, items: readonly T[], toJson: (item: T) => unknown, comma: string): Generator<string> {
+  if (items.length === 0) {
+    yield `  ${JSON.stringify(key)}: []${comma}\n`;
+    return;
+  }
+  yield `  ${JSON.stringify(key)}: [\n`;
+  for (let i = 0; i < items.length; i++) {
+    // JSON text holds no raw newline inside a string: every one is a line break to indent
+    yield `    ${JSON.stringify(toJson(items[i] as T), null, 2).replaceAll('\n', '\n    ')}${i < items.length - 1 ? ',' : ''}\n`;
+  }
+  yield `  ]${comma}\n`;
+}
+
+const WRITE_CHUNK = 64 * 1024;
+
+/** Writes the pieces in chunks of about 64 KiB, credentials in URLs masked, waiting whenever the stream asks to. */
+async function writeRedacted(out: NodeJS.WritableStream, pieces: Iterable<string>): Promise<void> {
+  let chunk = '';
+  const flush = async (): Promise<void> => {
+    // a chunk ends at a line break, and no URL spans one
+    const more = out.write(redactUrl(chunk));
+    chunk = '';
+    if (!more) await once(out, 'drain');
+  };
+  for (const piece of pieces) {
+    chunk += piece;
+    if (chunk.length >= WRITE_CHUNK) await flush();
+  }
+  if (chunk !== '') await flush();
 }
 
 function formatTable(report: TargetsReport): string {

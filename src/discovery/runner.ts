@@ -9,6 +9,8 @@ import type { Provider } from './provider.js';
 const WATCH_DEBOUNCE_MS = 100;
 const MAX_THROTTLE_BACKOFF_MS = 10 * 60_000;
 
+type RefreshOutcome = { ok: true } | { ok: false; error: unknown };
+
 export interface RunnerState {
   /** The last good answer; undefined until the first refresh succeeds. */
   readonly found: readonly Discovered[] | undefined;
@@ -36,6 +38,12 @@ export class ProviderRunner {
   #wakeTimer: NodeJS.Timeout | undefined;
   /** The watch saw a change that no refresh has started after yet. */
   #dirty = false;
+  /** While a round's refresh runs alone: starts the one that overtakes it. */
+  #overtake: (() => void) | undefined;
+  /** Refreshes started, and the latest-started one whose answer is published. */
+  #started = 0;
+  #published = 0;
+  #inFlight = 0;
   readonly #controller = new AbortController();
   readonly #done: Promise<void>;
   readonly #firstTry: Promise<void>;
@@ -90,26 +98,17 @@ export class ProviderRunner {
     while (!signal.aborted) {
       let wait = this.provider.refreshInterval;
       this.#dirty = false;
-      try {
-        const found = await this.provider.refresh(signal);
-        if (signal.aborted) break;
-        this.deps.metrics.discoveryRefreshes.inc({ ...this.#labels(), result: 'success' });
+      const outcome = await this.#round(signal);
+      if (signal.aborted) break;
+      if (outcome.ok) {
         if (failures > 0) this.#log().info({ failures }, 'discovery recovered');
         failures = 0;
         this.#error = undefined;
-        const text = JSON.stringify(found);
-        if (this.#found === undefined || text !== this.#foundText) {
-          this.#found = found;
-          this.#foundText = text;
-          this.deps.onChange();
-        }
-      } catch (err) {
-        if (signal.aborted) break;
+      } else {
+        const err = outcome.error;
         failures++;
         const message = err instanceof Error ? err.message : String(err);
         this.#error = message;
-        this.deps.metrics.discoveryRefreshes.inc({ ...this.#labels(), result: 'failure' });
-        this.deps.metrics.discoveryFailures.inc(this.#labels());
         const throttled = err instanceof DiscoveryError && err.throttled;
         const base = this.provider.refreshInterval ?? 30_000;
         wait = throttled ? Math.min(base * 2 ** (failures - 1), Math.max(base, MAX_THROTTLE_BACKOFF_MS)) : Math.min(base, 1000 * 2 ** (failures - 1));
@@ -127,6 +126,63 @@ export class ProviderRunner {
     }
     this.#tried = true;
     this.#resolveFirst();
+  }
+
+  /**
+   * One refresh, overtaken by a second one when the watch reports a change
+   * while the first still waits for its answer (an answer that may predate the
+   * change): the change shows after one list, not after the first and then a
+   * second. Each answer is published when it comes, unless one started later
+   * was already. The round ends with its latest refresh, whose outcome it
+   * takes; an overtaken refresh finishes on its own (the signal stops it).
+   */
+  async #round(signal: AbortSignal): Promise<RefreshOutcome> {
+    let latest = this.#attempt(signal);
+    let overtaken = (): void => undefined;
+    const overtaking = new Promise<void>((resolve) => {
+      overtaken = resolve;
+    });
+    // a refresh still out from an earlier round counts: never more than two lists at once
+    if (this.#inFlight < 2) {
+      this.#overtake = () => {
+        this.#overtake = undefined;
+        this.#dirty = false;
+        latest = this.#attempt(signal);
+        overtaken();
+      };
+    }
+    await Promise.race([latest, overtaking]);
+    this.#overtake = undefined;
+    return latest;
+  }
+
+  /** One refresh: counted, and its answer published unless a later-started one's already was. */
+  async #attempt(signal: AbortSignal): Promise<RefreshOutcome> {
+    const seq = ++this.#started;
+    this.#inFlight++;
+    try {
+      const found = await this.provider.refresh(signal);
+      if (signal.aborted) return { ok: true };
+      this.deps.metrics.discoveryRefreshes.inc({ ...this.#labels(), result: 'success' });
+      if (seq > this.#published) {
+        this.#published = seq;
+        const text = JSON.stringify(found);
+        if (this.#found === undefined || text !== this.#foundText) {
+          this.#found = found;
+          this.#foundText = text;
+          this.deps.onChange();
+        }
+      }
+      return { ok: true };
+    } catch (error) {
+      if (!signal.aborted) {
+        this.deps.metrics.discoveryRefreshes.inc({ ...this.#labels(), result: 'failure' });
+        this.deps.metrics.discoveryFailures.inc(this.#labels());
+      }
+      return { ok: false, error };
+    } finally {
+      this.#inFlight--;
+    }
   }
 
   /** Waits `ms` (forever when undefined) or until the watch or stop() wakes it. */
@@ -152,7 +208,8 @@ export class ProviderRunner {
       this.#wakeTimer = setTimeout(() => {
         this.#wakeTimer = undefined;
         this.#dirty = true;
-        this.#wake?.();
+        if (this.#overtake) this.#overtake();
+        else this.#wake?.();
       }, WATCH_DEBOUNCE_MS);
       this.#wakeTimer.unref();
     };

@@ -9,11 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, test } from 'node:test';
 import { promisify } from 'node:util';
+import { EC2Client } from '@aws-sdk/client-ec2';
 import { parseConfig } from '../../src/config/index.js';
 import type { Ec2Config } from '../../src/config/index.js';
 import { DiscoveryError } from '../../src/discovery/index.js';
 import type { Provider } from '../../src/discovery/index.js';
 import { createProvider } from '../../src/discovery/factory.js';
+import { collectGarbage } from '../helpers/collect-garbage.js';
 import { silentLogger } from '../../src/log.js';
 import type { Discovered } from '../../src/targets/index.js';
 import { ASSUMED_KEY_PREFIX, FAILURES, FAKE_ACCESS_KEY_ID, fleet, startEc2Fake, startImdsFake, useFakeAwsEnv } from '../helpers/ec2-fake.js';
@@ -92,6 +94,34 @@ test('pagination: every page, MaxResults 1000, each NextToken sent back once', a
     assert.equal(r.region, 'us-east-1');
     assert.equal(r.accessKeyId, FAKE_ACCESS_KEY_ID);
   }
+});
+
+test('pagination: each page becomes metadata as it arrives; no earlier page\'s SDK objects are held when the next is asked for', async () => {
+  fake.setInstances('us-east-1', fleet(2345, (n) => ({ tags: { Name: `svc-${n % 5}`, team: `t${n % 3}` } })));
+  // every answer the SDK hands back, weakly: held only by whoever still uses it
+  const answers: WeakRef<object>[] = [];
+  const send = Reflect.get(EC2Client.prototype, 'send') as (this: EC2Client, ...a: unknown[]) => Promise<unknown>;
+  EC2Client.prototype.send = async function (this: EC2Client, ...args: unknown[]) {
+    const out = await send.apply(this, args);
+    if (typeof out === 'object' && out !== null) answers.push(new WeakRef(out));
+    return out;
+  } as EC2Client['send'];
+  const heldAtEachCall: number[] = [];
+  fake.onRequest = (r) => {
+    if (r.action !== 'DescribeInstances') return;
+    assert.ok(collectGarbage(), 'this runtime should let the test collect garbage');
+    heldAtEachCall.push(answers.filter((a) => a.deref() !== undefined).length);
+  };
+  try {
+    const p = await provider('region: us-east-1\ntag_labels: [team]');
+    const found = await refresh(p);
+    assert.equal(found.length, 2345);
+    assert.deepEqual(found.slice(0, 4).map((d) => d.labels['team']), ['t0', 't1', 't2', 't0']);
+  } finally {
+    EC2Client.prototype.send = send as EC2Client['send'];
+  }
+  assert.equal(answers.length, 3);
+  assert.deepEqual(heldAtEachCall, [0, 0, 0]);
 });
 
 test('filters: the configured filters are sent as given, with running-only added, and EC2 applies them', async () => {

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { ContainerInfo, DockerOptions } from 'dockerode';
+import { loadDockerode } from './docker-client.js';
 import type { DockerEndpoint } from './docker-engine.js';
 
 /** The two Engine API calls discovery makes: list the running containers, follow the events. */
@@ -13,10 +14,10 @@ export interface DockerApi {
 
 /**
  * dockerode on the endpoint's connection. It loads only when a docker entry
- * is configured: with its transport it weighs several MiB.
+ * is configured, and without the parts discovery never calls (docker-client.ts).
  */
 export async function createDockerApi(endpoint: DockerEndpoint): Promise<DockerApi> {
-  const { default: Docker } = await import('dockerode');
+  const Docker = loadDockerode();
   const o = endpoint.options;
   // docker-modem takes the http(s) Agent to use; its types leave `agent` out
   const options: DockerOptions & { agent: DockerEndpoint['options']['agent'] } =

@@ -107,23 +107,27 @@ export async function createEc2Provider(config: Ec2Config, source: number, deps:
       const { region, client } = await regionOf(index);
       const context = { ...ctx, region };
       const found = new Map<string, Discovered>();
-      let token: string | undefined;
-      for (let page = 1; ; page++) {
-        if (page > MAX_PAGES) throw new DiscoveryError(`${where}: DescribeInstances in ${region} still had more pages after ${MAX_PAGES}: narrow the filters`, { code: 'TooManyPages' });
+      /** One page, turned into compact metadata as it arrives; the SDK's objects end with this call. */
+      const readPage = async (token: string | undefined): Promise<{ next: string | undefined }> => {
         let answer;
         try {
           answer = await client.send(new DescribeInstancesCommand({ Filters: filters, MaxResults: PAGE_SIZE, NextToken: token }), { abortSignal: signal });
         } catch (err) {
           throw ec2DiscoveryError(err, context);
         }
-        // Each page becomes compact metadata at once; the SDK's objects go with it.
         for (const reservation of answer.Reservations ?? []) {
           for (const instance of reservation.Instances ?? []) {
             if (instance.InstanceId === undefined) continue;
             found.set(instance.InstanceId, instanceMetadata(instance, region, metadata));
           }
         }
-        const next = answer.NextToken;
+        return { next: answer.NextToken };
+      };
+      let token: string | undefined;
+      for (let page = 1; ; page++) {
+        if (page > MAX_PAGES) throw new DiscoveryError(`${where}: DescribeInstances in ${region} still had more pages after ${MAX_PAGES}: narrow the filters`, { code: 'TooManyPages' });
+        // each page in its own call: nothing the SDK made of it outlives it
+        const { next } = await readPage(token);
         if (next === undefined || next === '') break;
         if (next === token) throw new DiscoveryError(`${where}: DescribeInstances in ${region} answered the same page token twice: the endpoint does not paginate correctly`, { code: 'PaginationLoop' });
         token = next;
