@@ -2,12 +2,15 @@
  * The simulated fleet: N Go services' pprof endpoints, one address each,
  * serving the captured fixture profiles.
  *
- *   node --import tsx bench/fleet.ts --targets 1000 [--port 6060] [--stats-port 0] [--cpu-delay]
+ *   node --import tsx bench/fleet.ts --targets 1000 [--port 6060] [--stats-port 0] [--cpu-delay] [--grow] [--first 0]
  *
- * Target i listens on 127.0.{1+floor(i/250)}.{1+i%250}:port. With --cpu-delay
+ * Target i (from --first, 0 by default, so that several fleet processes can
+ * share a fleet larger than one process's descriptor limit) listens on 127.0.{1+floor(i/250)}.{1+i%250}:port. With --cpu-delay
  * /debug/pprof/profile?seconds=N answers after N seconds, as Go does, and a
  * second CPU profile asked of a target while one runs gets Go's 500 "cpu
  * profiling already in use"; without it the CPU fixture is served at once.
+ * With --grow the cumulative counters of every profile rise with time and
+ * TimeNanos is now (lib/growing.ts), for a repository that sends deltas.
  *
  * Prints "stats on 127.0.0.1:PORT" and then "ready" once every listener is
  * bound. GET /stats there answers the counts as JSON; POST /reset zeroes them.
@@ -19,6 +22,7 @@ import type {AddressInfo} from 'node:net';
 import {join} from 'node:path';
 import {parseArgs} from 'node:util';
 import {parseWhole, runMain, UsageError} from './lib/flags.js';
+import {growing} from './lib/growing.js';
 import {FLEET_TYPES, MAX_TARGETS, targetHost} from './lib/layout.js';
 import {FIXTURES_DIR} from './lib/paths.js';
 import type {FleetType} from './lib/layout.js';
@@ -52,22 +56,30 @@ async function main(): Promise<void> {
       port: {type: 'string', default: '6060'},
       'stats-port': {type: 'string', default: '0'},
       'cpu-delay': {type: 'boolean', default: false},
+      grow: {type: 'boolean', default: false},
+      first: {type: 'string', default: '0'},
     },
   });
   if (values.targets === undefined) throw new UsageError('--targets N is required');
   const n = parseWhole(values.targets, '--targets', 1, MAX_TARGETS);
+  const first = parseWhole(values.first, '--first', 0, MAX_TARGETS - n);
   const port = parseWhole(values.port, '--port', 1, 65535);
   const statsPort = parseWhole(values['stats-port'], '--stats-port', 0, 65535);
   const cpuDelay = values['cpu-delay'];
 
-  const bodies = new Map<FleetType, Buffer>(FLEET_TYPES.map((t) => [t, readFileSync(join(FIXTURES_DIR, `${t}.pb.gz`))]));
-  let counts = zeroCounts();
   const startedAt = Date.now();
+  const fixtures = new Map<FleetType, Buffer>(FLEET_TYPES.map((t) => [t, readFileSync(join(FIXTURES_DIR, `${t}.pb.gz`))]));
+  const grown = values.grow ? new Map(FLEET_TYPES.map((t) => [t, growing(fixtures.get(t)!, startedAt)])) : undefined;
+  const bodyOf = (type: FleetType): Buffer => {
+    const g = grown?.get(type);
+    return g ? g.body() : fixtures.get(type)!;
+  };
+  let counts = zeroCounts();
   // Go's pprof allows one CPU profile per process: one per target address here.
   const cpuBusy = new Set<string>();
 
   const serve = (res: ServerResponse, type: FleetType): void => {
-    const body = bodies.get(type)!;
+    const body = bodyOf(type);
     // The headers net/http/pprof sends.
     res.writeHead(200, {
       'content-type': 'application/octet-stream',
@@ -119,7 +131,7 @@ async function main(): Promise<void> {
   };
 
   const servers: Server[] = [];
-  for (let i = 0; i < n; i++) {
+  for (let i = first; i < first + n; i++) {
     const server = createServer(handler);
     // Go's http.Server keeps idle connections open indefinitely; the client
     // decides when to close them.
@@ -128,7 +140,7 @@ async function main(): Promise<void> {
       await listen(server, port, targetHost(i));
     } catch (err) {
       for (const s of servers) s.close();
-      throw new Error(`cannot listen on ${targetHost(i)}:${port} (target ${i} of ${n}): ${(err as Error).message}`, {cause: err});
+      throw new Error(`cannot listen on ${targetHost(i)}:${port} (target ${i}, ${first}..${first + n - 1}): ${(err as Error).message}`, {cause: err});
     }
     servers.push(server);
   }
@@ -136,7 +148,7 @@ async function main(): Promise<void> {
   const stats = createServer((req, res) => {
     if (req.url === '/stats' && req.method === 'GET') {
       const served = Object.values(counts.served).reduce((a, b) => a + b, 0);
-      const doc = {targets: n, port, cpuDelay, uptimeMs: Date.now() - startedAt, total: served, ...counts};
+      const doc = {targets: n, first, port, cpuDelay, grow: values.grow, uptimeMs: Date.now() - startedAt, total: served, ...counts};
       res.writeHead(200, {'content-type': 'application/json'});
       res.end(JSON.stringify(doc));
     } else if (req.url === '/reset' && req.method === 'POST') {

@@ -1,6 +1,7 @@
 /** Resource use of another process, from Linux's /proc (what `ps` and `top` read). */
 import {execFileSync} from 'node:child_process';
-import {readFileSync} from 'node:fs';
+import {lstatSync, readdirSync, readFileSync} from 'node:fs';
+import {join} from 'node:path';
 
 let ticks: number | undefined;
 
@@ -41,4 +42,42 @@ export function peakRssKiB(pid: number): number {
 /** Current resident set size (VmRSS), KiB. */
 export function rssKiB(pid: number): number {
   return statusKiB(pid, 'VmRSS');
+}
+
+/** Open file descriptors (entries of /proc/<pid>/fd; needs the same user or root). */
+export function openFds(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+/**
+ * Bytes under a directory, as `du --apparent-size --bytes` counts them, in all
+ * and per entry of its top level (queue, baselines, …). Zero for a directory
+ * that does not exist.
+ */
+export function dirBytes(dir: string): {total: number; byEntry: Record<string, number>} {
+  const walk = (path: string): number => {
+    let st;
+    try {
+      st = lstatSync(path);
+    } catch {
+      return 0;
+    }
+    if (!st.isDirectory()) return st.size;
+    let sum = st.size;
+    for (const name of readdirSync(path)) sum += walk(join(path, name));
+    return sum;
+  };
+  const byEntry: Record<string, number> = {};
+  let total = 0;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return {total: 0, byEntry};
+  }
+  for (const name of names) {
+    byEntry[name] = walk(join(dir, name));
+    total += byEntry[name];
+  }
+  return {total, byEntry};
 }
