@@ -4,8 +4,8 @@ import { discoverOnce } from '../discovery/index.js';
 import type { DiscoveryProblem } from '../discovery/index.js';
 import { createLogger } from '../log.js';
 import { redactUrl } from '../redact.js';
-import { buildTargets, droppedJson, targetJson, targetsReport } from '../targets/index.js';
-import type { BuildResult, ErrorJson, TargetsReport } from '../targets/index.js';
+import { buildTargets, droppedJson, errorJson, targetJson, targetsReport } from '../targets/index.js';
+import type { BuildResult, TargetsReport } from '../targets/index.js';
 import { ConfigLoadError, loadConfig } from './common.js';
 
 export interface TargetsOptions {
@@ -53,7 +53,7 @@ export function* reportJson(result: BuildResult, problems: readonly DiscoveryPro
   yield '{\n';
   yield* jsonList('targets', result.targets, targetJson, ',');
   yield* jsonList('dropped', result.dropped, droppedJson, ',');
-  yield* jsonList('errors', problems, (p): ErrorJson => ({ provider: p.provider, source: `discovery[${p.source}]`, error: p.error }), '');
+  yield* jsonList('errors', problems, errorJson, '');
   yield '}\n';
 }
 

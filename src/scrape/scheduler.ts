@@ -93,7 +93,7 @@ export class Scheduler {
     const wanted = new Map<string, ScrapeTask>();
     for (const target of targets) {
       for (const profile of target.profiles) {
-        const key = `${target.id}/${profile.type}`;
+        const key = loopKey(target.id, profile.type);
         wanted.set(key, { key, target, profile });
       }
     }
@@ -148,12 +148,7 @@ export class Scheduler {
 
   /** Planned time of the next tick of any of a target's types (Infinity when none is planned). */
   nextTickOfTarget(target: Target): number {
-    let next = Infinity;
-    for (const profile of target.profiles) {
-      const at = this.#loops.get(`${target.id}/${profile.type}`)?.nextAt;
-      if (at !== undefined && at < next) next = at;
-    }
-    return next;
+    return Math.min(...target.profiles.map((p) => this.nextTickOf(loopKey(target.id, p.type)) ?? Infinity));
   }
 
   get size(): number {
@@ -296,4 +291,9 @@ function sameTask(a: ScrapeTask, b: ScrapeTask): boolean {
  */
 function windowLockKey(task: ScrapeTask): string {
   return isTrace(task.profile) ? `${task.target.id}\0trace` : task.target.id;
+}
+
+/** A loop's key: its target and profile type. */
+function loopKey(targetId: string, type: string): string {
+  return `${targetId}/${type}`;
 }

@@ -6,7 +6,7 @@ export { addressPolicyOf, buildTargets, describeTiming, shardOf, targetId } from
 export { ownedLabelsOf, sanitizeLabelName } from './labels.js';
 export { pathProblem } from './path.js';
 export type { BuildResult, Discovered, DropKind, DroppedTarget, NotSentTo, Target, TargetGroup, TargetProfile, Timing } from './types.js';
-export { droppedJson, targetJson, targetsReport } from './report.js';
+export { droppedJson, errorJson, targetJson, targetsReport } from './report.js';
 export { TargetStatus } from './status.js';
 export type { LastScrape, TargetStatusOptions } from './status.js';
-export type { DroppedJson, ErrorJson, TargetJson, TargetsReport } from './report.js';
+export type { DroppedJson, ErrorJson, ProviderProblem, TargetJson, TargetsReport } from './report.js';

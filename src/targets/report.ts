@@ -54,10 +54,21 @@ export function droppedJson(d: DroppedTarget): DroppedJson {
   return { provider: d.provider, ...(d.address !== undefined ? { address: d.address } : {}), labels: { ...d.labels }, reason: d.reason };
 }
 
-export function targetsReport(result: BuildResult, problems: readonly { provider: string; source: number; error: string }[]): TargetsReport {
+export function targetsReport(result: BuildResult, problems: readonly ProviderProblem[]): TargetsReport {
   return {
     targets: result.targets.map(targetJson),
     dropped: result.dropped.map(droppedJson),
-    errors: problems.map((p) => ({ provider: p.provider, source: `discovery[${p.source}]`, error: p.error })),
+    errors: problems.map(errorJson),
   };
+}
+
+/** What a provider's failed refresh says, as the dry run and /targets show it. */
+export interface ProviderProblem {
+  readonly provider: string;
+  readonly source: number;
+  readonly error: string;
+}
+
+export function errorJson(p: ProviderProblem): ErrorJson {
+  return { provider: p.provider, source: `discovery[${p.source}]`, error: p.error };
 }
