@@ -17,7 +17,7 @@ import type { BuildResult } from './targets/index.js';
 import type { ListenerReport, StatusListener } from './server/listener.js';
 import type { StatusReport, StatusSource } from './server/routes.js';
 import { statusReport } from './server/status-report.js';
-import type { ScrapedProfile } from './profiles/profile.js';
+import type { HeldProfile } from './server/last-profiles.js';
 
 export interface DaemonOptions {
   readonly logger: Logger;
@@ -41,7 +41,8 @@ export interface ApplyReport extends ListenerReport {
 
 const SHUTDOWN_SCRAPE_DEADLINE_MS = 10_000;
 const SHUTDOWN_SEND_DEADLINE_MS = 5_000;
-const LAST_PROFILES_BYTES = 32 * 1024 ** 2;
+/** The status page's last profiles: the last 13,000 or so at 1.2 KiB each, or 500 at 32 KiB. */
+const LAST_PROFILES_BYTES = 16 * 1024 ** 2;
 const HANDOVER_MS = 10_000;
 
 /**
@@ -233,7 +234,7 @@ export class Daemon implements StatusSource {
   }
 
   /** The last good profile of a target × type, while it is held (status page downloads). */
-  lastProfile(targetId: string, type: string): ScrapedProfile | undefined {
+  lastProfile(targetId: string, type: string): HeldProfile | undefined {
     return this.#status.lastProfile(targetId, type);
   }
 

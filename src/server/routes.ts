@@ -1,9 +1,9 @@
 import type { Metrics } from '../metrics.js';
 import { fileExtensionOf } from '../profiles/profile.js';
-import type { ScrapedProfile } from '../profiles/profile.js';
 import type { LastScrape, TargetJson, TargetsReport } from '../targets/index.js';
 import { pprofRoutes, sendJson, sendText } from './server.js';
 import type { Handler } from './server.js';
+import type { HeldProfile } from './last-profiles.js';
 import { STATUS_PAGE_HTML } from './status-page.js';
 
 /** The last scrape of one target × type, as /targets shows it. */
@@ -24,7 +24,7 @@ export interface StatusSource {
   readonly metrics: Metrics;
   report(): StatusReport;
   /** The last good profile of a target × type, if still held. */
-  lastProfile(targetId: string, type: string): ScrapedProfile | undefined;
+  lastProfile(targetId: string, type: string): HeldProfile | undefined;
 }
 
 export const LAST_PROFILE_PATH = '/targets/last-profile';
@@ -75,7 +75,7 @@ export function statusRoutes(source: StatusSource): Map<string, Handler> {
 }
 
 /** `{service}_{type}_{time}_{instance}.pb.gz`; a Go execution trace ends in `.trace`, as in the directory repository. */
-function downloadName(p: ScrapedProfile): string {
+function downloadName(p: HeldProfile): string {
   const stamp = new Date(p.time).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
   const safe = (s: string): string => s.replace(/[^A-Za-z0-9_.-]+/g, '_').slice(0, 80) || '_';
   return `${safe(p.service)}_${safe(p.type)}_${stamp}_${safe(p.labels['instance'] ?? p.targetId.slice(0, 12))}${fileExtensionOf(p)}`;

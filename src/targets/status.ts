@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
 import { LastingKeys } from '../log-limiter.js';
 import type { Metrics } from '../metrics.js';
-import type { ScrapedProfile } from '../profiles/profile.js';
 import type { ScrapeTask } from '../scrape/scheduler.js';
 import type { ScrapeOutcome } from '../scrape/scraper.js';
 import { LastProfiles } from '../server/last-profiles.js';
+import type { HeldProfile } from '../server/last-profiles.js';
 import type { BuildResult, DroppedTarget, Target } from './types.js';
 
 /** The last scrape of one target × type, as /targets shows it. */
@@ -111,7 +111,7 @@ export class TargetStatus {
   }
 
   /** The last good profile of a target × type, while it is held. */
-  lastProfile(targetId: string, type: string): ScrapedProfile | undefined {
+  lastProfile(targetId: string, type: string): HeldProfile | undefined {
     return this.#lastProfiles.get(keyOf(targetId, type));
   }
 
