@@ -41,8 +41,8 @@ export interface ApplyReport extends ListenerReport {
 
 const SHUTDOWN_SCRAPE_DEADLINE_MS = 10_000;
 const SHUTDOWN_SEND_DEADLINE_MS = 5_000;
-/** The status page's last profiles: the last 13,000 or so at 1.2 KiB each, or 500 at 32 KiB. */
-const LAST_PROFILES_BYTES = 16 * 1024 ** 2;
+/** The status page's last profiles: the last 6,500 or so at 1.2 KiB each, or 250 at 32 KiB. */
+const LAST_PROFILES_BYTES = 8 * 1024 ** 2;
 const HANDOVER_MS = 10_000;
 
 /**

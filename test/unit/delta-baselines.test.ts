@@ -5,8 +5,9 @@
  * never diffs against an older baseline, and idle series are swept.
  */
 import assert from 'node:assert/strict';
-import {existsSync} from 'node:fs';
+import fs, {existsSync} from 'node:fs';
 import {mkdir, readdir, readFile, stat, utimes, writeFile} from 'node:fs/promises';
+import {syncBuiltinESMExports} from 'node:module';
 import {join} from 'node:path';
 import {test} from 'node:test';
 import {gunzipSync, gzipSync} from 'node:zlib';
@@ -193,10 +194,20 @@ void test('a baseline the disk will not take is held in memory, and the older fi
     const log = captureLogger();
     const store = new BaselineFiles(dir, {repository: 'p', idleMs: 3_600_000, logger: log.logger});
     await store.compute(SERIES, allocs(NOW - 20_000), 0);
-    // the temporary file cannot be written: the baseline of the next profile stays in memory
+    // the disk is full: the baseline of the next profile stays in memory
     const path = join(dir, baselineFileOf(SERIES));
-    await mkdir(`${path}.tmp`);
-    const r1 = await store.compute(SERIES, allocs(NOW - 10_000, 1), 0);
+    const writeSync = fs.writeSync;
+    fs.writeSync = () => {
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), {code: 'ENOSPC'});
+    };
+    syncBuiltinESMExports();
+    let r1;
+    try {
+      r1 = await store.compute(SERIES, allocs(NOW - 10_000, 1), 0);
+    } finally {
+      fs.writeSync = writeSync;
+      syncBuiltinESMExports();
+    }
     assert.equal(r1.kind === 'delta' && r1.durationMs, 10_000);
     assert.equal(log.find(/could not write a delta baseline/).length, 1);
     assert.equal(existsSync(path), false, 'the older baseline is gone from disk');
