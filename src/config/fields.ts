@@ -5,7 +5,7 @@ import { redactUrl } from '../redact.js';
 import { describeValue, isMap } from './issues.js';
 import type { AddIssue, RawMap } from './issues.js';
 import { Secret } from './secret.js';
-import { parseDuration, parseSize } from './units.js';
+import { DURATION_GRAMMAR, parseDuration, parseSize, SIZE_GRAMMAR } from './units.js';
 
 // The field types the sections of the config file share: schema.ts builds the
 // file from them, and each repository kind its own block.
@@ -21,6 +21,20 @@ export function quote(v: unknown): string {
   return typeof v === 'string' ? JSON.stringify(v) : String(v);
 }
 
+// What the JSON Schema (json-schema.ts) says of durations and sizes, for
+// editors: the parser's own grammar (units.ts), and, where the transform
+// refuses zero, a look-ahead that refuses it too. A size whose fraction rounds
+// down to no byte at all (0.0001KiB) is the one text the pattern lets through
+// and the transform refuses; a duration's pattern knows no minimum
+// (`interval` wants 1s or more).
+export const DURATION_TEXT = 'A duration: 250ms, 10s, 5m, 1h, 7d, or combined like 1h30m.';
+export const SIZE_TEXT = 'A size in bytes, or with a unit: 512KiB, 64MiB, 10GiB (also KB, MB, GB).';
+export const DURATION_PATTERN = `^${DURATION_GRAMMAR}$`;
+/** Every number in it 0: `0s`, `00m0ms`. */
+export const POSITIVE_DURATION_PATTERN = `^(?![0a-z]+$)${DURATION_GRAMMAR}$`;
+/** Trimmed as the parser trims; no bytes: 0 or a fraction of a byte, or zeros before a unit. */
+export const SIZE_PATTERN = `^(?!\\s*0+(?:\\.\\d+)?\\s*B?\\s*$)(?!\\s*0+(?:\\.0+)?\\s*[A-Za-z]+\\s*$)\\s*${SIZE_GRAMMAR}\\s*$`;
+
 export const duration = z
   .string({ error: (iss) => `expected a duration like 10s or 5m, got ${describeValue(iss.input)}` })
   .transform((text, ctx) => {
@@ -31,9 +45,9 @@ export const duration = z
     }
     return ms;
   })
-  .meta({ description: 'A duration: 250ms, 10s, 5m, 1h, 7d, or combined like 1h30m.' });
+  .meta({ description: DURATION_TEXT, pattern: DURATION_PATTERN });
 
-export const positiveDuration = duration.refine((ms) => ms > 0, { error: 'must be longer than 0s' });
+export const positiveDuration = duration.refine((ms) => ms > 0, { error: 'must be longer than 0s' }).meta({ pattern: POSITIVE_DURATION_PATTERN });
 
 export const size = z
   .union([z.string(), z.number()], { error: (iss) => `expected a size like 64MiB, got ${describeValue(iss.input)}` })
@@ -45,7 +59,8 @@ export const size = z
     }
     return bytes;
   })
-  .meta({ description: 'A size in bytes, or with a unit: 512KiB, 64MiB, 10GiB (also KB, MB, GB).' });
+  // editors see what the transform takes: a whole number of bytes (1 or more) or the parser's text
+  .meta({ description: SIZE_TEXT, type: ['string', 'integer'], minimum: 1, maximum: Number.MAX_SAFE_INTEGER, pattern: SIZE_PATTERN });
 
 export const secret = z.string().transform((v) => new Secret(v)).meta({ description: 'A secret. Prefer the *_file form; never printed.' });
 
