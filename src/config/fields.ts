@@ -97,29 +97,29 @@ export function filePath(ctx: SchemaContext) {
 
 export function tlsFields(ctx: SchemaContext) {
   return {
-    ca_file: filePath(ctx).optional(),
-    cert_file: filePath(ctx).optional(),
-    key_file: filePath(ctx).optional(),
-    server_name: z.string().optional(),
-    insecure_skip_verify: z.boolean().optional(),
+    ca_file: filePath(ctx).optional().meta({ description: 'CA certificates (PEM) to verify the peer with, instead of the system\'s.' }),
+    cert_file: filePath(ctx).optional().meta({ description: 'Client certificate (PEM) to present, with key_file.' }),
+    key_file: filePath(ctx).optional().meta({ description: 'The private key (PEM) of cert_file.' }),
+    server_name: z.string().optional().meta({ description: 'The name the peer\'s certificate must hold (and the SNI sent), when it is not the host\'s.' }),
+    insecure_skip_verify: z.boolean().optional().meta({ description: 'Accept any certificate from the peer: for tests, never in production.' }),
   };
 }
 
 export function basicAuth(ctx: SchemaContext) {
   return z.strictObject({
-    username: z.string(),
-    password: secret.optional(),
-    password_file: filePath(ctx).optional(),
+    username: z.string().meta({ description: 'The user name.' }),
+    password: secret.optional().meta({ description: 'The password. Prefer password_file; never printed.' }),
+    password_file: filePath(ctx).optional().meta({ description: 'A file holding the password, read at start and at every reload.' }),
   });
 }
 
 /** How to reach a peer: TLS and credentials, under scrape:, on every provider block, on HTTP repositories. */
 export function clientFields(ctx: SchemaContext) {
   return {
-    tls: z.strictObject(tlsFields(ctx)).optional(),
-    bearer_token: secret.optional(),
-    bearer_token_file: filePath(ctx).optional(),
-    basic_auth: basicAuth(ctx).optional(),
+    tls: z.strictObject(tlsFields(ctx)).optional().meta({ description: 'TLS to the peer over https. A provider block\'s tls overrides scrape.tls field by field.' }),
+    bearer_token: secret.optional().meta({ description: 'Sent as Authorization: Bearer. Prefer bearer_token_file; never printed. One of bearer_token, bearer_token_file, basic_auth.' }),
+    bearer_token_file: filePath(ctx).optional().meta({ description: 'A file holding the bearer token, read at start and at every reload.' }),
+    basic_auth: basicAuth(ctx).optional().meta({ description: 'HTTP basic authentication: username and password or password_file.' }),
   };
 }
 
