@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
@@ -71,6 +71,27 @@ describe('the config files a user is given pass the schema and the daemon', () =
       assert.equal(errorsOf(validate, parse(text)), '', `${file} fails the JSON Schema`);
       assert.equal(daemonCheck(text), '', `${file} fails the daemon's own check`);
     });
+  }
+});
+
+/** The schema a `# yaml-language-server: $schema=…` line names, or undefined when the text has none. */
+function modelineTarget(text: string): string | undefined {
+  return /^#\s*yaml-language-server:\s*\$schema=(\S+)\s*$/m.exec(text)?.[1];
+}
+
+void test('a yaml-language-server line names the schema file, relative to the file that holds it', () => {
+  // the README shows the line for a config.yaml at the root of a clone
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const shown = modelineTarget(readme);
+  assert.ok(shown !== undefined, 'README.md shows no yaml-language-server line');
+  const named: [string, string][] = [['README.md (a config.yaml at the root)', join(ROOT, shown)]];
+  for (const file of CONFIG_FILES) {
+    const target = modelineTarget(readFileSync(join(ROOT, file), 'utf8'));
+    if (target !== undefined) named.push([file, join(dirname(join(ROOT, file)), target)]);
+  }
+  for (const [where, path] of named) {
+    assert.ok(existsSync(path), `${where}: ${path} does not exist`);
+    assert.deepEqual(JSON.parse(readFileSync(path, 'utf8')), schema, `${where}: ${path} is not the config's JSON Schema`);
   }
 });
 
