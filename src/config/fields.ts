@@ -34,6 +34,13 @@ export const DURATION_PATTERN = `^${DURATION_GRAMMAR}$`;
 export const POSITIVE_DURATION_PATTERN = `^(?![0a-z]+$)${DURATION_GRAMMAR}$`;
 /** Trimmed as the parser trims; no bytes: 0 or a fraction of a byte, or zeros before a unit. */
 export const SIZE_PATTERN = `^(?!\\s*0+(?:\\.\\d+)?\\s*B?\\s*$)(?!\\s*0+(?:\\.0+)?\\s*[A-Za-z]+\\s*$)\\s*${SIZE_GRAMMAR}\\s*$`;
+// patternErrorMessage: what yaml-language-server and VS Code say instead of
+// quoting the pattern; JSON Schema validators ignore it.
+/** The JSON Schema of a duration that must be longer than 0s (positiveDuration, interval). */
+export const POSITIVE_DURATION_META = {
+  pattern: POSITIVE_DURATION_PATTERN,
+  patternErrorMessage: 'Not a duration longer than 0s: use a number and a unit, like 250ms, 10s, 5m, 1h, 7d, or combined like 1h30m.',
+};
 
 export const duration = z
   .string({ error: (iss) => `expected a duration like 10s or 5m, got ${describeValue(iss.input)}` })
@@ -45,9 +52,9 @@ export const duration = z
     }
     return ms;
   })
-  .meta({ description: DURATION_TEXT, pattern: DURATION_PATTERN });
+  .meta({ description: DURATION_TEXT, pattern: DURATION_PATTERN, patternErrorMessage: 'Not a duration: use a number and a unit, like 250ms, 10s, 5m, 1h, 7d, or combined like 1h30m.' });
 
-export const positiveDuration = duration.refine((ms) => ms > 0, { error: 'must be longer than 0s' }).meta({ pattern: POSITIVE_DURATION_PATTERN });
+export const positiveDuration = duration.refine((ms) => ms > 0, { error: 'must be longer than 0s' }).meta(POSITIVE_DURATION_META);
 
 export const size = z
   .union([z.string(), z.number()], { error: (iss) => `expected a size like 64MiB, got ${describeValue(iss.input)}` })
@@ -60,7 +67,14 @@ export const size = z
     return bytes;
   })
   // editors see what the transform takes: a whole number of bytes (1 or more) or the parser's text
-  .meta({ description: SIZE_TEXT, type: ['string', 'integer'], minimum: 1, maximum: Number.MAX_SAFE_INTEGER, pattern: SIZE_PATTERN });
+  .meta({
+    description: SIZE_TEXT,
+    type: ['string', 'integer'],
+    minimum: 1,
+    maximum: Number.MAX_SAFE_INTEGER,
+    pattern: SIZE_PATTERN,
+    patternErrorMessage: 'Not a size: use a number of bytes above 0, or a number and a unit, like 512KiB, 64MiB or 10GiB (also KB, MB, GB).',
+  });
 
 export const secret = z.string().transform((v) => new Secret(v)).meta({ description: 'A secret. Prefer the *_file form; never printed.' });
 

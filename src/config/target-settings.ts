@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { pathProblem } from '../targets/path.js';
-import { duration, POSITIVE_DURATION_PATTERN, quote } from './fields.js';
+import { duration, POSITIVE_DURATION_META, quote } from './fields.js';
 import { describeValue } from './issues.js';
 import { formatDuration } from './units.js';
 
@@ -18,7 +18,7 @@ export const interval = duration.refine((ms) => ms >= MIN_INTERVAL_MS && Number.
     typeof iss.input === 'number' && iss.input < MIN_INTERVAL_MS
       ? `interval ${formatDuration(iss.input)} is below the ${formatDuration(MIN_INTERVAL_MS)} minimum: no target is scraped more than once a second`
       : 'interval is too long to count in milliseconds: give a shorter one',
-}).meta({ pattern: POSITIVE_DURATION_PATTERN });
+}).meta(POSITIVE_DURATION_META);
 
 /** The port of a target whose address, provider block and overrides give none. */
 export const DEFAULT_PPROF_PORT = 6060;

@@ -26,8 +26,10 @@ const isJson = (v: unknown): v is Json => typeof v === 'object' && v !== null &&
 
 const schema = configJsonSchema();
 // strict: every keyword the schema uses must be one draft-07 knows (a
-// `type` list, as a size's text or number, is draft-07 too: ajv only lints it)
+// `type` list, as a size's text or number, is draft-07 too: ajv only lints
+// it), but for the one editors read in place of quoting a pattern
 const ajv = new Ajv({ strict: true, allowUnionTypes: true, allErrors: true });
+ajv.addKeyword({ keyword: 'patternErrorMessage', schemaType: 'string' });
 const validate = ajv.compile(schema);
 
 function errorsOf(check: ValidateFunction, value: unknown): string {
