@@ -1,24 +1,29 @@
 // Writes the option reference of docs/configuration.md from the config file's
-// JSON Schema, so the table cannot say something the schema does not.
+// JSON Schema, so the table cannot say something the schema does not, and the
+// JSON Schema itself to config.schema.json for editors (and the package).
 //
 //   npm run docs:config
 //
 // The table lies between the BEGIN and END markers; everything else in the
 // file is prose and is left alone. test/unit/docs-config.test.ts fails when
-// the file holds another table than this script writes.
+// the file holds another table than this script writes, and
+// test/unit/config-json-schema.test.ts when config.schema.json is not current.
 //
 // Defaults come from the input JSON Schema (what a user writes). Zod leaves
 // the default out there when the value is transformed (a duration becomes
 // milliseconds, a size bytes), so for those the output JSON Schema's default
 // is read and written back in the units a user writes.
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { z } from 'zod';
-import { configJsonSchema, createConfigSchema, formatDuration, formatSize } from '../src/config/index.js';
-import { duration, size } from '../src/config/fields.js';
+import { configJsonSchema, formatDuration, formatSize } from '../src/config/index.js';
+import { DURATION_TEXT, SIZE_TEXT } from '../src/config/fields.js';
+import { rawConfigJsonSchema } from '../src/config/json-schema.js';
+import { DURATION_GRAMMAR, SIZE_GRAMMAR } from '../src/config/units.js';
 
 export const CONFIG_DOC = fileURLToPath(new URL('../docs/configuration.md', import.meta.url));
+/** The published JSON Schema: `# yaml-language-server: $schema=…` in a config file points here. */
+export const CONFIG_SCHEMA = fileURLToPath(new URL('../config.schema.json', import.meta.url));
 export const BEGIN = '<!-- BEGIN option reference: written by npm run docs:config from the config schema; not edited by hand -->';
 export const END = '<!-- END option reference -->';
 
@@ -43,28 +48,21 @@ function child(node: Json | undefined, key: string): Json | undefined {
   return isJson(v) ? v : undefined;
 }
 
-function descriptionOf(schema: z.ZodType): string | undefined {
-  const d = (z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Json)['description'];
-  return typeof d === 'string' ? d : undefined;
-}
-
-const DURATION_TEXT = descriptionOf(duration);
-const SIZE_TEXT = descriptionOf(size);
-
 type Unit = 'duration' | 'size' | undefined;
 
 // A duration is written as a string and read as milliseconds; a size is
-// written as a string or a number and read as bytes.
-function unitOf(input: Json, output: Json | undefined): Unit {
-  const outDefault = output?.['default'];
-  const type = input['type'];
-  if (type === 'string' && (input['description'] === DURATION_TEXT || typeof outDefault === 'number')) return 'duration';
-  if (Array.isArray(type) && type.length === 2 && type.includes('string') && type.includes('number') && (input['description'] === SIZE_TEXT || typeof outDefault === 'number')) return 'size';
+// written as a string or a number and read as bytes. Each one's pattern holds
+// the parser's grammar (src/config/fields.ts).
+function unitOf(input: Json): Unit {
+  const pattern = input['pattern'];
+  if (typeof pattern !== 'string') return undefined;
+  if (pattern.includes(DURATION_GRAMMAR)) return 'duration';
+  if (pattern.includes(SIZE_GRAMMAR)) return 'size';
   return undefined;
 }
 
 function typeOf(input: Json, output: Json | undefined): string {
-  const unit = unitOf(input, output);
+  const unit = unitOf(input);
   if (unit) return unit;
   const alternatives = input['anyOf'] ?? input['oneOf'];
   if (Array.isArray(alternatives)) return alternatives.filter(isJson).map((a) => typeOf(a, undefined)).join(' or ');
@@ -109,7 +107,7 @@ function defaultOf(input: Json, output: Json | undefined): string {
   if ('default' in input) return valueText(input['default']);
   if (output && 'default' in output) {
     const v = output['default'];
-    const unit = unitOf(input, output);
+    const unit = unitOf(input);
     if (unit === 'duration' && typeof v === 'number') return formatDuration(v);
     if (unit === 'size' && typeof v === 'number') return formatSize(v);
     return valueText(v);
@@ -126,8 +124,8 @@ function descriptionText(input: Json, output: Json | undefined): string {
 
 /** Every option of the config file, parent before children, in the schema's order. */
 export function optionRows(): OptionRow[] {
-  const input = configJsonSchema();
-  const output = z.toJSONSchema(createConfigSchema({ baseDir: '.', checkFiles: false }), { io: 'output', unrepresentable: 'any' }) as Json;
+  const input = rawConfigJsonSchema('input');
+  const output = rawConfigJsonSchema('output');
   const rows: OptionRow[] = [];
 
   const walk = (inNode: Json, outNode: Json | undefined, path: string, required: boolean): void => {
@@ -190,6 +188,11 @@ export function renderReference(rows: readonly OptionRow[] = optionRows()): stri
   return out.join('\n').trimEnd();
 }
 
+/** config.schema.json as it is written: the published JSON Schema, indented, with a final newline. */
+export function schemaText(): string {
+  return `${JSON.stringify(configJsonSchema(), null, 2)}\n`;
+}
+
 /** `doc` with the text between its markers replaced by `reference`. */
 export function withReference(doc: string, reference: string): string {
   const start = doc.indexOf(BEGIN);
@@ -203,4 +206,8 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
   const after = withReference(before, renderReference());
   if (after !== before) writeFileSync(CONFIG_DOC, after);
   process.stdout.write(`${CONFIG_DOC}: ${after === before ? 'already current' : 'option reference written'} (${optionRows().length} options)\n`);
+  const schemaBefore = existsSync(CONFIG_SCHEMA) ? readFileSync(CONFIG_SCHEMA, 'utf8') : '';
+  const schemaAfter = schemaText();
+  if (schemaAfter !== schemaBefore) writeFileSync(CONFIG_SCHEMA, schemaAfter);
+  process.stdout.write(`${CONFIG_SCHEMA}: ${schemaAfter === schemaBefore ? 'already current' : 'written'}\n`);
 }

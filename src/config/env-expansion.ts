@@ -13,7 +13,11 @@ export interface Expansion {
   readonly vars: readonly (readonly [string, string])[];
 }
 
-const ENV_RE = /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+const ENV_NAME = '[A-Za-z_][A-Za-z0-9_]*';
+const ENV_RE = new RegExp(`\\$\\$|\\$\\{(${ENV_NAME})(?::-([^}]*))?\\}`, 'g');
+
+/** `${NAME}` or `${NAME:-default}` as a JSON Schema pattern: a value holding one is known only when the file is loaded. */
+export const ENV_REFERENCE_PATTERN = `\\$\\{${ENV_NAME}(?::-[^}]*)?\\}`;
 
 /**
  * Expands ${NAME} and ${NAME:-default} in string values; `$$` is a literal

@@ -5,7 +5,7 @@ import { redactUrl } from '../redact.js';
 import { describeValue, isMap } from './issues.js';
 import type { AddIssue, RawMap } from './issues.js';
 import { Secret } from './secret.js';
-import { parseDuration, parseSize } from './units.js';
+import { DURATION_GRAMMAR, parseDuration, parseSize, SIZE_GRAMMAR } from './units.js';
 
 // The field types the sections of the config file share: schema.ts builds the
 // file from them, and each repository kind its own block.
@@ -21,6 +21,27 @@ export function quote(v: unknown): string {
   return typeof v === 'string' ? JSON.stringify(v) : String(v);
 }
 
+// What the JSON Schema (json-schema.ts) says of durations and sizes, for
+// editors: the parser's own grammar (units.ts), and, where the transform
+// refuses zero, a look-ahead that refuses it too. A size whose fraction rounds
+// down to no byte at all (0.0001KiB) is the one text the pattern lets through
+// and the transform refuses; a duration's pattern knows no minimum
+// (`interval` wants 1s or more).
+export const DURATION_TEXT = 'A duration: 250ms, 10s, 5m, 1h, 7d, or combined like 1h30m.';
+export const SIZE_TEXT = 'A size in bytes, or with a unit: 512KiB, 64MiB, 10GiB (also KB, MB, GB).';
+export const DURATION_PATTERN = `^${DURATION_GRAMMAR}$`;
+/** Every number in it 0: `0s`, `00m0ms`. */
+export const POSITIVE_DURATION_PATTERN = `^(?![0a-z]+$)${DURATION_GRAMMAR}$`;
+/** Trimmed as the parser trims; no bytes: 0 or a fraction of a byte, or zeros before a unit. */
+export const SIZE_PATTERN = `^(?!\\s*0+(?:\\.\\d+)?\\s*B?\\s*$)(?!\\s*0+(?:\\.0+)?\\s*[A-Za-z]+\\s*$)\\s*${SIZE_GRAMMAR}\\s*$`;
+// patternErrorMessage: what yaml-language-server and VS Code say instead of
+// quoting the pattern; JSON Schema validators ignore it.
+/** The JSON Schema of a duration that must be longer than 0s (positiveDuration, interval). */
+export const POSITIVE_DURATION_META = {
+  pattern: POSITIVE_DURATION_PATTERN,
+  patternErrorMessage: 'Not a duration longer than 0s: use a number and a unit, like 250ms, 10s, 5m, 1h, 7d, or combined like 1h30m.',
+};
+
 export const duration = z
   .string({ error: (iss) => `expected a duration like 10s or 5m, got ${describeValue(iss.input)}` })
   .transform((text, ctx) => {
@@ -31,9 +52,9 @@ export const duration = z
     }
     return ms;
   })
-  .meta({ description: 'A duration: 250ms, 10s, 5m, 1h, 7d, or combined like 1h30m.' });
+  .meta({ description: DURATION_TEXT, pattern: DURATION_PATTERN, patternErrorMessage: 'Not a duration: use a number and a unit, like 250ms, 10s, 5m, 1h, 7d, or combined like 1h30m.' });
 
-export const positiveDuration = duration.refine((ms) => ms > 0, { error: 'must be longer than 0s' });
+export const positiveDuration = duration.refine((ms) => ms > 0, { error: 'must be longer than 0s' }).meta(POSITIVE_DURATION_META);
 
 export const size = z
   .union([z.string(), z.number()], { error: (iss) => `expected a size like 64MiB, got ${describeValue(iss.input)}` })
@@ -45,7 +66,15 @@ export const size = z
     }
     return bytes;
   })
-  .meta({ description: 'A size in bytes, or with a unit: 512KiB, 64MiB, 10GiB (also KB, MB, GB).' });
+  // editors see what the transform takes: a whole number of bytes (1 or more) or the parser's text
+  .meta({
+    description: SIZE_TEXT,
+    type: ['string', 'integer'],
+    minimum: 1,
+    maximum: Number.MAX_SAFE_INTEGER,
+    pattern: SIZE_PATTERN,
+    patternErrorMessage: 'Not a size: use a number of bytes above 0, or a number and a unit, like 512KiB, 64MiB or 10GiB (also KB, MB, GB).',
+  });
 
 export const secret = z.string().transform((v) => new Secret(v)).meta({ description: 'A secret. Prefer the *_file form; never printed.' });
 
@@ -82,29 +111,29 @@ export function filePath(ctx: SchemaContext) {
 
 export function tlsFields(ctx: SchemaContext) {
   return {
-    ca_file: filePath(ctx).optional(),
-    cert_file: filePath(ctx).optional(),
-    key_file: filePath(ctx).optional(),
-    server_name: z.string().optional(),
-    insecure_skip_verify: z.boolean().optional(),
+    ca_file: filePath(ctx).optional().meta({ description: 'CA certificates (PEM) to verify the peer with, instead of the system\'s.' }),
+    cert_file: filePath(ctx).optional().meta({ description: 'Client certificate (PEM) to present, with key_file.' }),
+    key_file: filePath(ctx).optional().meta({ description: 'The private key (PEM) of cert_file.' }),
+    server_name: z.string().optional().meta({ description: 'The name the peer\'s certificate must hold (and the SNI sent), when it is not the host\'s.' }),
+    insecure_skip_verify: z.boolean().optional().meta({ description: 'Accept any certificate from the peer: for tests, never in production.' }),
   };
 }
 
 export function basicAuth(ctx: SchemaContext) {
   return z.strictObject({
-    username: z.string(),
-    password: secret.optional(),
-    password_file: filePath(ctx).optional(),
+    username: z.string().meta({ description: 'The user name.' }),
+    password: secret.optional().meta({ description: 'The password. Prefer password_file; never printed.' }),
+    password_file: filePath(ctx).optional().meta({ description: 'A file holding the password, read at start and at every reload.' }),
   });
 }
 
 /** How to reach a peer: TLS and credentials, under scrape:, on every provider block, on HTTP repositories. */
 export function clientFields(ctx: SchemaContext) {
   return {
-    tls: z.strictObject(tlsFields(ctx)).optional(),
-    bearer_token: secret.optional(),
-    bearer_token_file: filePath(ctx).optional(),
-    basic_auth: basicAuth(ctx).optional(),
+    tls: z.strictObject(tlsFields(ctx)).optional().meta({ description: 'TLS to the peer over https. A provider block\'s tls overrides scrape.tls field by field.' }),
+    bearer_token: secret.optional().meta({ description: 'Sent as Authorization: Bearer. Prefer bearer_token_file; never printed. One of bearer_token, bearer_token_file, basic_auth.' }),
+    bearer_token_file: filePath(ctx).optional().meta({ description: 'A file holding the bearer token, read at start and at every reload.' }),
+    basic_auth: basicAuth(ctx).optional().meta({ description: 'HTTP basic authentication: username and password or password_file.' }),
   };
 }
 

@@ -16,15 +16,15 @@ function structureLimit(key: string, fallback: number) {
 // objects, a sample costs about 450 bytes, a string 230, a location 180, a
 // label or a line 60, a frame 10).
 export const profileLimitFields = {
-  max_decompressed_size: size.default(256 * 1024 ** 2),
-  max_samples: structureLimit('max_samples', 1_000_000),
-  max_sample_types: structureLimit('max_sample_types', 8),
+  max_decompressed_size: size.default(256 * 1024 ** 2).meta({ description: 'A profile\'s size after gunzip: gzip bombs stop here.' }),
+  max_samples: structureLimit('max_samples', 1_000_000).meta({ description: 'Samples a profile may hold. Past any of these structure limits a scrape fails, naming the limit.' }),
+  max_sample_types: structureLimit('max_sample_types', 8).meta({ description: 'Sample types a profile may hold (Go writes up to 4).' }),
   max_frames: structureLimit('max_frames', 16_000_000).meta({ description: 'Location ids in all samples together (stack frames).' }),
   max_labels: structureLimit('max_labels', 4_000_000).meta({ description: 'Labels in all samples together.' }),
-  max_locations: structureLimit('max_locations', 1_000_000),
+  max_locations: structureLimit('max_locations', 1_000_000).meta({ description: 'Locations a profile may hold.' }),
   max_lines: structureLimit('max_lines', 2_000_000).meta({ description: 'Lines in all locations together (inlined calls add lines).' }),
-  max_functions: structureLimit('max_functions', 1_000_000),
-  max_mappings: structureLimit('max_mappings', 10_000),
+  max_functions: structureLimit('max_functions', 1_000_000).meta({ description: 'Functions a profile may hold.' }),
+  max_mappings: structureLimit('max_mappings', 10_000).meta({ description: 'Mappings (binaries and libraries) a profile may hold.' }),
   max_strings: structureLimit('max_strings', 1_000_000).meta({ description: 'Entries of the string table.' }),
   max_string_table_size: size.default(64 * 1024 ** 2).meta({ description: 'Bytes of all strings of the string table together.' }),
 };

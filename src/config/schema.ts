@@ -26,7 +26,7 @@ const cidr = z.string().superRefine((text, ctx) => {
 
 function scrapeSchema(ctx: SchemaContext) {
   return z.strictObject({
-    interval: interval.default(60_000),
+    interval: interval.default(60_000).meta({ description: 'How often each target × type is taken; at least 1s.' }),
     schedule: z
       .string()
       .refine(
@@ -40,13 +40,14 @@ function scrapeSchema(ctx: SchemaContext) {
         },
         { error: (iss) => `${quote(iss.input)} is not a cron expression (like "*/10 * * * *")` },
       )
-      .optional(),
-    spread: duration.default(30_000),
-    timeout: positiveDuration.default(10_000),
-    concurrency: z.number().int().min(1, { error: 'concurrency must be at least 1' }).default(64),
-    max_profile_size: size.default(64 * 1024 ** 2),
+      .optional()
+      .meta({ description: 'A cron expression (5 or 6 fields, like "*/10 * * * *") to take profiles at, instead of interval; not both.' }),
+    spread: duration.default(30_000).meta({ description: 'With schedule: each target\'s tick is delayed by a stable offset within this window; shorter than the time between ticks.' }),
+    timeout: positiveDuration.default(10_000).meta({ description: 'One request; a CPU-style type gets its seconds on top. May exceed interval: a tick whose previous scrape still runs is skipped.' }),
+    concurrency: z.number().int().min(1, { error: 'concurrency must be at least 1' }).default(64).meta({ description: 'Requests in flight, all targets together. A CPU profile holds a slot only while its answer is read.' }),
+    max_profile_size: size.default(64 * 1024 ** 2).meta({ description: 'A profile\'s body as received (a trace\'s too).' }),
     ...profileLimitFields,
-    labels: labelMap.default({}),
+    labels: labelMap.default({}).meta({ description: 'Labels added to every profile.' }),
     deny_cidrs: z
       .array(cidr)
       .default([...DEFAULT_DENY_CIDRS])
@@ -105,7 +106,7 @@ export function shortestCronGap(expr: string): number | undefined {
 }
 
 const profileType = z.strictObject({
-  path: urlPath,
+  path: urlPath.meta({ description: 'The type\'s URL path on a target, like /debug/pprof/heap.' }),
   seconds: z
     .number()
     .int()
@@ -115,7 +116,7 @@ const profileType = z.strictObject({
     .meta({ description: 'CPU-style type: sent as ?seconds=N; the request may take N seconds plus scrape.timeout. The cpu type without seconds takes the interval less a tenth of it (at least 1s, at most 5s) in whole seconds; the trace type without seconds takes 1 (Go\'s default).' }),
   enabled: z.boolean().default(true).meta({ description: 'false keeps the type out of the default set; a target can still name it.' }),
   delta: z.boolean().default(false).meta({ description: 'The endpoint already serves deltas (godeltaprof /debug/pprof/delta_*).' }),
-});
+}).meta({ description: 'A profile type: where a target serves it, and for a CPU-style type how many seconds it takes.' });
 
 export const DEFAULT_PROFILES = {
   cpu: { path: '/debug/pprof/profile', enabled: true, delta: false },
@@ -159,8 +160,9 @@ const matchValue = z.union([z.string(), z.number(), z.boolean()]).transform((v, 
 const overrideRule = z.strictObject({
   match: z
     .record(z.string().min(1), matchValue)
-    .refine((m) => Object.keys(m).length > 0, { error: 'match must name at least one label' }),
-  drop: z.boolean().default(false),
+    .refine((m) => Object.keys(m).length > 0, { error: 'match must name at least one label' })
+    .meta({ description: 'Labels and metadata (service, address, scheme, provider, instance, tag_<name>, label_<name>) the target must have, every one: a value is compared as text, /regex/ is searched.' }),
+  drop: z.boolean().default(false).meta({ description: 'Drop the matching targets (the rule then sets nothing else).' }),
   ...overrideFields,
 });
 
@@ -187,7 +189,7 @@ const allowedHost = z
 
 function serverSchema(ctx: SchemaContext) {
   return z.strictObject({
-    listen: listen.default('127.0.0.1:10101'),
+    listen: listen.default('127.0.0.1:10101').meta({ description: 'host:port to serve on; a reload applies a change.' }),
     allowed_hosts: z
       .array(allowedHost)
       .default([])
@@ -195,20 +197,21 @@ function serverSchema(ctx: SchemaContext) {
     enable_reload: z.boolean().default(false).meta({ description: 'Allow POST /-/reload. SIGHUP and the config file watch reload either way.' }),
     basic_auth: z
       .strictObject({
-        username: z.string().min(1, { error: 'username must not be empty' }),
+        username: z.string().min(1, { error: 'username must not be empty' }).meta({ description: 'The user name.' }),
         password_hash: z
           .string()
           .refine((h) => BCRYPT_RE.test(h), { error: 'password_hash is not a bcrypt hash ($2y$10$ and 53 more characters): make one with htpasswd -nBC 10 "" | tr -d \':\\n\'' })
           .transform((h) => new Secret(h))
-          .optional(),
-        password_hash_file: filePath(ctx).optional(),
+          .optional()
+          .meta({ description: 'The bcrypt hash of the password: htpasswd -nBC 10 "" | tr -d \':\\n\'.' }),
+        password_hash_file: filePath(ctx).optional().meta({ description: 'A file holding the bcrypt hash, read at start and at every reload.' }),
       })
       .optional()
       .meta({ description: 'Ask for a user name and password on every path but /healthz, /-/healthy and /-/ready. The password is given as a bcrypt hash.' }),
     tls: z
       .strictObject({
-        cert_file: filePath(ctx),
-        key_file: filePath(ctx),
+        cert_file: filePath(ctx).meta({ description: 'The certificate (PEM) the listener serves, read at start and at every reload.' }),
+        key_file: filePath(ctx).meta({ description: 'The private key (PEM) of cert_file.' }),
         client_ca_file: filePath(ctx).optional().meta({ description: 'Require a client certificate signed by this CA.' }),
       })
       .optional()
@@ -218,18 +221,34 @@ function serverSchema(ctx: SchemaContext) {
 
 export function createConfigSchema(ctx: SchemaContext) {
   return z.strictObject({
-    scrape: scrapeSchema(ctx).prefault({}),
-    profiles: profilesSchema.default(DEFAULT_PROFILES),
-    discovery: z.array(entryOf(PROVIDERS, ctx)).default([]),
-    overrides: z.array(overrideRule).default([]),
-    repositories: z.array(entryOf(REPOSITORIES, ctx)).min(1, { error: 'list at least one repository, so profiles have somewhere to go' }),
-    server: serverSchema(ctx).prefault({}),
+    scrape: scrapeSchema(ctx)
+      .prefault({})
+      .meta({ description: 'How every target is scraped: when, within which limits, with which labels, TLS and credentials.' }),
+    profiles: profilesSchema
+      .default(DEFAULT_PROFILES)
+      .meta({ description: 'The profile types to take, by name. A map here replaces the default set (cpu, heap, allocs, goroutine, block, mutex; threadcreate and trace disabled).' }),
+    discovery: z
+      .array(entryOf(PROVIDERS, ctx))
+      .default([])
+      .meta({ description: 'Where targets come from: a list of entries, each with exactly one provider key.' }),
+    overrides: z
+      .array(overrideRule)
+      .default([])
+      .meta({ description: 'Rules applied to every target in order, later winning: each matches labels, then sets per-target settings or drops.' }),
+    repositories: z
+      .array(entryOf(REPOSITORIES, ctx))
+      .min(1, { error: 'list at least one repository, so profiles have somewhere to go' })
+      .meta({ description: 'Where profiles go: a list of entries, each with exactly one kind key. Each profile goes to each.' }),
+    server: serverSchema(ctx)
+      .prefault({})
+      .meta({ description: 'The status listener: /metrics, /healthz, /targets, the status page, the daemon\'s own /debug/pprof.' }),
     shard: z
       .strictObject({
-        count: z.number().int().min(1, { error: 'shard count must be at least 1' }),
-        index: z.number().int().min(0, { error: 'shard index must be 0 or more' }),
+        count: z.number().int().min(1, { error: 'shard count must be at least 1' }).meta({ description: 'How many daemons split the targets.' }),
+        index: z.number().int().min(0, { error: 'shard index must be 0 or more' }).meta({ description: 'This daemon\'s share, from 0 to count - 1.' }),
       })
-      .optional(),
+      .optional()
+      .meta({ description: 'Keep only the targets whose id hashes to index: run count daemons over the same config to split a fleet.' }),
     state_dir: z
       .string()
       .min(1)

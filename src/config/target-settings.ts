@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { pathProblem } from '../targets/path.js';
-import { duration, quote } from './fields.js';
+import { duration, POSITIVE_DURATION_META, quote } from './fields.js';
 import { describeValue } from './issues.js';
 import { formatDuration } from './units.js';
 
@@ -18,7 +18,7 @@ export const interval = duration.refine((ms) => ms >= MIN_INTERVAL_MS && Number.
     typeof iss.input === 'number' && iss.input < MIN_INTERVAL_MS
       ? `interval ${formatDuration(iss.input)} is below the ${formatDuration(MIN_INTERVAL_MS)} minimum: no target is scraped more than once a second`
       : 'interval is too long to count in milliseconds: give a shorter one',
-});
+}).meta(POSITIVE_DURATION_META);
 
 /** The port of a target whose address, provider block and overrides give none. */
 export const DEFAULT_PPROF_PORT = 6060;
@@ -46,13 +46,13 @@ export const labelMap = z.record(
 
 /** The per-target settings: accepted by provider blocks, static targets and overrides: rules. */
 export const overrideFields = {
-  service: z.string().min(1, { error: 'service must not be empty' }).optional(),
-  labels: labelMap.optional(),
-  port: port.optional(),
-  path: urlPath.optional(),
-  scheme: scheme.optional(),
-  profiles: z.array(z.string()).min(1, { error: 'profiles must list at least one type' }).optional(),
-  interval: interval.optional(),
+  service: z.string().min(1, { error: 'service must not be empty' }).optional().meta({ description: 'The service name of the targets (the service of their profiles).' }),
+  labels: labelMap.optional().meta({ description: 'Labels added to the targets\' profiles.' }),
+  port: port.optional().meta({ description: 'The port of the targets\' pprof listener.' }),
+  path: urlPath.optional().meta({ description: 'A path prefix that replaces the leading /debug/pprof of each type\'s path.' }),
+  scheme: scheme.optional().meta({ description: 'http or https.' }),
+  profiles: z.array(z.string()).min(1, { error: 'profiles must list at least one type' }).optional().meta({ description: 'The profile types to take (names under profiles:), instead of the enabled ones.' }),
+  interval: interval.optional().meta({ description: 'How often the targets\' profiles are taken, instead of scrape.interval; at least 1s.' }),
 };
 
 /** The fields every provider block, static target and overrides: rule may set. */

@@ -9,7 +9,9 @@ const DURATION_UNITS: Record<string, number> = {
   d: 86_400_000,
   w: 7 * 86_400_000,
 };
-const DURATION_RE = /^(?:\d+(?:ms|s|m|h|d|w))+$/;
+/** A duration's text, unanchored: the parser below and the config's JSON Schema (fields.ts) share it. */
+export const DURATION_GRAMMAR = '(?:\\d+(?:ms|s|m|h|d|w))+';
+const DURATION_RE = new RegExp(`^${DURATION_GRAMMAR}$`);
 const DURATION_PART_RE = /(\d+)(ms|s|m|h|d|w)/g;
 
 /** Parses a duration into milliseconds, or returns undefined when it is not one. */
@@ -48,7 +50,9 @@ const SIZE_UNITS: Record<string, number> = {
   GiB: 1024 ** 3,
   TiB: 1024 ** 4,
 };
-const SIZE_RE = /^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?$/;
+/** A size's text, unanchored, after trimming: the parser below and the config's JSON Schema (fields.ts) share it. */
+export const SIZE_GRAMMAR = '(\\d+(?:\\.\\d+)?)\\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?';
+const SIZE_RE = new RegExp(`^${SIZE_GRAMMAR}$`);
 
 /** Parses a size into bytes, or returns undefined when it is not one. */
 export function parseSize(text: string | number): number | undefined {

@@ -73,23 +73,26 @@ export const repositoryFields = {
   name: z
     .string()
     .regex(REPO_NAME_RE, { error: (iss) => `repository name ${quote(iss.input)} is not valid: use letters, digits, _ . -` })
-    .optional(),
+    .optional()
+    .meta({ description: 'Identifies the repository: its queue on disk, its metrics, and across reloads. Defaults to the kind; must be unique, so two of one kind need names.' }),
   queue: z
     .strictObject({
-      max_size: size.default(1024 ** 3),
-      max_age: positiveDuration.default(86_400_000),
+      max_size: size.default(1024 ** 3).meta({ description: 'Bytes of queued profiles; when full, the oldest are dropped first.' }),
+      max_age: positiveDuration.default(86_400_000).meta({ description: 'A queued profile older than this is dropped.' }),
     })
-    .prefault({}),
+    .prefault({})
+    .meta({ description: 'The bounds of the repository\'s durable queue, which holds its profiles on disk until they are sent.' }),
   retry: z
     .strictObject({
-      initial_backoff: positiveDuration.default(1000),
-      max_backoff: positiveDuration.default(120_000),
+      initial_backoff: positiveDuration.default(1000).meta({ description: 'The first wait after a retryable failure.' }),
+      max_backoff: positiveDuration.default(120_000).meta({ description: 'The longest wait: the backoff doubles up to it.' }),
     })
-    .prefault({}),
-  timeout: positiveDuration.default(30_000),
+    .prefault({})
+    .meta({ description: 'Backoff with jitter between attempts after a retryable failure (408, 429, 5xx, timeout, network); a Retry-After is honoured.' }),
+  timeout: positiveDuration.default(30_000).meta({ description: 'One attempt to send one profile.' }),
 };
 
 export type RepositoryCommon = z.output<z.ZodObject<typeof repositoryFields>>;
 
 /** Extra HTTP headers on every request (Grafana Cloud's, a proxy's). */
-export const headers = z.record(z.string().min(1), z.string());
+export const headers = z.record(z.string().min(1), z.string()).meta({ description: 'Extra HTTP headers on every request (Grafana Cloud\'s, a proxy\'s).' });

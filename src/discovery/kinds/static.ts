@@ -9,14 +9,20 @@ import { defineProviderKind } from '../descriptor.js';
 import type { NestedSettingsCheck } from '../descriptor.js';
 
 function schema(ctx: SchemaContext) {
-  const targetObject = z.strictObject({ address: z.string().min(1), ...overrideFields });
-  return z.strictObject({
-    targets: z
-      .array(z.union([z.string().min(1), targetObject]))
-      .min(1, { error: 'targets must list at least one address' }),
+  const targetObject = z.strictObject({
+    address: z.string().min(1).meta({ description: 'host:port, or a URL: scheme, address and path prefix.' }),
     ...overrideFields,
-    ...clientFields(ctx),
   });
+  return z
+    .strictObject({
+      targets: z
+        .array(z.union([z.string().min(1), targetObject]))
+        .min(1, { error: 'targets must list at least one address' })
+        .meta({ description: 'The targets, at least one: host:port, a URL (scheme, address, path prefix), or {address, ...} with settings of its own.' }),
+      ...overrideFields,
+      ...clientFields(ctx),
+    })
+    .meta({ description: 'Targets listed in the file. The per-target settings here apply to each; a target\'s own come above them.' });
 }
 
 export type StaticConfig = z.output<ReturnType<typeof schema>>;

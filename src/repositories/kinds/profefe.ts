@@ -4,7 +4,14 @@ import type { SchemaContext } from '../../config/fields.js';
 import { defineRepositoryKind, headers, repositoryFields } from '../descriptor.js';
 
 function schema(ctx: SchemaContext) {
-  return z.strictObject({ url, headers: headers.optional(), ...repositoryFields, ...clientFields(ctx) });
+  return z
+    .strictObject({
+      url: url.meta({ description: 'The collector, like http://profefe:10100; credentials in it are refused (use basic_auth or bearer_token_file).' }),
+      headers: headers.optional(),
+      ...repositoryFields,
+      ...clientFields(ctx),
+    })
+    .meta({ description: 'A profefe collector: each profile is POSTed to {url}/api/0/profiles.' });
 }
 
 export type ProfefeConfig = z.output<ReturnType<typeof schema>>;

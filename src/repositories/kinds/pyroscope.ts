@@ -6,8 +6,8 @@ import { targetLabelsProblem } from '../pyroscope-labels.js';
 
 function schema(ctx: SchemaContext) {
   return z.strictObject({
-    url,
-    tenant: z.string().min(1).optional(),
+    url: url.meta({ description: 'The server (or Grafana Cloud Profiles), like http://pyroscope:4040; credentials in it are refused (use basic_auth or bearer_token_file).' }),
+    tenant: z.string().min(1).optional().meta({ description: 'Sent as X-Scope-OrgID, for a multi-tenant server.' }),
     headers: headers.optional(),
     // Pyroscope's own defaults (pkg/validation/limits.go); 0 turns a bound off, as there
     reject_older_than: duration.default(3_600_000).meta({ description: 'The server\'s validation.reject-older-than (default 1h): older profiles are dropped, not sent. 0s: no limit.' }),
@@ -17,7 +17,7 @@ function schema(ctx: SchemaContext) {
     max_profile_stacktrace_samples: z.int().min(0).default(16_000).meta({ description: 'The server\'s limit of the same name (default 16000); a profile with more samples is not sent. 0: no limit.' }),
     ...repositoryFields,
     ...clientFields(ctx),
-  });
+  }).meta({ description: 'Grafana Pyroscope (or Grafana Cloud Profiles) through its push API; cumulative types are sent as deltas.' });
 }
 
 export type PyroscopeConfig = z.output<ReturnType<typeof schema>>;
