@@ -2,7 +2,7 @@
  * Docker discovery at host size: N labelled containers running the Go pprof
  * target in host network mode (each on its own port of 127.0.0.1), a real
  * engine (dockerd on its own socket, as the tests start it) and the daemon as
- * a child process (`node --liftoff-only dist/cli/index.js run`), the way it runs in service.
+ * a child process (`node --liftoff-only --heap-growing-percent=50 dist/cli/index.js run`), the way it runs in service.
  *
  *   npm run build
  *   node --import tsx bench/docker.ts [--containers 100] [--parallel 4] [--steady 60s]

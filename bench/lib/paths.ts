@@ -9,4 +9,4 @@ export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const FIXTURES_DIR = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
 
 /** node's own flags for the daemon, as `npm start`, the systemd unit and the image run it. */
-export const DAEMON_NODE_FLAGS = ['--liftoff-only'];
+export const DAEMON_NODE_FLAGS = ['--liftoff-only', '--heap-growing-percent=50'];

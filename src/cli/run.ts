@@ -1,5 +1,4 @@
 import { Daemon } from '../daemon.js';
-import { tuneGc } from '../gc-tuning.js';
 import { createLogger } from '../log.js';
 import { reloadRoute, Reloader } from '../reload.js';
 import type { ConfigWatcher } from '../reload.js';
@@ -24,7 +23,6 @@ const EXIT_GRACE_MS = 2_000;
  * /-/reload reload the config.
  */
 export async function runCommand(options: RunOptions): Promise<number> {
-  tuneGc();
   const logger = createLogger({ level: options.logLevel, stream: 'stdout' });
   const listener = new StatusListener(logger);
   const daemon = new Daemon({ logger, listener });
