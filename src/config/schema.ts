@@ -6,6 +6,7 @@ import { REPOSITORIES } from '../repositories/registry.js';
 import { clientFields, duration, filePath, positiveDuration, quote, size } from './fields.js';
 import type { SchemaContext } from './fields.js';
 import { profileLimitFields } from './profile-limits.js';
+import { relabelConfigs } from './relabel.js';
 import { Secret } from './secret.js';
 import { interval, labelMap, overrideFields, urlPath } from './target-settings.js';
 import { DEFAULT_DENY_CIDRS, parseCidr } from '../targets/address-policy.js';
@@ -221,6 +222,7 @@ export function createConfigSchema(ctx: SchemaContext) {
     scrape: scrapeSchema(ctx).prefault({}),
     profiles: profilesSchema.default(DEFAULT_PROFILES),
     discovery: z.array(entryOf(PROVIDERS, ctx)).default([]),
+    relabel_configs: relabelConfigs.default([]),
     overrides: z.array(overrideRule).default([]),
     repositories: z.array(entryOf(REPOSITORIES, ctx)).min(1, { error: 'list at least one repository, so profiles have somewhere to go' }),
     server: serverSchema(ctx).prefault({}),

@@ -4,6 +4,7 @@ import type { SchemaContext } from '../../config/fields.js';
 import { isMap } from '../../config/issues.js';
 import type { AddIssue, RawMap } from '../../config/issues.js';
 import { DEFAULT_PPROF_PORT, overrideFields, port } from '../../config/target-settings.js';
+import { relabelField } from '../../config/relabel.js';
 import { defineProviderKind, filterValues } from '../descriptor.js';
 
 function schema(ctx: SchemaContext) {
@@ -27,6 +28,7 @@ function schema(ctx: SchemaContext) {
     host_address: z.string().min(1).default('127.0.0.1'),
     refresh: positiveDuration.default(30_000),
     ...overrideFields,
+    ...relabelField,
     port: port.default(DEFAULT_PPROF_PORT),
     bearer_token: secret.optional(),
     bearer_token_file: filePath(ctx).optional(),

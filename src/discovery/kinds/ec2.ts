@@ -3,6 +3,7 @@ import { clientFields, positiveDuration, quote, url } from '../../config/fields.
 import type { SchemaContext } from '../../config/fields.js';
 import type { AddIssue, RawMap } from '../../config/issues.js';
 import { DEFAULT_PPROF_PORT, overrideFields, port } from '../../config/target-settings.js';
+import { relabelField } from '../../config/relabel.js';
 import { defineProviderKind, filterValues } from '../descriptor.js';
 
 const addressKinds = ['private_ip', 'public_ip', 'private_dns', 'public_dns', 'ipv6'] as const;
@@ -21,6 +22,7 @@ function schema(ctx: SchemaContext) {
     tag_labels: z.array(z.string().min(1)).default([]),
     refresh: positiveDuration.default(60_000),
     ...overrideFields,
+    ...relabelField,
     port: port.default(DEFAULT_PPROF_PORT),
     ...clientFields(ctx),
   });

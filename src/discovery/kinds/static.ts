@@ -5,6 +5,7 @@ import { isMap } from '../../config/issues.js';
 import type { AddIssue, RawMap } from '../../config/issues.js';
 import { overrideFields } from '../../config/target-settings.js';
 import { parseAddress } from '../../targets/address.js';
+import { relabelField } from '../../config/relabel.js';
 import { defineProviderKind } from '../descriptor.js';
 import type { NestedSettingsCheck } from '../descriptor.js';
 
@@ -15,6 +16,7 @@ function schema(ctx: SchemaContext) {
       .array(z.union([z.string().min(1), targetObject]))
       .min(1, { error: 'targets must list at least one address' }),
     ...overrideFields,
+    ...relabelField,
     ...clientFields(ctx),
   });
 }
