@@ -118,10 +118,13 @@ describe('http_sd answers', () => {
     for (const [type, ok] of table) {
       answer = json('[]', type);
       const p = await provider();
-      const result = await p.refresh(AbortSignal.timeout(5000)).then(
-        () => true,
-        (err: unknown) => (err instanceof DiscoveryError && /content type/.test(err.message) ? false : Promise.reject(err)),
-      );
+      let result = true;
+      try {
+        await p.refresh(AbortSignal.timeout(5000));
+      } catch (err) {
+        if (!(err instanceof DiscoveryError && /content type/.test(err.message))) throw err;
+        result = false;
+      }
       await p.close?.();
       assert.equal(result, ok, type);
     }
