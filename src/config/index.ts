@@ -10,8 +10,11 @@ export type { ProfileLimits } from './profile-limits.js';
 // the discovery kinds, and each discovery and repository kind's settings, beside the config's other sections
 export { PROVIDER_KINDS, providerOf } from '../discovery/registry.js';
 export type { ProviderKind } from '../discovery/registry.js';
+export type { DnsConfig } from '../discovery/kinds/dns.js';
 export type { DockerConfig } from '../discovery/kinds/docker.js';
 export type { Ec2Config } from '../discovery/kinds/ec2.js';
+export type { FileConfig } from '../discovery/kinds/file.js';
+export type { HttpConfig } from '../discovery/kinds/http.js';
 export type { StaticConfig } from '../discovery/kinds/static.js';
 export type { DirectoryConfig } from '../repositories/kinds/directory.js';
 export type { ProfefeConfig } from '../repositories/kinds/profefe.js';

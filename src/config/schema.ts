@@ -6,6 +6,7 @@ import { REPOSITORIES } from '../repositories/registry.js';
 import { clientFields, duration, filePath, positiveDuration, quote, size } from './fields.js';
 import type { SchemaContext } from './fields.js';
 import { profileLimitFields } from './profile-limits.js';
+import { relabelConfigs } from './relabel.js';
 import { Secret } from './secret.js';
 import { interval, labelMap, overrideFields, urlPath } from './target-settings.js';
 import { DEFAULT_DENY_CIDRS, parseCidr } from '../targets/address-policy.js';
@@ -231,6 +232,7 @@ export function createConfigSchema(ctx: SchemaContext) {
       .array(entryOf(PROVIDERS, ctx))
       .default([])
       .meta({ description: 'Where targets come from: a list of entries, each with exactly one provider key.' }),
+    relabel_configs: relabelConfigs.default([]),
     overrides: z
       .array(overrideRule)
       .default([])

@@ -1,16 +1,18 @@
 import { z } from 'zod';
 import type { ClientSettings, SchemaContext } from '../config/fields.js';
 import type { AddIssue, IssuePath, RawMap } from '../config/issues.js';
+import type { RelabelSettings } from '../config/relabel.js';
 import type { OverrideSettings } from '../config/target-settings.js';
 import type { Provider, ProviderDeps } from './provider.js';
 
 /**
  * What every provider block holds, whatever its kind: the settings of its
- * targets (overrideFields) and how to reach them (clientFields). The target
- * builder and the scrape clients read these of any block, so a kind whose
- * schema lacks them does not type-check.
+ * targets (overrideFields), how to reach them (clientFields) and its
+ * relabeling rules (relabelField). The target builder and the scrape clients
+ * read these of any block, so a kind whose schema lacks them does not
+ * type-check.
  */
-export type ProviderBlock = OverrideSettings & ClientSettings;
+export type ProviderBlock = OverrideSettings & ClientSettings & RelabelSettings;
 
 /**
  * Checks the `profiles:` and `interval:` of per-target settings nested in a

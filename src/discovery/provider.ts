@@ -42,10 +42,18 @@ export class DiscoveryError extends Error {
   readonly code: string | undefined;
   /** The API asked us to slow down: back off longer than for other errors. */
   readonly throttled: boolean;
+  /**
+   * The answer to publish all the same, for a provider of several sources
+   * that each keep their own last good part (the file provider: one bad file
+   * keeps its last good targets, the other files' changes still apply). The
+   * failure is still reported and counted.
+   */
+  readonly answer: Discovered[] | undefined;
 
-  constructor(message: string, options: { code?: string | undefined; throttled?: boolean; cause?: unknown } = {}) {
+  constructor(message: string, options: { code?: string | undefined; throttled?: boolean; cause?: unknown; answer?: Discovered[] | undefined } = {}) {
     super(message, options.cause !== undefined ? { cause: options.cause } : undefined);
     this.code = options.code;
     this.throttled = options.throttled ?? false;
+    this.answer = options.answer;
   }
 }

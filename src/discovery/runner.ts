@@ -164,24 +164,30 @@ export class ProviderRunner {
       const found = await this.provider.refresh(signal);
       if (signal.aborted) return { ok: true };
       this.deps.metrics.discoveryRefreshes.inc({ ...this.#labels(), result: 'success' });
-      if (seq > this.#published) {
-        this.#published = seq;
-        const text = JSON.stringify(found);
-        if (this.#found === undefined || text !== this.#foundText) {
-          this.#found = found;
-          this.#foundText = text;
-          this.deps.onChange();
-        }
-      }
+      this.#publish(seq, found);
       return { ok: true };
     } catch (error) {
       if (!signal.aborted) {
         this.deps.metrics.discoveryRefreshes.inc({ ...this.#labels(), result: 'failure' });
         this.deps.metrics.discoveryFailures.inc(this.#labels());
+        // a failure that still carries an answer (one bad file among several) publishes it
+        if (error instanceof DiscoveryError && error.answer !== undefined) this.#publish(seq, error.answer);
       }
       return { ok: false, error };
     } finally {
       this.#inFlight--;
+    }
+  }
+
+  /** Publishes an answer unless a later-started refresh's already was. */
+  #publish(seq: number, found: readonly Discovered[]): void {
+    if (seq <= this.#published) return;
+    this.#published = seq;
+    const text = JSON.stringify(found);
+    if (this.#found === undefined || text !== this.#foundText) {
+      this.#found = found;
+      this.#foundText = text;
+      this.deps.onChange();
     }
   }
 

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { Config, MatchValue, OverrideSettings } from '../config/index.js';
+import type { RelabelRule } from '../config/relabel.js';
+import type { Labels } from '../profiles/profile.js';
 import { formatDuration } from '../config/index.js';
 import { CPU_TYPE, DEFAULT_TRACE_SECONDS, defaultCpuSeconds, shortestCronGap } from '../config/schema.js';
 import { DEFAULT_PPROF_PORT } from '../config/target-settings.js';
@@ -14,14 +16,15 @@ import type { AddressPolicy } from './address-policy.js';
 import { applyDirectives, applySettings } from './draft.js';
 import type { Draft } from './draft.js';
 import { ownedLabelsOf } from './labels.js';
+import { relabelDraft, rulesOf } from './relabel-step.js';
 import type { BuildResult, Discovered, DropKind, DroppedTarget, NotSentTo, Target, TargetGroup, TargetProfile, Timing } from './types.js';
 
 const DEFAULT_PATH_PREFIX = '/debug/pprof';
 
 /**
  * Turns what discovery found into targets: defaults, then scrape:/profiles:,
- * the provider block, the target's own metadata, then overrides: rules in
- * order. One pure function, so the dry run prints exactly what the daemon runs.
+ * the provider block, the target's own metadata, relabel_configs, then
+ * overrides: rules in order. One pure function, so the dry run prints exactly what the daemon runs.
  */
 export function buildTargets(config: Config, groups: readonly TargetGroup[]): BuildResult {
   const targets: Target[] = [];
@@ -73,7 +76,7 @@ export function shardOf(id: string, count: number): number {
 
 function buildOne(config: Config, policy: AddressPolicy, group: TargetGroup, found: Discovered): Target | DroppedTarget {
   const entry = config.discovery[group.source];
-  const block = (entry?.[group.provider] ?? {}) as OverrideSettings;
+  const block = (entry?.[group.provider] ?? {}) as OverrideSettings & { relabel_configs?: RelabelRule[] };
   const fail = (kind: DropKind, reason: string, address?: string): DroppedTarget => droppedOf(group, found, kind, reason, address);
 
   if (found.address === undefined) return fail('no_address', found.addressError ?? 'discovery found no address for it');
@@ -118,6 +121,16 @@ function buildOne(config: Config, policy: AddressPolicy, group: TargetGroup, fou
   }
   Object.assign(draft.labels, explicitLabels);
 
+  // relabel_configs: the entry's own, then the top-level ones; the daemon's own rules still apply after them
+  const rules = rulesOf(config, group, block);
+  let discoveredLabels: Labels | undefined;
+  if (rules.rules.length > 0) {
+    const outcome = relabelDraft(draft, found, group, rules);
+    discoveredLabels = outcome.discovered;
+    if (!outcome.ok) return { ...fail('relabel', outcome.reason, joinHostPort(draft.host, draft.port)), labels: { ...outcome.discovered } };
+    if (outcome.schemeSet) downgrade = undefined;
+  }
+
   // overrides: rules, in order; each sees what the ones before it set
   for (let i = 0; i < config.overrides.length; i++) {
     const rule = config.overrides[i];
@@ -158,7 +171,19 @@ function buildOne(config: Config, policy: AddressPolicy, group: TargetGroup, fou
   }
   const notSentTo = refusals.map(({ repository, reason }): NotSentTo => ({ repository, reason }));
   const id = targetId(draft.scheme, address, draft.pathPrefix, service, labels);
-  return { id, provider: group.provider, source: group.source, service, address, scheme: draft.scheme, labels, timing, profiles, ...(notSentTo.length > 0 ? { notSentTo } : {}) };
+  return {
+    id,
+    provider: group.provider,
+    source: group.source,
+    service,
+    address,
+    scheme: draft.scheme,
+    labels,
+    ...(discoveredLabels !== undefined ? { discoveredLabels } : {}),
+    timing,
+    profiles,
+    ...(notSentTo.length > 0 ? { notSentTo } : {}),
+  };
 }
 
 /** A repository that can never take a target's profiles, and how messages name its kind. */

@@ -22,6 +22,10 @@ const OWNED_LABELS: Record<ProviderKind, ReadonlySet<string>> = {
   static: new Set(['instance', 'provider']),
   ec2: new Set(['instance', 'provider', 'instance_id', 'instance_type', 'availability_zone', 'region', 'vpc_id', 'image_id']),
   docker: new Set(['instance', 'provider', 'container_name', 'container_id', 'image', 'compose_project', 'compose_service']),
+  // a discovery file's labels are the target's own; only who it is stays the daemon's
+  file: new Set(['instance', 'provider']),
+  http: new Set(['instance', 'provider']),
+  dns: new Set(['instance', 'provider']),
 };
 
 /** The labels of a provider's targets that only the daemon and the config file set, never `pprof.label.*` metadata. */

@@ -9,6 +9,8 @@ export interface TargetJson {
   address: string;
   scheme: string;
   labels: Record<string, string>;
+  /** The labels relabel_configs started from, when rules ran: before and after, as Prometheus's targets page shows them. */
+  discovered_labels?: Record<string, string>;
   interval?: string;
   schedule?: string;
   spread?: string;
@@ -44,6 +46,7 @@ export function targetJson(t: Target): TargetJson {
     address: t.address,
     scheme: t.scheme,
     labels: { ...t.labels },
+    ...(t.discoveredLabels !== undefined ? { discovered_labels: { ...t.discoveredLabels } } : {}),
     ...describeTiming(t.timing),
     profiles: t.profiles.map((p) => ({ type: p.type, url: p.url })),
     ...(t.notSentTo ? { not_sent_to: t.notSentTo.map((n) => ({ repository: n.repository, reason: n.reason })) } : {}),

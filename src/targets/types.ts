@@ -22,6 +22,8 @@ export interface Discovered {
   readonly service?: string | undefined;
   /** Service name to use when nothing else names one (instance id, container name). */
   readonly fallbackService?: string | undefined;
+  /** `__meta_*` labels for relabel_configs, as Prometheus names this provider's metadata (file, http, dns; ec2 and docker derive theirs, targets/meta.ts). */
+  readonly meta?: Labels | undefined;
 }
 
 /** Everything one provider entry currently knows. */
@@ -58,6 +60,8 @@ export interface Target {
   readonly address: string;
   readonly scheme: 'http' | 'https';
   readonly labels: Labels;
+  /** The labels relabel_configs started from (`__meta_*`, `__address__`, …); set only when rules ran. */
+  readonly discoveredLabels?: Labels | undefined;
   readonly timing: Timing;
   readonly profiles: readonly TargetProfile[];
   /** Repositories that never get this target's profiles, and why; set only when some do. */
@@ -73,13 +77,14 @@ export interface NotSentTo {
 /**
  * Why a target was dropped, for code to tell apart (the reason is for people):
  * discovery gave no address, or one that does not parse; its `pprof.*` tags or
- * labels are bad; an `overrides:` rule drops it; `scrape.deny_cidrs` or
+ * labels are bad; relabel_configs drop it (or leave it without a usable
+ * address, scheme, path or label name); an `overrides:` rule drops it; `scrape.deny_cidrs` or
  * `allow_cidrs` refuse its address; its settings do not fit together (an
  * unknown profile type, an interval not longer than a profile's seconds); no
  * repository can take its profiles; another target has its id; it belongs to
  * another shard.
  */
-export type DropKind = 'no_address' | 'invalid_address' | 'invalid_metadata' | 'override' | 'address_policy' | 'invalid_settings' | 'no_repository' | 'duplicate' | 'shard';
+export type DropKind = 'no_address' | 'invalid_address' | 'invalid_metadata' | 'relabel' | 'override' | 'address_policy' | 'invalid_settings' | 'no_repository' | 'duplicate' | 'shard';
 
 /** A target discovery found but that will not be scraped, and why. */
 export interface DroppedTarget {

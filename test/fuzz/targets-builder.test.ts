@@ -72,6 +72,9 @@ const OWNED = {
   ec2: ['provider', 'instance_id', 'instance_type', 'availability_zone', 'region', 'vpc_id', 'image_id'],
   docker: ['provider', 'container_name', 'container_id', 'image', 'compose_project', 'compose_service'],
   static: ['provider'],
+  file: ['provider'],
+  http: ['provider'],
+  dns: ['provider'],
 } as const;
 
 /** The config's deny and allow lists, read independently of the code under test. */

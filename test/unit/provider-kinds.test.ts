@@ -12,6 +12,9 @@ const BLOCKS: Record<(typeof PROVIDER_KINDS)[number], string> = {
   static: '{targets: ["127.0.0.1:6060"], bearer_token: tok-static}',
   ec2: '{region: eu-west-1, bearer_token: tok-ec2}',
   docker: '{bearer_token: tok-docker}',
+  file: '{files: [targets.json], bearer_token: tok-file}',
+  http: '{url: "http://127.0.0.1:1/sd", endpoint: {bearer_token: tok-endpoint}, bearer_token: tok-http}',
+  dns: '{names: [_pprof._tcp.example.com], bearer_token: tok-dns}',
 };
 
 void test('each provider kind: its block is found, and its own credentials reach its targets', () => {

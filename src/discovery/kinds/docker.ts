@@ -4,6 +4,7 @@ import type { SchemaContext } from '../../config/fields.js';
 import { isMap } from '../../config/issues.js';
 import type { AddIssue, RawMap } from '../../config/issues.js';
 import { DEFAULT_PPROF_PORT, overrideFields, port } from '../../config/target-settings.js';
+import { relabelField } from '../../config/relabel.js';
 import { defineProviderKind, filterValues } from '../descriptor.js';
 
 function schema(ctx: SchemaContext) {
@@ -35,6 +36,7 @@ function schema(ctx: SchemaContext) {
       host_address: z.string().min(1).default('127.0.0.1').meta({ description: 'The address of containers in host network mode.' }),
       refresh: positiveDuration.default(30_000).meta({ description: 'Time between two full lists; the engine\'s events bring changes sooner.' }),
       ...overrideFields,
+      ...relabelField,
       port: port.default(DEFAULT_PPROF_PORT).meta({ description: 'The pprof port, unless a pprof.port label or an overrides: rule sets another.' }),
       bearer_token,
       bearer_token_file,

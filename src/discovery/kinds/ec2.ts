@@ -3,6 +3,7 @@ import { clientFields, positiveDuration, quote, url } from '../../config/fields.
 import type { SchemaContext } from '../../config/fields.js';
 import type { AddIssue, RawMap } from '../../config/issues.js';
 import { DEFAULT_PPROF_PORT, overrideFields, port } from '../../config/target-settings.js';
+import { relabelField } from '../../config/relabel.js';
 import { defineProviderKind, filterValues } from '../descriptor.js';
 
 const addressKinds = ['private_ip', 'public_ip', 'private_dns', 'public_dns', 'ipv6'] as const;
@@ -32,6 +33,7 @@ function schema(ctx: SchemaContext) {
       tag_labels: z.array(z.string().min(1)).default([]).meta({ description: 'Tags shipped as labels on every profile of the instance.' }),
       refresh: positiveDuration.default(60_000).meta({ description: 'Time between two full asks.' }),
       ...overrideFields,
+      ...relabelField,
       port: port.default(DEFAULT_PPROF_PORT).meta({ description: 'The pprof port, unless a pprof.port tag or an overrides: rule sets another.' }),
       ...clientFields(ctx),
     })

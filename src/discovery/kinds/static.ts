@@ -5,6 +5,7 @@ import { isMap } from '../../config/issues.js';
 import type { AddIssue, RawMap } from '../../config/issues.js';
 import { overrideFields } from '../../config/target-settings.js';
 import { parseAddress } from '../../targets/address.js';
+import { relabelField } from '../../config/relabel.js';
 import { defineProviderKind } from '../descriptor.js';
 import type { NestedSettingsCheck } from '../descriptor.js';
 
@@ -20,6 +21,7 @@ function schema(ctx: SchemaContext) {
         .min(1, { error: 'targets must list at least one address' })
         .meta({ description: 'The targets, at least one: host:port, a URL (scheme, address, path prefix), or {address, ...} with settings of its own.' }),
       ...overrideFields,
+      ...relabelField,
       ...clientFields(ctx),
     })
     .meta({ description: 'Targets listed in the file. The per-target settings here apply to each; a target\'s own come above them.' });
