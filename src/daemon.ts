@@ -139,6 +139,7 @@ export class Daemon implements StatusSource {
     this.#config = config;
     this.#loaded = loaded;
     this.#appliedAt = Date.now();
+    this.#status.setTargetUpLimit(config.server.target_up_limit);
     if (!this.#scheduler) {
       this.#scheduler = new Scheduler(
         { concurrency: config.scrape.concurrency, ...(this.#options.clock ? { clock: this.#options.clock } : {}) },
