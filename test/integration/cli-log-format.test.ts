@@ -21,7 +21,8 @@ test('--log-format logfmt: ts=… level=error msg="…" with the fields after, v
   for (const line of lines) assert.match(line, /^ts=\d{4}-\d\d-\d\dT\S+Z level=(error|fatal|info|warn) msg=("([^"\\]|\\.)*"|\S+)( [A-Za-z_]+=("([^"\\]|\\.)*"|\S*))*$/, line);
   const interval = lines.find((l) => l.includes('path=scrape.interval'));
   assert.ok(interval, r.stdout);
-  assert.match(interval, /^ts=\S+ level=error msg="[^"]*soon[^"]*" file=\S+bad\.yaml line=1 column=20 path=scrape\.interval$/);
+  // the message quotes the value: its quotes are escaped inside the quoted logfmt value
+  assert.match(interval, /^ts=\S+ level=error msg="\\"soon\\" is not a duration: [^"\\]*" file=\S+bad\.yaml line=1 column=20 path=scrape\.interval( trigger=start)?$/);
 });
 
 test('JSON lines by default off a terminal, the level by name', async () => {
