@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config, LoadedConfig } from './config/index.js';
 import { DiscoveryManager } from './discovery/index.js';
@@ -15,8 +16,10 @@ import { scrapeProfile } from './scrape/scraper.js';
 import { buildTargets, TargetStatus } from './targets/index.js';
 import type { BuildResult } from './targets/index.js';
 import type { ListenerReport, StatusListener } from './server/listener.js';
-import type { StatusReport, StatusSource } from './server/routes.js';
-import { statusReport } from './server/status-report.js';
+import { judgeHealth } from './server/health.js';
+import type { Health } from './server/health.js';
+import type { DaemonStatusJson, StatusReport, StatusSource } from './server/routes.js';
+import { repositoryStatusJson, statusReport } from './server/status-report.js';
 import type { HeldProfile } from './server/last-profiles.js';
 
 export interface DaemonOptions {
@@ -30,6 +33,10 @@ export interface DaemonOptions {
   readonly lastProfilesBytes?: number;
   /** How long a reload waits for a restarted provider's first answer before judging its targets gone (default 10 s). */
   readonly handoverMs?: number;
+  /** The version the status page shows (default: package.json's). */
+  readonly version?: string;
+  /** Where the config came from, as the status page shows it (default: the loaded file's path, or `<embedded default>`). */
+  readonly configSource?: string;
 }
 
 /** What one apply() changed, for the log. */
@@ -68,6 +75,10 @@ export class Daemon implements StatusSource {
   /** An apply is between its discovery change and its rebuild: rebuilds wait for it. */
   #applying = false;
   #stopping: Promise<void> | undefined;
+  readonly #startedAt = Date.now();
+  /** The targets were built from every provider's first answer (or failure): /-/ready from then on. */
+  #firstRoundBuilt = false;
+  #appliedAt: number | undefined;
 
   constructor(options: DaemonOptions) {
     this.#options = options;
@@ -90,9 +101,9 @@ export class Daemon implements StatusSource {
     return this.#options.listener?.address;
   }
 
-  /** Config loaded and every provider tried its first refresh. */
+  /** Config loaded, every provider tried its first refresh, and the targets were built from those answers. */
   get ready(): boolean {
-    return this.#config !== undefined && (this.#discovery?.ready ?? false);
+    return this.#config !== undefined && this.#firstRoundBuilt;
   }
 
   /**
@@ -128,6 +139,8 @@ export class Daemon implements StatusSource {
 
     this.#config = config;
     this.#loaded = loaded;
+    this.#appliedAt = Date.now();
+    this.#status.setTargetUpLimit(config.server.target_up_limit);
     if (!this.#scheduler) {
       this.#scheduler = new Scheduler(
         { concurrency: config.scrape.concurrency, ...(this.#options.clock ? { clock: this.#options.clock } : {}) },
@@ -188,6 +201,7 @@ export class Daemon implements StatusSource {
     const kept = result.targets.filter((t) => before.has(t.id)).length;
     const targets = { added: result.targets.length - kept, removed: before.size - kept, kept };
     this.#current = result;
+    if (this.#discovery.ready) this.#firstRoundBuilt = true;
     const change = this.#scheduler.update(result.targets);
     this.#status.built(result);
     if (change.added + change.removed + change.changed > 0) {
@@ -233,6 +247,34 @@ export class Daemon implements StatusSource {
     return statusReport(this.#current, this.#discovery?.problems() ?? [], this.#status);
   }
 
+  /** /-/healthy: a stalled repository, or discovery failing everywhere, for longer than server.health allows. */
+  health(): Health {
+    const health = this.#config?.server.health;
+    if (!health) return { healthy: true, reasons: [] };
+    return judgeHealth({
+      thresholds: { deliveryStallMs: health.delivery_stall, discoveryFailureMs: health.discovery_failure },
+      repositories: this.#repositories.status(),
+      discoveryFailingSince: this.#discovery?.allFailingSince(),
+      discoveryErrors: this.#discovery?.problems() ?? [],
+      now: Date.now(),
+    });
+  }
+
+  /** /status: version, config source, health and each repository's delivery. */
+  status(): DaemonStatusJson {
+    const now = Date.now();
+    const stallMs = this.#config?.server.health.delivery_stall ?? Infinity;
+    return {
+      version: this.#options.version ?? PACKAGE_VERSION,
+      node: process.version,
+      config: { source: this.#options.configSource ?? this.#loaded?.source ?? '', ...(this.#appliedAt !== undefined ? { applied: new Date(this.#appliedAt).toISOString() } : {}) },
+      started: new Date(this.#startedAt).toISOString(),
+      ready: this.ready,
+      health: this.health(),
+      repositories: this.#repositories.status().map((r) => repositoryStatusJson(r, stallMs, now)),
+    };
+  }
+
   /** The last good profile of a target × type, while it is held (status page downloads). */
   lastProfile(targetId: string, type: string): HeldProfile | undefined {
     return this.#status.lastProfile(targetId, type);
@@ -251,6 +293,15 @@ export class Daemon implements StatusSource {
     return this.#stopping;
   }
 }
+
+/** package.json's version, read once (src/ and dist/ both sit one folder below it). */
+const PACKAGE_VERSION = ((): string => {
+  try {
+    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+})();
 
 /** Resolves when `p` settles or after `ms`, whichever comes first. */
 async function withDeadline(p: Promise<unknown>, ms: number): Promise<void> {

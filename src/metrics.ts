@@ -1,5 +1,13 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** One series of pprof_scraper_target_up. */
+export interface TargetUpSeries {
+  readonly service: string;
+  readonly instance: string;
+  readonly type: string;
+  readonly up: number;
+}
+
 /**
  * The daemon's own metrics (`pprof_scraper_*`), and prom-client's process and
  * Node metrics under their usual names. One registry per daemon, so tests can
@@ -10,6 +18,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
   const reg = [registry];
   const queueSources = new Map<string, () => { length: number; bytes: number; oldestAgeMs: number }>();
+  const targetUpSource: { series: () => Iterable<TargetUpSeries>; unexposed: () => number } = { series: () => [], unexposed: () => 0 };
   return {
     registry,
     scrapes: new Counter({
@@ -49,6 +58,28 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'Targets being scraped, by provider.',
       labelNames: ['provider'] as const,
       registers: reg,
+    }),
+    /** The target_up series and how many the limit left out: the two gauges read them when /metrics is scraped. */
+    targetUpSource,
+    targetUp: new Gauge({
+      name: 'pprof_scraper_target_up',
+      help: 'Whether the last scrape of a target\'s profile type succeeded (1) or failed (0); no series before its first scrape. At most server.target_up_limit series.',
+      labelNames: ['service', 'instance', 'type'] as const,
+      registers: reg,
+      collect() {
+        this.reset();
+        // two targets with one service and address share a series: a failing one wins
+        for (const s of targetUpSource.series()) if (s.up === 1) this.set({ service: s.service, instance: s.instance, type: s.type }, 1);
+        for (const s of targetUpSource.series()) if (s.up !== 1) this.set({ service: s.service, instance: s.instance, type: s.type }, 0);
+      },
+    }),
+    targetUpUnexposed: new Gauge({
+      name: 'pprof_scraper_target_up_unexposed',
+      help: 'Target × profile types that have no pprof_scraper_target_up series because server.target_up_limit was reached.',
+      registers: reg,
+      collect() {
+        this.set(targetUpSource.unexposed());
+      },
     }),
     droppedTargets: new Gauge({
       name: 'pprof_scraper_dropped_targets',

@@ -6,6 +6,8 @@ import { runCommand } from './run.js';
 import { schemaCommand } from './schema.js';
 import { targetsCommand } from './targets.js';
 import { parseDuration } from '../config/index.js';
+import { LOG_FORMATS } from '../log.js';
+import type { LogFormat } from '../log.js';
 import { redactUrl } from '../redact.js';
 
 // The AWS SDK (EC2 discovery, S3) prints a Node-version notice on Node 20 on
@@ -25,6 +27,7 @@ const program = new Command()
   .description('Finds pprof targets (static, EC2, Docker), scrapes their profiles on a schedule, and ships them to profefe, Pyroscope, S3 or a directory.')
   .version(packageVersion(), '-V, --version')
   .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
+  .addOption(new Option('--log-format <format>', 'log lines as JSON or logfmt (ts=… level=info msg=…); default: JSON, readable lines on a terminal').choices(LOG_FORMATS))
   .showHelpAfterError('(run with --help for usage)');
 
 const configOption = (): Option => new Option('-c, --config <file>', 'config file (YAML); without it, the embedded default: the daemon profiles itself into ./profiles');
@@ -37,7 +40,8 @@ program
   .addOption(configOption())
   .addOption(new Option('--no-watch-config', 'do not reload when the config file changes (SIGHUP still does, and POST /-/reload with server.enable_reload)'))
   .action(async (opts: { config?: string; watchConfig: boolean }) => {
-    exitCode = await runCommand({ config: opts.config, logLevel: program.opts<{ logLevel: string }>().logLevel, watchConfig: opts.watchConfig });
+    const { logLevel, logFormat } = program.opts<{ logLevel: string; logFormat?: LogFormat }>();
+    exitCode = await runCommand({ config: opts.config, logLevel, logFormat, watchConfig: opts.watchConfig });
   });
 
 program
@@ -47,7 +51,8 @@ program
   .addOption(new Option('-o, --output <format>', 'json or table').choices(['json', 'table']).default('table'))
   .addOption(new Option('--timeout <duration>', 'how long discovery may take').argParser(durationArg).default(120_000, '2m'))
   .action(async (opts: { config?: string; output: string; timeout: number }) => {
-    exitCode = await targetsCommand({ config: opts.config, output: opts.output, timeout: opts.timeout, logLevel: program.opts<{ logLevel: string }>().logLevel });
+    const { logLevel, logFormat } = program.opts<{ logLevel: string; logFormat?: LogFormat }>();
+    exitCode = await targetsCommand({ config: opts.config, output: opts.output, timeout: opts.timeout, logLevel, logFormat });
   });
 
 program

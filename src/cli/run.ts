@@ -1,5 +1,6 @@
 import { Daemon } from '../daemon.js';
 import { createLogger } from '../log.js';
+import type { LogFormat } from '../log.js';
 import { reloadRoute, Reloader } from '../reload.js';
 import type { ConfigWatcher } from '../reload.js';
 import { StatusListener } from '../server/listener.js';
@@ -8,6 +9,7 @@ import { statusRoutes } from '../server/routes.js';
 export interface RunOptions {
   readonly config?: string | undefined;
   readonly logLevel: string;
+  readonly logFormat?: LogFormat | undefined;
   /** Reload when the config file changes (default true). */
   readonly watchConfig?: boolean;
 }
@@ -23,7 +25,7 @@ const EXIT_GRACE_MS = 2_000;
  * /-/reload reload the config.
  */
 export async function runCommand(options: RunOptions): Promise<number> {
-  const logger = createLogger({ level: options.logLevel, stream: 'stdout' });
+  const logger = createLogger({ level: options.logLevel, stream: 'stdout', format: options.logFormat });
   const listener = new StatusListener(logger);
   const daemon = new Daemon({ logger, listener });
   const reloader = new Reloader({ daemon, path: options.config, logger, metrics: daemon.metrics });

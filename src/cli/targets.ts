@@ -3,6 +3,7 @@ import { formatConfigError } from '../config/index.js';
 import { discoverOnce } from '../discovery/index.js';
 import type { DiscoveryProblem } from '../discovery/index.js';
 import { createLogger } from '../log.js';
+import type { LogFormat } from '../log.js';
 import { redactUrl } from '../redact.js';
 import { buildTargets, droppedJson, errorJson, targetJson, targetsReport } from '../targets/index.js';
 import type { BuildResult, TargetsReport } from '../targets/index.js';
@@ -13,6 +14,7 @@ export interface TargetsOptions {
   readonly output: string;
   readonly timeout: number;
   readonly logLevel: string;
+  readonly logFormat?: LogFormat | undefined;
 }
 
 /**
@@ -25,7 +27,7 @@ export async function targetsCommand(options: TargetsOptions): Promise<number> {
     process.stderr.write(`--output ${JSON.stringify(options.output)}: use json or table\n`);
     return 1;
   }
-  const logger = createLogger({ level: options.logLevel, stream: 'stderr' });
+  const logger = createLogger({ level: options.logLevel, stream: 'stderr', format: options.logFormat });
   let loaded;
   try {
     loaded = await loadConfig(options.config);

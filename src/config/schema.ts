@@ -217,6 +217,23 @@ function serverSchema(ctx: SchemaContext) {
       })
       .optional()
       .meta({ description: 'Serve https instead of http.' }),
+    health: z
+      .strictObject({
+        delivery_stall: positiveDuration
+          .default(10 * 60_000)
+          .meta({ description: 'GET /-/healthy answers 503 when a repository has profiles queued and has taken none for this long.' }),
+        discovery_failure: positiveDuration
+          .default(10 * 60_000)
+          .meta({ description: 'GET /-/healthy answers 503 when every discovery provider has failed for this long (the last good targets are still scraped meanwhile).' }),
+      })
+      .prefault({})
+      .meta({ description: 'When GET /-/healthy turns unhealthy (503, with the reason in the body).' }),
+    target_up_limit: z
+      .number()
+      .int()
+      .min(0, { error: 'target_up_limit must be 0 or more' })
+      .default(5000)
+      .meta({ description: 'Most series of pprof_scraper_target_up (one per target × profile type) /metrics exposes; a target × type past it gets none, and pprof_scraper_target_up_unexposed counts it. 0 turns the gauge off.' }),
   });
 }
 

@@ -1,5 +1,6 @@
 import type { ScrapedProfile } from '../profiles/profile.js';
 import type { Repository } from '../repositories/repository.js';
+import type { DeliveryStatus } from './delivery-status.js';
 import type { DurableQueue } from './queue.js';
 import type { QueueSettings } from './settings.js';
 
@@ -44,6 +45,11 @@ export class QueueHandle {
   /** What waits: count, bytes, age of the oldest in ms. */
   stats(): { length: number; bytes: number; oldestAgeMs: number } {
     return this.queue.stats();
+  }
+
+  /** Its delivery, read-only, for the status page and /-/healthy. */
+  status(): DeliveryStatus {
+    return this.queue.status(this.repository.kind);
   }
 
   /**

@@ -1,3 +1,5 @@
+export { DeliveryRecord } from './delivery-status.js';
+export type { DeliveryStatus } from './delivery-status.js';
 export { QueueHandle } from './handle.js';
 export { ScrapesInFlight, SendOrder } from './order.js';
 export type { OrderedItem } from './order.js';

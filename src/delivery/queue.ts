@@ -11,6 +11,8 @@ import type { Place, ProfileFields, SendResult } from '../repositories/repositor
 import { AckLog } from './ack-log.js';
 import { Backlog, whoOfEntry } from './backlog.js';
 import type { Entry } from './backlog.js';
+import { DeliveryRecord } from './delivery-status.js';
+import type { DeliveryStatus } from './delivery-status.js';
 import { DropLog } from './drops.js';
 import type { QueueHandle } from './handle.js';
 import { SendOrder } from './order.js';
@@ -52,6 +54,7 @@ export class DurableQueue {
   readonly #transform: TransformStage;
   readonly #retry: Retry;
   readonly #log: DropLog;
+  readonly #record = new DeliveryRecord();
   #handle: QueueHandle | undefined;
   #ready = false;
   #recovering: Promise<void> | undefined;
@@ -170,6 +173,23 @@ export class DurableQueue {
 
   stats(): { length: number; bytes: number; oldestAgeMs: number } {
     return { length: this.#backlog.count, bytes: this.#backlog.bytes, oldestAgeMs: this.#backlog.oldestAgeMs() };
+  }
+
+  /** Its delivery as the status page and /-/healthy show it; `kind` is the repository's. */
+  status(kind: string): DeliveryStatus {
+    const pausedUntil = this.#retry.pausedUntil;
+    return {
+      name: this.name,
+      kind,
+      queued: this.#backlog.count,
+      queuedBytes: this.#backlog.bytes,
+      oldestAgeMs: this.#backlog.oldestAgeMs(),
+      lastSuccessAt: this.#record.lastSuccessAt,
+      lastError: this.#record.lastError,
+      failedAttempts: this.#retry.failures,
+      retryAt: pausedUntil > Date.now() ? pausedUntil : undefined,
+      since: this.#record.since,
+    };
   }
 
   /** Makes `handle` the one that sends; the previous one (if any) is retired by its owner. */
@@ -300,11 +320,13 @@ export class DurableQueue {
       this.#order?.add(entry);
       // a send cut short by a retired or closing handle is not the repository's fault
       if (handle !== this.#handle || handle.closing || this.#stopped) return;
+      this.#record.answered(result);
       this.#deps.metrics.sendRetries.inc({ repository: this.name });
       this.#retry.failed(result, handle.settings.policy, round, queued);
       return;
     }
     if (handle === this.#handle) this.#retry.answered(queued);
+    this.#record.answered(result);
     this.#log.answered(result, whoOfEntry(entry));
     this.#finish(entry);
   }

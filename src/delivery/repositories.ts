@@ -6,6 +6,7 @@ import type { ScrapedProfile } from '../profiles/profile.js';
 import { createRepository, repositoryNameOf } from '../repositories/factory.js';
 import type { Repository } from '../repositories/repository.js';
 import { BaselineFiles, baselinesDir } from './baselines.js';
+import type { DeliveryStatus } from './delivery-status.js';
 import type { QueueHandle } from './handle.js';
 import type { ScrapesInFlight } from './order.js';
 import { queueSettingsOf } from './settings.js';
@@ -133,6 +134,11 @@ export class Repositories {
         .finally(() => this.#retiring.delete(slot));
     }
     return [...old.keys()].filter((n) => !next.has(n));
+  }
+
+  /** The delivery of each configured repository, in config order: a read-only snapshot. */
+  status(): DeliveryStatus[] {
+    return [...this.#slots.values()].map((s) => s.handle.status());
   }
 
   /** Hands a profile to every repository's queue; resolves once it is durable, never waits for a repository. */

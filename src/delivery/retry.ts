@@ -54,6 +54,11 @@ export class Retry {
     return this.#round;
   }
 
+  /** Retryable failures in a row now (0: the repository answers). */
+  get failures(): number {
+    return this.#failures;
+  }
+
   /** When sending may go on, ms since the epoch (0: not paused). */
   get pausedUntil(): number {
     return this.#pausedUntil;

@@ -32,6 +32,8 @@ interface Slot {
   readonly startError: string | undefined;
   /** The index its entry had when the provider was created: its messages name that one. */
   readonly createdIndex: number;
+  /** When creating the provider failed (ms since the epoch). */
+  readonly startFailedAt: number | undefined;
 }
 
 /**
@@ -74,11 +76,11 @@ export class DiscoveryManager {
       const kind = providerOf(entry)?.kind ?? 'unknown';
       try {
         const provider = await this.#deps.factory(entry, source, { logger: this.#deps.logger });
-        next.push({ key, source, kind, runner: new ProviderRunner(provider, this.#deps), startError: undefined, createdIndex: source });
+        next.push({ key, source, kind, runner: new ProviderRunner(provider, this.#deps), startError: undefined, createdIndex: source, startFailedAt: undefined });
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
         this.#deps.logger.error({ provider: kind, source: `discovery[${source}]`, error: message }, 'discovery provider could not start');
-        next.push({ key, source, kind, runner: undefined, startError: message, createdIndex: source });
+        next.push({ key, source, kind, runner: undefined, startError: message, createdIndex: source, startFailedAt: Date.now() });
       }
       started++;
     }
@@ -107,6 +109,22 @@ export class DiscoveryManager {
       if (error !== undefined) out.push({ provider: slot.kind, source: slot.source, error });
     }
     return out;
+  }
+
+  /**
+   * Since when every provider has been failing (ms since the epoch: the
+   * latest start of their failure streaks), or undefined when one answers
+   * or there is none.
+   */
+  allFailingSince(): number | undefined {
+    if (this.#slots.length === 0) return undefined;
+    let since = 0;
+    for (const slot of this.#slots) {
+      const at = slot.startFailedAt ?? slot.runner?.state.failingSince;
+      if (at === undefined) return undefined;
+      since = Math.max(since, at);
+    }
+    return since;
   }
 
   /** Every provider has tried its first refresh. */

@@ -18,6 +18,8 @@ export interface RunnerState {
   readonly error: string | undefined;
   /** The first refresh has been tried (it may have failed). */
   readonly tried: boolean;
+  /** When the current failure streak began (ms since the epoch), while one lasts. */
+  readonly failingSince: number | undefined;
 }
 
 /**
@@ -33,6 +35,7 @@ export class ProviderRunner {
   #found: readonly Discovered[] | undefined;
   #foundText = '';
   #error: string | undefined;
+  #failingSince: number | undefined;
   #tried = false;
   #wake: (() => void) | undefined;
   #wakeTimer: NodeJS.Timeout | undefined;
@@ -63,7 +66,7 @@ export class ProviderRunner {
 
   get state(): RunnerState {
     const error = this.#error === undefined ? undefined : relocated(this.#error, this.provider.source, this.#source);
-    return { found: this.#found, error, tried: this.#tried };
+    return { found: this.#found, error, tried: this.#tried, failingSince: this.#failingSince };
   }
 
   /** Its entry moved in the list (a reload): logs, metrics and errors name the new index from now on. */
@@ -104,11 +107,13 @@ export class ProviderRunner {
         if (failures > 0) this.#log().info({ failures }, 'discovery recovered');
         failures = 0;
         this.#error = undefined;
+        this.#failingSince = undefined;
       } else {
         const err = outcome.error;
         failures++;
         const message = err instanceof Error ? err.message : String(err);
         this.#error = message;
+        this.#failingSince ??= Date.now();
         const throttled = err instanceof DiscoveryError && err.throttled;
         const base = this.provider.refreshInterval ?? 30_000;
         wait = throttled ? Math.min(base * 2 ** (failures - 1), Math.max(base, MAX_THROTTLE_BACKOFF_MS)) : Math.min(base, 1000 * 2 ** (failures - 1));

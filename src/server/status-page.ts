@@ -1,5 +1,5 @@
 // The status page: one self-contained HTML document (no build step, no
-// framework) that reads /targets and draws it. It lives in a string so that
+// framework) that reads /targets and /status and draws them. It lives in a string so that
 // `tsc` ships it in dist/ with the rest. Every value from discovery (labels,
 // tags, container names) reaches the DOM through textContent, never as HTML.
 
@@ -37,6 +37,13 @@ th { background: var(--bg2); font-weight: 600; }
 .problems h2 { color: var(--err); font-size: 1rem; margin: .2rem 0; }
 details { margin-top: 1.5rem; }
 .empty { color: var(--muted); margin-top: 2rem; }
+#repositories { margin-top: 1rem; }
+#repositories h2, #health h2 { font-size: 1.1rem; margin: 0 0 .4rem; }
+#repositories tr.down td:first-child { border-left: 4px solid var(--err); }
+#repositories tr.up td:first-child { border-left: 4px solid var(--ok); }
+#health { border: 1px solid var(--err); border-radius: 6px; padding: .5rem 1rem; margin-top: 1rem; }
+#health h2 { color: var(--err); }
+#about { color: var(--muted); font-size: .85rem; width: 100%; }
 footer { margin-top: 2rem; color: var(--muted); font-size: .85rem; }
 footer a { margin-right: 1rem; }
 `;
@@ -84,13 +91,53 @@ function typeBadge(type, last) {
   }
   return badge;
 }
+function failing(t) {
+  return t.profiles.some((p) => health(t.last && t.last[p.type]) === 'error');
+}
 function matches(t, q) {
+  if ($('#failing').checked && !failing(t)) return false;
   if (!q) return true;
   const hay = [t.service, t.address, t.provider, ...Object.entries(t.labels).map(([k, v]) => k + '=' + v)].join(' ').toLowerCase();
   return q.toLowerCase().split(/\\s+/).every((w) => hay.includes(w));
 }
 let data;
+let status;
+function duration(ms) {
+  const s = Math.round(ms / 1000);
+  if (s < 60) return s + 's';
+  if (s < 3600) return Math.floor(s / 60) + 'm' + (s % 60 ? ' ' + (s % 60) + 's' : '');
+  return Math.floor(s / 3600) + 'h ' + Math.floor((s % 3600) / 60) + 'm';
+}
+function renderStatus() {
+  if (!status) return;
+  $('#about').textContent = 'pprof-scraper ' + status.version + ' · Node ' + status.node + ' · config: ' + status.config.source
+    + (status.config.applied ? ' (applied ' + ago(status.config.applied) + ')' : '') + ' · up since ' + new Date(status.started).toLocaleString();
+  const box = $('#status-panels');
+  box.replaceChildren();
+  if (!status.health.healthy) {
+    const h = el('div', { id: 'health' }, el('h2', {}, 'Unhealthy (/-/healthy answers 503)'));
+    for (const r of status.health.reasons) h.append(el('div', { class: 'error-text' }, r));
+    box.append(h);
+  }
+  const table = el('table', {}, el('thead', {}, el('tr', {},
+    el('th', {}, 'Repository'), el('th', {}, 'Queued'), el('th', {}, 'Oldest'), el('th', {}, 'Last success'), el('th', {}, 'Last error'), el('th', {}, 'Retry'))));
+  const body = el('tbody');
+  for (const r of status.repositories) {
+    const down = r.failedAttempts > 0 || r.stalled;
+    const retry = r.retryAt ? 'in ' + duration(Math.max(0, Date.parse(r.retryAt) - Date.now())) : (r.failedAttempts > 0 ? 'now' : '—');
+    body.append(el('tr', { class: down ? 'down' : 'up', 'data-repository': r.name, 'data-health': down ? 'down' : 'up' },
+      el('td', {}, el('div', { class: 'addr' }, r.name), el('div', { class: 'labels' }, r.kind + (r.stalled ? ' · stalled' : down ? ' · failing' : ''))),
+      el('td', { class: 'queued' }, r.queued + ' · ' + size(r.queuedBytes)),
+      el('td', {}, r.queued > 0 ? duration(r.oldestAgeMs) : '—'),
+      el('td', {}, r.lastSuccess ? ago(r.lastSuccess) : 'none yet'),
+      el('td', { class: 'last-error' }, r.lastError ? el('div', { class: 'error-text' }, ago(r.lastError.time) + ': ' + r.lastError.error + (r.lastError.permanent ? ' (refused for good)' : '')) : '—'),
+      el('td', { class: 'retry' }, retry + (r.failedAttempts > 0 ? ' · ' + r.failedAttempts + ' failed attempts' : ''))));
+  }
+  table.append(body);
+  box.append(el('section', { id: 'repositories' }, el('h2', {}, 'Repositories'), table));
+}
 function render() {
+  renderStatus();
   if (!data) return;
   const q = $('#filter').value.trim();
   const main = $('#main');
@@ -149,18 +196,21 @@ function render() {
 }
 async function refresh() {
   try {
-    const res = await fetch('targets', { cache: 'no-store' });
+    const [res, st] = await Promise.all([fetch('targets', { cache: 'no-store' }), fetch('status', { cache: 'no-store' })]);
     if (!res.ok) throw new Error('GET /targets answered ' + res.status);
+    if (!st.ok) throw new Error('GET /status answered ' + st.status);
     data = await res.json();
+    status = await st.json();
     $('#updated').textContent = 'updated ' + new Date().toLocaleTimeString();
     $('#updated').classList.remove('error-text');
     render();
   } catch (err) {
-    $('#updated').textContent = 'could not load /targets: ' + err.message;
+    $('#updated').textContent = 'could not load the status: ' + err.message;
     $('#updated').classList.add('error-text');
   }
 }
 $('#filter').addEventListener('input', render);
+$('#failing').addEventListener('change', render);
 refresh();
 setInterval(() => { if ($('#auto').checked) refresh(); }, 5000);
 `;
@@ -180,13 +230,16 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   <span id="summary">loading…</span>
   <span id="controls">
     <input id="filter" type="search" placeholder="filter: service, address, label=value" aria-label="filter targets">
+    <label><input id="failing" type="checkbox"> failing only</label>
     <label><input id="auto" type="checkbox" checked> auto-refresh</label>
     <span id="updated" class="meta"></span>
   </span>
+  <span id="about"></span>
 </header>
+<div id="status-panels"></div>
 <main id="main"></main>
 <footer>
-  <a href="targets">/targets (JSON)</a><a href="metrics">/metrics</a><a href="-/ready">/-/ready</a><a href="debug/pprof/">own /debug/pprof</a>
+  <a href="targets">/targets (JSON)</a><a href="status">/status (JSON)</a><a href="-/healthy">/-/healthy</a><a href="metrics">/metrics</a><a href="-/ready">/-/ready</a><a href="debug/pprof/">own /debug/pprof</a>
 </footer>
 <script>${SCRIPT}</script>
 </body>

@@ -4,8 +4,10 @@ import type { Metrics } from '../metrics.js';
 import type { ScrapeTask } from '../scrape/scheduler.js';
 import type { ScrapeOutcome } from '../scrape/scraper.js';
 import { LastProfiles } from '../server/last-profiles.js';
+import { ScrapeFailureLog } from './failure-log.js';
 import type { HeldProfile } from '../server/last-profiles.js';
 import type { BuildResult, DroppedTarget, Target } from './types.js';
+import { TargetUp } from './up-gauge.js';
 
 /** The last scrape of one target × type, as /targets shows it. */
 export interface LastScrape {
@@ -30,6 +32,10 @@ export interface TargetStatusOptions {
   readonly metrics: Metrics;
   /** Memory for the last profile of each target × type, for the status page's downloads. */
   readonly lastProfilesBytes: number;
+  /** Most pprof_scraper_target_up series (server.target_up_limit; default 5000). */
+  readonly targetUpLimit?: number;
+  /** How often a target × type that keeps failing is logged again (default 5 minutes). */
+  readonly failureSummaryMs?: number;
 }
 
 /**
@@ -49,11 +55,20 @@ export class TargetStatus {
   readonly #notSentLogged = new LastingKeys();
   /** Targets whose profile time was replaced by the scrape time, logged once each. */
   readonly #skewedTargets = new Set<string>();
+  readonly #failures: ScrapeFailureLog;
+  readonly #up: TargetUp;
 
   constructor(options: TargetStatusOptions) {
     this.#logger = options.logger;
     this.#metrics = options.metrics;
     this.#lastProfiles = new LastProfiles(options.lastProfilesBytes);
+    this.#failures = new ScrapeFailureLog(options.logger, options.failureSummaryMs);
+    this.#up = new TargetUp(options.logger, options.metrics, options.targetUpLimit ?? 5000);
+  }
+
+  /** server.target_up_limit, at each apply. */
+  setTargetUpLimit(limit: number): void {
+    this.#up.setLimit(limit);
   }
 
   /** After each build of the targets. */
@@ -83,11 +98,13 @@ export class TargetStatus {
     } else {
       this.#lastScrapes.set(task.key, { at: Date.now(), durationMs: outcome.durationMs, bytes: outcome.bytes, result, error });
     }
+    this.#up.scraped(task, outcome.ok);
     if (!outcome.ok) {
       this.#lastProfiles.delete(task.key);
-      this.#logger.warn({ target: target.address, service: target.service, type: profile.type, url: profile.url, result, reason: outcome.reason }, 'scrape failed');
+      this.#failures.failed(task, result, outcome.reason);
       return;
     }
+    this.#failures.succeeded(task);
     this.#lastProfiles.set(task.key, outcome.profile);
     if (outcome.ignoredTimeMs !== undefined && !this.#skewedTargets.has(target.id)) {
       this.#skewedTargets.add(target.id);
@@ -153,6 +170,8 @@ export class TargetStatus {
     for (const key of this.#lastScrapes.keys()) if (!live.has(key)) this.#lastScrapes.delete(key);
     const liveIds = new Set(targets.map((t) => t.id));
     for (const id of this.#skewedTargets) if (!liveIds.has(id)) this.#skewedTargets.delete(id);
+    this.#failures.retain(live);
+    this.#up.retain(targets, live);
     this.#lastProfiles.retain(live);
   }
 }

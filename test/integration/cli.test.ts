@@ -66,7 +66,7 @@ describe('run', () => {
     const file = await configFile('bad-run.yaml', 'scrape: {interval: soon, concurrency: 0}\nrepositories: []\n');
     const r = await runCli(['run', '--config', file]);
     assert.equal(r.code, 1);
-    const errors = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l['level'] === 50);
+    const errors = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l['level'] === 'error');
     assert.deepEqual(
       errors.map((e) => [e['line'], e['column'], e['path']]),
       [

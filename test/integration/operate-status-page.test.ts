@@ -16,12 +16,14 @@ import { skipWithoutGo, startGoTarget } from '../helpers/go-target.js';
 import { captureLogger } from '../helpers/log.js';
 import { httpGet, startFakePprofTarget } from '../helpers/operate.js';
 import { requirePeer } from '../helpers/peers.js';
+import { startProfefeFake } from '../helpers/profefe-fake.js';
 import { waitUntil } from '../helpers/wait.js';
 
 // The status page in Debian's headless Chromium, driven by playwright-core:
-// targets grouped by service, health per profile type, the last error, and a
-// download link that yields the real profile. Leaves a screenshot in
-// test/artifacts/ (gitignored).
+// targets grouped by service, health per profile type, the last error, a
+// download link that yields the real profile, and the repositories panel with
+// one repository down (a profefe answering 503). Leaves screenshots in
+// test/artifacts/ (gitignored): status-page.png, status-repository-down.png.
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url));
@@ -37,10 +39,12 @@ async function exists(path: string): Promise<boolean> {
 
 const skip = (await skipWithoutGo()) || requirePeer('chromium', await exists(CHROMIUM), `${CHROMIUM} not found`);
 
-test('the status page in headless Chromium: services, health per type, errors, a working download link', { skip, timeout: 120_000 }, async () => {
+test('the status page in headless Chromium: services, health per type, errors, a working download link, a repository down', { skip, timeout: 120_000 }, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'pprof-scraper-page-'));
   const go = await startGoTarget();
   const broken = await startFakePprofTarget({ reply: { status: 200, contentType: 'text/html', body: '<html><body>Welcome to nginx!</body></html>' } });
+  const profefe = await startProfefeFake();
+  profefe.setFailure(() => ({ status: 503, body: '{"error":"profefe is down for maintenance"}', headers: { 'content-type': 'application/json', 'retry-after': '30' } }));
   const file = join(dir, 'config.yaml');
   await writeFile(
     file,
@@ -55,7 +59,8 @@ discovery:
         - {address: "${broken.address}", service: frontend, profiles: [heap]}
 repositories:
   - directory: {path: "${join(dir, 'profiles')}"}
-server: {listen: "127.0.0.1:0"}
+  - profefe: {url: "${profefe.url}"}
+server: {listen: "127.0.0.1:0", health: {delivery_stall: 1s}}
 state_dir: "${join(dir, 'state')}"
 `,
   );
@@ -137,6 +142,30 @@ state_dir: "${join(dir, 'state')}"
 
     await mkdir(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: join(ARTIFACTS, 'status-page.png'), fullPage: true });
+
+    // the repositories panel: profefe down (503, waiting for its Retry-After), the directory taking profiles
+    const down = page.locator('#repositories tr[data-repository="profefe"]');
+    const upRow = page.locator('#repositories tr[data-repository="directory"]');
+    await down.waitFor({ state: 'visible' });
+    assert.equal(await down.getAttribute('data-health'), 'down');
+    // with a 1s delivery_stall, a loaded machine can judge the directory stalled for a moment: wait for a refresh that shows it taking profiles
+    await page.locator('#repositories tr[data-repository="directory"][data-health="up"]').waitFor({ state: 'visible', timeout: 20_000 });
+    assert.match(await down.locator('td.last-error').innerText(), /503/);
+    assert.match(await down.locator('td.retry').innerText(), /^in \d+s · \d+ failed attempts?$/);
+    assert.match(await down.locator('td.queued').innerText(), /^[1-9]\d* · /);
+    assert.match(await upRow.innerText(), /ago/);
+    assert.match(await page.locator('#about').innerText(), new RegExp(`^pprof-scraper \\d+\\.\\d+\\.\\d+.* · config: ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    // once delivery has stalled for server.health.delivery_stall, the page says why /-/healthy answers 503
+    await page.locator('#health').waitFor({ state: 'visible', timeout: 20_000 });
+    assert.match(await page.locator('#health').innerText(), /repository profefe \(profefe\): \d+ profiles queued/);
+
+    // failing only: the service whose every type is healthy goes
+    await page.check('#failing');
+    await checkout.waitFor({ state: 'detached' });
+    assert.ok(await frontend.isVisible());
+    await page.screenshot({ path: join(ARTIFACTS, 'status-repository-down.png'), fullPage: true });
+    await page.uncheck('#failing');
+    await checkout.waitFor({ state: 'visible' });
     assert.deepEqual(consoleErrors, []);
   } finally {
     await context?.close();
@@ -144,6 +173,7 @@ state_dir: "${join(dir, 'state')}"
     await daemon.stop();
     await go.stop();
     await broken.close();
+    await profefe.close();
     await rm(dir, { recursive: true, force: true });
     await rm(userDataDir, { recursive: true, force: true });
   }

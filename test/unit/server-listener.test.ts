@@ -10,7 +10,6 @@ import { test } from 'node:test';
 import bcrypt from 'bcryptjs';
 import { ConfigLoadError, parseConfig } from '../../src/config/index.js';
 import { silentLogger } from '../../src/log.js';
-import { createMetrics } from '../../src/metrics.js';
 import { statusRoutes } from '../../src/server/routes.js';
 import type { StatusSource } from '../../src/server/routes.js';
 import { startStatusServer } from '../../src/server/server.js';
@@ -18,6 +17,7 @@ import type { StatusServer } from '../../src/server/server.js';
 import { listenerOptionsOf } from '../../src/server/settings.js';
 import type { ListenerOptions } from '../../src/server/settings.js';
 import { captureLogger } from '../helpers/log.js';
+import { staticStatusSource } from '../helpers/status-source.js';
 
 // The status listener against what a web page in the operator's browser can
 // send (DNS rebinding, cross-site posts) and against anyone who can reach it
@@ -60,12 +60,7 @@ function ask(url: string, options: Ask = {}): Promise<Answer> {
 }
 
 function source(): StatusSource {
-  return {
-    ready: true,
-    metrics: createMetrics({ defaultMetrics: false }),
-    report: () => ({ targets: [], dropped: [], errors: [] }),
-    lastProfile: () => undefined,
-  };
+  return staticStatusSource();
 }
 
 /** A listener on a free port with the status routes and a POST /-/reload that counts its calls. */

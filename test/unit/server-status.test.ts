@@ -13,6 +13,7 @@ import { rebindStatusServer, startStatusServer } from '../../src/server/server.j
 import type { Handler } from '../../src/server/server.js';
 import { silentLogger } from '../../src/log.js';
 import { httpGet, httpPost } from '../helpers/operate.js';
+import { staticStatusSource } from '../helpers/status-source.js';
 import { scrapedProfile } from '../helpers/profiles.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -90,20 +91,26 @@ test('LastProfiles stays bounded with 10k targets × 6 types', () => {
   assert.ok(cache.has('9999/5'));
 });
 
-function fakeSource(): StatusSource & { setReady(v: boolean): void; held: Map<string, ScrapedProfile> } {
+function fakeSource(): StatusSource & { setReady(v: boolean): void; setReasons(r: string[]): void; held: Map<string, ScrapedProfile> } {
   let ready = false;
+  let reasons: string[] = [];
   const held = new Map<string, ScrapedProfile>();
   const report: StatusReport = {
     targets: [{ id: 'abc123', provider: 'static', service: 'checkout api', address: '10.0.0.7:6060', scheme: 'http', labels: {}, interval: '60s', profiles: [{ type: 'heap', url: 'http://10.0.0.7:6060/debug/pprof/heap' }], last: {} }],
     dropped: [],
     errors: [],
   };
+  const base = staticStatusSource();
   return {
+    ...base,
     metrics: createMetrics({ defaultMetrics: false }),
     get ready() {
       return ready;
     },
     setReady: (v) => (ready = v),
+    setReasons: (r) => (reasons = r),
+    health: () => ({ healthy: reasons.length === 0, reasons }),
+    status: () => ({ ...base.status(), version: '9.9.9', config: { source: '/etc/pprof-scraper/config.yaml' } }),
     held,
     report: () => report,
     lastProfile: (id, type) => held.get(`${id}/${type}`),
@@ -124,6 +131,17 @@ test('status routes: health, readiness, the page, /targets, downloads, methods',
     assert.equal(notReady.status, 503);
     source.setReady(true);
     assert.equal((await httpGet(`${base}/-/ready`)).status, 200);
+
+    // /-/healthy follows the daemon's judgement, with the reasons in the body
+    assert.equal((await httpGet(`${base}/-/healthy`)).status, 200);
+    source.setReasons(['repository pyroscope (pyroscope): 3 profiles queued', 'every discovery provider has failed for 11m']);
+    const sick = await httpGet(`${base}/-/healthy`);
+    assert.equal(sick.status, 503);
+    assert.equal(sick.text, 'unhealthy:\n- repository pyroscope (pyroscope): 3 profiles queued\n- every discovery provider has failed for 11m\n');
+    source.setReasons([]);
+    assert.equal((await httpGet(`${base}/-/healthy`)).status, 200);
+    const status = JSON.parse((await httpGet(`${base}/status`)).text) as { version: string; config: { source: string } };
+    assert.deepEqual([status.version, status.config.source], ['9.9.9', '/etc/pprof-scraper/config.yaml']);
 
     const page = await httpGet(`${base}/`);
     assert.equal(page.status, 200);

@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
-import { createMetrics } from '../../src/metrics.js';
 import type { ScrapedProfile } from '../../src/profiles/profile.js';
 import { createDirectoryRepository } from '../../src/repositories/directory.js';
 import { createProfefeRepository, profefeCreatedAt } from '../../src/repositories/profefe.js';
@@ -19,6 +18,7 @@ import { lastProfileLink, statusRoutes } from '../../src/server/routes.js';
 import { startStatusServer } from '../../src/server/server.js';
 import { silentLogger } from '../../src/log.js';
 import { captureLogger } from '../helpers/log.js';
+import { staticStatusSource } from '../helpers/status-source.js';
 import { startProfefeFake } from '../helpers/profefe-fake.js';
 import type { ProfefeFake } from '../helpers/profefe-fake.js';
 import { scrapedProfile } from '../helpers/profiles.js';
@@ -143,12 +143,7 @@ test('the status page hands out the last trace as a .trace file', async () => {
   const held = traceProfile();
   const server = await startStatusServer(
     '127.0.0.1:0',
-    statusRoutes({
-      ready: true,
-      metrics: createMetrics({ defaultMetrics: false }),
-      report: () => ({ targets: [], dropped: [], errors: [] }),
-      lastProfile: (id, type) => (id === held.targetId && type === held.type ? held : undefined),
-    }),
+    statusRoutes(staticStatusSource({ lastProfile: (id, type) => (id === held.targetId && type === held.type ? held : undefined) })),
     silentLogger(),
   );
   try {
