@@ -15,11 +15,19 @@ ARG NODE_IMAGE=node:22-bookworm-slim
 
 # --- build: compile the TypeScript, then keep only production dependencies
 FROM ${NODE_IMAGE} AS build
+# the commit --version reports: the build context has no .git
+# (docker build --build-arg PPROF_SCRAPER_COMMIT=$(git rev-parse HEAD) .)
+ARG PPROF_SCRAPER_COMMIT=
 WORKDIR /src
 COPY package.json package-lock.json tsconfig.json ./
+COPY scripts/build-info.sh ./scripts/build-info.sh
 COPY src ./src
-# `npm ci` runs the package's `prepare` script, which is `npm run build`
-RUN npm ci --no-audit --no-fund \
+# No dependency needs its install script: package.json's allowScripts denies
+# all four, and the image's npm may be older than the one that reads it, so
+# --ignore-scripts says the same to any npm (docs/install.md). It skips
+# `prepare` too: the build runs by name.
+RUN npm ci --ignore-scripts --no-audit --no-fund \
+ && PPROF_SCRAPER_COMMIT="$PPROF_SCRAPER_COMMIT" npm run build \
  && test -x dist/cli/index.js \
  && npm prune --omit=dev --no-audit --no-fund \
  && npm cache clean --force

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { buildInfo } from './build-info.js';
 
 /** One series of pprof_scraper_target_up. */
 export interface TargetUpSeries {
@@ -208,6 +209,15 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'Config reloads by trigger (signal, file, http) and result (applied, invalid, failed).',
       labelNames: ['trigger', 'result'] as const,
       registers: reg,
+    }),
+    buildInfo: new Gauge({
+      name: 'pprof_scraper_build_info',
+      help: 'Always 1; the version, the commit it was built from and the Node version, as labels.',
+      labelNames: ['version', 'commit', 'node'] as const,
+      registers: reg,
+      collect() {
+        this.set(buildInfo(), 1);
+      },
     }),
   };
 }

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { ConfigLoadError, loadConfigFile, loadEmbeddedDefault } from '../config/index.js';
 import type { LoadedConfig } from '../config/index.js';
@@ -7,12 +6,7 @@ export interface GlobalOptions {
   readonly logLevel: string;
 }
 
-export function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
-
-/** The file given with --config, or the embedded default. */
+/** The file chooseConfig picked (--config, $PPROF_SCRAPER_CONFIG, the system file), or the embedded default. */
 export async function loadConfig(path: string | undefined): Promise<LoadedConfig> {
   return path === undefined ? loadEmbeddedDefault() : loadConfigFile(path);
 }

@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { checkCommand } from './check.js';
-import { packageVersion } from './common.js';
+import { CONFIG_ENV, SYSTEM_CONFIG } from './config-source.js';
 import { runCommand } from './run.js';
 import { schemaCommand } from './schema.js';
 import { targetsCommand } from './targets.js';
+import { versionText } from '../build-info.js';
 import { parseDuration } from '../config/index.js';
 import { LOG_FORMATS } from '../log.js';
 import type { LogFormat } from '../log.js';
@@ -25,12 +26,13 @@ function durationArg(value: string): number {
 const program = new Command()
   .name('pprof-scraper')
   .description('Finds pprof targets (static, EC2, Docker), scrapes their profiles on a schedule, and ships them to profefe, Pyroscope, S3 or a directory.')
-  .version(packageVersion(), '-V, --version')
+  .version(versionText(), '-V, --version', 'print the version, the commit it was built from and the Node version')
   .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
   .addOption(new Option('--log-format <format>', 'log lines as JSON or logfmt (ts=… level=info msg=…); default: JSON, readable lines on a terminal').choices(LOG_FORMATS))
   .showHelpAfterError('(run with --help for usage)');
 
-const configOption = (): Option => new Option('-c, --config <file>', 'config file (YAML); without it, the embedded default: the daemon profiles itself into ./profiles');
+const configOption = (): Option =>
+  new Option('-c, --config <file>', `config file (YAML); without it, $${CONFIG_ENV}, else ${SYSTEM_CONFIG} if it exists, else the embedded default (the daemon profiles itself into ./profiles)`);
 
 let exitCode = 0;
 

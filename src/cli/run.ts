@@ -5,8 +5,10 @@ import { reloadRoute, Reloader } from '../reload.js';
 import type { ConfigWatcher } from '../reload.js';
 import { StatusListener } from '../server/listener.js';
 import { statusRoutes } from '../server/routes.js';
+import { chooseConfig, describeChoice } from './config-source.js';
 
 export interface RunOptions {
+  /** --config; without it, chooseConfig decides. */
   readonly config?: string | undefined;
   readonly logLevel: string;
   readonly logFormat?: LogFormat | undefined;
@@ -26,9 +28,12 @@ const EXIT_GRACE_MS = 2_000;
  */
 export async function runCommand(options: RunOptions): Promise<number> {
   const logger = createLogger({ level: options.logLevel, stream: 'stdout', format: options.logFormat });
+  const choice = chooseConfig(options.config);
+  // before the load, so that whatever the load says is read against the right file
+  logger.info({ config: choice.path ?? '<embedded default>', from: choice.from }, `using ${describeChoice(choice)}`);
   const listener = new StatusListener(logger);
   const daemon = new Daemon({ logger, listener });
-  const reloader = new Reloader({ daemon, path: options.config, logger, metrics: daemon.metrics });
+  const reloader = new Reloader({ daemon, path: choice.path, logger, metrics: daemon.metrics });
   listener.addRoutes(statusRoutes(daemon));
   listener.addRoutes(new Map([['POST /-/reload', reloadRoute(reloader)]]));
   let watcher: ConfigWatcher | undefined;
@@ -77,7 +82,7 @@ export async function runCommand(options: RunOptions): Promise<number> {
         return;
       }
       if (stopping) return;
-      if (options.config !== undefined && options.watchConfig !== false) watcher = reloader.watch();
+      if (choice.path !== undefined && options.watchConfig !== false) watcher = reloader.watch();
       logger.info({ config: daemon.loaded?.source, targets: daemon.report().targets.length, listen: daemon.serverAddress, watching: watcher !== undefined }, 'pprof-scraper running');
     })();
   });

@@ -8,6 +8,7 @@ import { redactUrl } from '../redact.js';
 import { buildTargets, droppedJson, errorJson, targetJson, targetsReport } from '../targets/index.js';
 import type { BuildResult, TargetsReport } from '../targets/index.js';
 import { ConfigLoadError, loadConfig } from './common.js';
+import { chooseConfig, describeChoice } from './config-source.js';
 
 export interface TargetsOptions {
   readonly config?: string | undefined;
@@ -28,9 +29,12 @@ export async function targetsCommand(options: TargetsOptions): Promise<number> {
     return 1;
   }
   const logger = createLogger({ level: options.logLevel, stream: 'stderr', format: options.logFormat });
+  const choice = chooseConfig(options.config);
+  // stdout is the report (JSON or a table): the choice goes to the log on stderr
+  if (choice.from !== 'flag') logger.info({ config: choice.path ?? '<embedded default>', from: choice.from }, `using ${describeChoice(choice)}`);
   let loaded;
   try {
-    loaded = await loadConfig(options.config);
+    loaded = await loadConfig(choice.path);
   } catch (err) {
     if (!(err instanceof ConfigLoadError)) throw err;
     for (const e of err.errors) process.stderr.write(formatConfigError(e) + '\n');

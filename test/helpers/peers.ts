@@ -9,7 +9,7 @@
  * tests into silent skips.
  */
 
-export type PeerName = 'go' | 'docker' | 'chromium' | 'systemd' | 'promtool';
+export type PeerName = 'go' | 'docker' | 'chromium' | 'systemd' | 'promtool' | 'debian';
 
 const PEERS: Record<PeerName, string> = {
   go: "Go (Debian's golang-go)",
@@ -17,6 +17,7 @@ const PEERS: Record<PeerName, string> = {
   chromium: "Chromium (Debian's chromium)",
   systemd: "systemd-analyze (Debian's systemd)",
   promtool: "promtool (Debian's prometheus)",
+  debian: "root, dpkg-deb and debootstrap (Debian's dpkg and debootstrap) and a reachable Debian mirror, to install the .deb into a clean root",
 };
 
 export const REQUIRE_PEERS_ENV = 'PPROF_SCRAPER_REQUIRE_PEERS';

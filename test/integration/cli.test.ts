@@ -173,7 +173,7 @@ describe('check, schema, help, version', () => {
       assert.match(r.stdout, /^Usage: pprof-scraper/);
     }
     const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8'));
-    assert.equal((await runCli(['--version'])).stdout.trim(), pkg.version);
+    assert.equal((await runCli(['--version'])).stdout.split('\n')[0], `pprof-scraper ${pkg.version}`);
     assert.match((await runCli(['run', '--help'])).stdout, /--log-level|--config/);
   });
 });
