@@ -95,8 +95,8 @@ export type CodeRule = (code: Code, retryDelayMs: number | undefined) => 'retrya
 /**
  * The outcome of a gRPC call that threw: retryable or permanent by `rule`
  * (with the RetryInfo delay when the peer gave one); a call that never
- * reached the peer (refused, reset, TLS) is retryable, as connect-node
- * reports it as UNAVAILABLE with the socket's error as cause.
+ * got the peer's answer (refused, reset, TLS, our own abort) is retryable:
+ * connect-node reports those with the socket's error as cause.
  */
 export function resultOfGrpcError(err: unknown, what: string, rule: CodeRule, signal?: AbortSignal): SendResult {
   const e = ConnectError.from(err);
@@ -105,6 +105,9 @@ export function resultOfGrpcError(err: unknown, what: string, rule: CodeRule, si
   const detail = redactUrl(`${what}: gRPC ${code}${cause?.code !== undefined ? ` (${cause.code})` : ''}: ${e.rawMessage}`);
   // our own abort (shutdown, the send's timeout) is not the peer's answer
   if (signal?.aborted === true) return { status: 'retryable', error: detail };
+  // a socket, TLS or HTTP/2 failure on the way (connect-node keeps it as the cause) is not the peer's answer either: like
+  // every network failure (http-result.ts resultOfError), retried whatever code it was reported under
+  if (cause instanceof Error) return { status: 'retryable', error: detail };
   const delay = retryDelayOf(e);
   if (rule(e.code, delay) === 'permanent') return { status: 'permanent', error: detail };
   return { status: 'retryable', error: detail, retryAfterMs: delay };

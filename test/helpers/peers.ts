@@ -9,13 +9,14 @@
  * tests into silent skips.
  */
 
-export type PeerName = 'go' | 'docker' | 'chromium' | 'systemd';
+export type PeerName = 'go' | 'docker' | 'chromium' | 'systemd' | 'protoc';
 
 const PEERS: Record<PeerName, string> = {
   go: "Go (Debian's golang-go)",
   docker: "a Docker engine (Debian's docker.io, daemon running and its socket reachable)",
   chromium: "Chromium (Debian's chromium)",
   systemd: "systemd-analyze (Debian's systemd)",
+  protoc: "protoc and Python's protobuf (Debian's protobuf-compiler, libprotobuf-dev and python3-protobuf)",
 };
 
 export const REQUIRE_PEERS_ENV = 'PPROF_SCRAPER_REQUIRE_PEERS';
