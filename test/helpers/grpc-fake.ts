@@ -30,7 +30,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { constants, createSecureServer, createServer as createH2Server } from 'node:http2';
 import type { Http2SecureServer, Http2Server, ServerHttp2Stream, IncomingHttpHeaders } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { anyPack } from '@bufbuild/protobuf/wkt';
@@ -199,7 +199,7 @@ export class ProfilesFake {
   /** Requests refused by the checks, with why. */
   readonly refused: string[] = [];
   #server: Server | Http2Server | Http2SecureServer;
-  readonly #sockets = new Set<import('node:net').Socket>();
+  readonly #sockets = new Set<Socket>();
 
   constructor(
     readonly protocol: 'http' | 'grpc',
@@ -209,10 +209,11 @@ export class ProfilesFake {
       const handler = (req: IncomingMessage, res: ServerResponse): void => void this.#http(req, res);
       this.#server = tls ? createHttpsServer({ ...tls }, handler) : createHttpServer(handler);
     } else {
-      this.#server = tls ? createSecureServer({ ...tls, allowHTTP1: false }) : createH2Server();
-      (this.#server as Http2Server).on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void this.#grpc(stream, headers));
+      const server = tls ? createSecureServer({ ...tls, allowHTTP1: false }) : createH2Server();
+      server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void this.#grpc(stream, headers));
+      this.#server = server;
     }
-    this.#server.on('connection', (s: import('node:net').Socket) => {
+    this.#server.on('connection', (s: Socket) => {
       this.#sockets.add(s);
       s.on('close', () => this.#sockets.delete(s));
     });
