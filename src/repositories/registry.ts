@@ -1,6 +1,8 @@
 import type { z } from 'zod';
 import type { RepositoryDescriptor } from './descriptor.js';
 import { directory } from './kinds/directory.js';
+import { otlp } from './kinds/otlp.js';
+import { parca } from './kinds/parca.js';
 import { profefe } from './kinds/profefe.js';
 import { pyroscope } from './kinds/pyroscope.js';
 import { s3 } from './kinds/s3.js';
@@ -8,7 +10,7 @@ import { s3 } from './kinds/s3.js';
 // Every repository kind under the key its `repositories:` entries use. The
 // config schema, its JSON Schema, validation and the factory all read this
 // record: a kind is its module in kinds/ and its line here.
-const descriptors = { profefe, directory, pyroscope, s3 };
+const descriptors = { profefe, directory, pyroscope, s3, otlp, parca };
 
 export type RepositoryKind = keyof typeof descriptors;
 

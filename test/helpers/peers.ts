@@ -9,7 +9,7 @@
  * tests into silent skips.
  */
 
-export type PeerName = 'go' | 'docker' | 'chromium' | 'systemd' | 'promtool' | 'debian';
+export type PeerName = 'go' | 'docker' | 'chromium' | 'systemd' | 'promtool' | 'debian' | 'protoc';
 
 const PEERS: Record<PeerName, string> = {
   go: "Go (Debian's golang-go)",
@@ -18,6 +18,7 @@ const PEERS: Record<PeerName, string> = {
   systemd: "systemd-analyze (Debian's systemd)",
   promtool: "promtool (Debian's prometheus)",
   debian: "root, dpkg-deb and debootstrap (Debian's dpkg and debootstrap) and a reachable Debian mirror, to install the .deb into a clean root",
+  protoc: "protoc and Python's protobuf (Debian's protobuf-compiler, libprotobuf-dev and python3-protobuf)",
 };
 
 export const REQUIRE_PEERS_ENV = 'PPROF_SCRAPER_REQUIRE_PEERS';

@@ -205,7 +205,7 @@ test('config.example.yaml is valid and names every option of the schema', async 
   const env = { ...process.env };
   delete env['PROFEFE_URL'];
   const loaded = await loadConfigFile(join(ROOT, 'config.example.yaml'), { env });
-  assert.equal(loaded.config.repositories.length, 4);
+  assert.equal(loaded.config.repositories.length, 6);
   assert.deepEqual(loaded.config.discovery.map((d) => Object.keys(d).find((k) => d[k as keyof typeof d] !== undefined)), ['static', 'ec2', 'docker']);
 
   const text = read('config.example.yaml');
