@@ -28,6 +28,7 @@ import type { OtlpConfig } from './kinds/otlp.js';
 import { toExportRequest } from './otlp-convert.js';
 import type { OtlpScope } from './otlp-convert.js';
 import type { Prepared, Repository, SendResult } from './repository.js';
+import { preparedOfDelta } from './delta-stage.js';
 
 // An OTLP profiles receiver (signal v1development, opentelemetry-proto
 // v1.11.0): each scraped pprof profile becomes one
@@ -144,19 +145,7 @@ export async function createOtlpRepository(name: string, config: OtlpConfig, dep
       } finally {
         gauge();
       }
-      switch (result.kind) {
-        case 'as-is':
-          return { status: 'send', profile };
-        case 'baseline':
-          metrics?.deltaResets.inc({ repository: name, reason: result.reason });
-          return {
-            status: 'skipped',
-            reason: result.reason === 'first' ? 'first profile of this target and type: it only sets the baseline for deltas' : 'counters went down (the target restarted): this profile is the new baseline',
-          };
-        case 'delta':
-          if (result.sampleCount === 0) return { status: 'skipped', reason: 'nothing changed since the previous scrape' };
-          return { status: 'send', profile: { ...profile, data: result.data, time: result.timeMs, durationMs: result.durationMs, sampleCount: result.sampleCount } };
-      }
+      return preparedOfDelta(result, profile, name, metrics);
     },
 
     async send(profile: ScrapedProfile, signal: AbortSignal): Promise<SendResult> {

@@ -12,6 +12,7 @@ import { createTargetClient } from '../http/index.js';
 import { resultOfError, resultOfStatus } from './http-result.js';
 import type { PyroscopeConfig } from './kinds/pyroscope.js';
 import type { Prepared, Repository, SendResult } from './repository.js';
+import { preparedOfDelta } from './delta-stage.js';
 import { pyroscopeLabels, targetLabelsProblem } from './pyroscope-labels.js';
 import { encodePushRequest, overPushLimits, profileId, readProfileNames, sampleLabelGroups, typeNamesOf } from './pyroscope-push.js';
 import type { ProfileNames, PushLimits } from './pyroscope-push.js';
@@ -146,19 +147,7 @@ export async function createPyroscopeRepository(name: string, config: PyroscopeC
       } finally {
         gauge();
       }
-      switch (result.kind) {
-        case 'as-is':
-          return { status: 'send', profile };
-        case 'baseline':
-          metrics?.deltaResets.inc({ repository: name, reason: result.reason });
-          return {
-            status: 'skipped',
-            reason: result.reason === 'first' ? 'first profile of this target and type: it only sets the baseline for deltas' : 'counters went down (the target restarted): this profile is the new baseline',
-          };
-        case 'delta':
-          if (result.sampleCount === 0) return { status: 'skipped', reason: 'nothing changed since the previous scrape' };
-          return { status: 'send', profile: { ...profile, data: result.data, time: result.timeMs, durationMs: result.durationMs, sampleCount: result.sampleCount } };
-      }
+      return preparedOfDelta(result, profile, name, metrics);
     },
 
     async send(profile: ScrapedProfile, signal: AbortSignal): Promise<SendResult> {
