@@ -31,7 +31,9 @@ test('JSON lines by default off a terminal, the level by name', async () => {
   const records = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.ok(records.length >= 2);
   assert.ok(records.every((rec) => typeof rec['level'] === 'string'), r.stdout);
-  assert.deepEqual([...new Set(records.map((rec) => rec['level']))], ['error', 'fatal']);
+  // the line that says which config is used, then the config's errors
+  assert.deepEqual([...new Set(records.map((rec) => rec['level']))], ['info', 'error', 'fatal']);
+  assert.match(String(records[0]?.['msg']), /^using /);
 });
 
 test('--log-format refuses what it does not know', async () => {
