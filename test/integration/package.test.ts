@@ -215,7 +215,8 @@ test('the .deb: builds, installs into a clean Debian root, checks its config the
 
   // --- the unit: verified by the root's own systemd, reload by SIGHUP, exposure 1.5 or lower
   const unit = await readFile(join(root, 'usr/lib/systemd/system/pprof-scraper.service'), 'utf8');
-  assert.match(unit, /^ExecStart=\/usr\/bin\/env node --liftoff-only \/usr\/bin\/pprof-scraper run --config \/etc\/pprof-scraper\/config\.yaml$/m);
+  // node's own flags as the unit in systemd/ has them (test/unit/node-flags.test.ts)
+  assert.match(unit, /^ExecStart=\/usr\/bin\/env node --liftoff-only --heap-growing-percent=50 \/usr\/bin\/pprof-scraper run --config \/etc\/pprof-scraper\/config\.yaml$/m);
   assert.match(unit, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
   assert.match(unit, /^User=pprof-scraper$/m);
   assert.doesNotMatch(unit, /^DynamicUser=/m);
