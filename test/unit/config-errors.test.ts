@@ -24,7 +24,7 @@ const cases: { name: string; yaml: string; errors: string[]; env?: Record<string
   {
     name: 'unknown key far from any known one lists them',
     yaml: `server: {bogus: 1}\n${REPO}`,
-    errors: ['F:1:10: server.bogus: unknown key "bogus" (known keys: listen, allowed_hosts, enable_reload, basic_auth, tls)'],
+    errors: ['F:1:10: server.bogus: unknown key "bogus" (known keys: listen, allowed_hosts, enable_reload, basic_auth, tls, health, target_up_limit)'],
   },
   {
     name: 'bad duration',
