@@ -7,9 +7,7 @@ import { request } from 'undici';
 import { DEFAULT_PROFILE_LIMITS, formatSize } from '../config/index.js';
 import type { ProfileLimits } from '../config/index.js';
 import { createTargetClient } from '../http/index.js';
-import type { Metrics } from '../metrics.js';
 import { decodeProfile } from '../profiles/decode.js';
-import { DeltaStore } from '../profiles/delta.js';
 import type { Deltas } from '../profiles/delta.js';
 import { isTrace } from '../profiles/profile.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
@@ -28,7 +26,8 @@ import type { OtlpConfig } from './kinds/otlp.js';
 import { toExportRequest } from './otlp-convert.js';
 import type { OtlpScope } from './otlp-convert.js';
 import type { Prepared, Repository, SendResult } from './repository.js';
-import { preparedOfDelta } from './delta-stage.js';
+import { deltaStage } from './delta-stage.js';
+import type { DeltaRepositoryDeps } from './delta-stage.js';
 
 // An OTLP profiles receiver (signal v1development, opentelemetry-proto
 // v1.11.0): each scraped pprof profile becomes one
@@ -55,15 +54,9 @@ export const otlpGrpcRule: CodeRule = (code, delay) => (RETRYABLE_GRPC.has(code)
 
 const TRACE_SKIPPED = 'a Go execution trace: OTLP profiles hold pprof-style samples only (traces go to profefe, directory and s3)';
 
-/** How long a series may go without a profile before its delta baseline goes, beyond the queue's max_age. */
-const BASELINE_IDLE_MS = 3_600_000;
 
-export interface OtlpDeps {
+export interface OtlpDeps extends DeltaRepositoryDeps {
   readonly logger?: Logger | undefined;
-  readonly metrics?: Metrics | undefined;
-  readonly previous?: Repository | undefined;
-  readonly deltaBaselines?: ((options: { readonly idleMs: number }) => Deltas) | undefined;
-  readonly profileLimits?: (() => ProfileLimits) | undefined;
 }
 
 export interface OtlpRepository extends Repository {
@@ -74,10 +67,6 @@ export interface OtlpRepository extends Repository {
 function scopeOf(): OtlpScope {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { name: string; version: string };
   return { name: pkg.name, version: pkg.version };
-}
-
-function isDeltas(value: unknown): value is Deltas {
-  return typeof value === 'object' && value !== null && typeof (value as Partial<Deltas>).compute === 'function';
 }
 
 /** What a successful answer says: nothing, a warning, or that part of the request was rejected. */
@@ -106,10 +95,10 @@ function errorText(body: Buffer, contentType: string | undefined): string {
 }
 
 export async function createOtlpRepository(name: string, config: OtlpConfig, deps: OtlpDeps = {}): Promise<OtlpRepository> {
-  const { logger, metrics } = deps;
+  const { logger } = deps;
   const limits = (): ProfileLimits => deps.profileLimits?.() ?? DEFAULT_PROFILE_LIMITS;
-  const previous = deps.previous as Partial<OtlpRepository> | undefined;
-  const deltas = isDeltas(previous?.deltas) ? previous.deltas : (deps.deltaBaselines?.({ idleMs: config.queue.max_age + BASELINE_IDLE_MS }) ?? new DeltaStore());
+  const stage = deltaStage(name, config.queue.max_age, deps);
+  const { deltas } = stage;
   const scope = scopeOf();
   const gzip = config.compression === 'gzip';
   const base = config.endpoint.replace(/\/+$/, '');
@@ -126,11 +115,6 @@ export async function createOtlpRepository(name: string, config: OtlpConfig, dep
     return { status: 'skipped', reason: TRACE_SKIPPED };
   };
 
-  const gauge = (): void => {
-    metrics?.deltaBaselines.set({ repository: name }, deltas.size);
-    metrics?.deltaBaselineBytes.set({ repository: name }, deltas.bytes);
-  };
-
   return {
     name,
     kind: 'otlp',
@@ -139,13 +123,7 @@ export async function createOtlpRepository(name: string, config: OtlpConfig, dep
     async prepare(profile: ScrapedProfile): Promise<Prepared> {
       if (isTrace(profile)) return skipTrace(profile);
       if (config.cumulative === 'as_scraped' || profile.delta === true) return { status: 'send', profile };
-      let result;
-      try {
-        result = await deltas.compute(`${profile.targetId}\0${profile.type}`, profile.data, profile.time, Date.now(), limits());
-      } finally {
-        gauge();
-      }
-      return preparedOfDelta(result, profile, name, metrics);
+      return stage.prepare(profile);
     },
 
     async send(profile: ScrapedProfile, signal: AbortSignal): Promise<SendResult> {

@@ -2,9 +2,7 @@ import type { Logger } from 'pino';
 import { request } from 'undici';
 import { DEFAULT_PROFILE_LIMITS } from '../config/index.js';
 import type { ProfileLimits } from '../config/index.js';
-import type { Metrics } from '../metrics.js';
 import { openProfile } from '../profiles/decode.js';
-import { DeltaStore } from '../profiles/delta.js';
 import type { Deltas } from '../profiles/delta.js';
 import { isTrace } from '../profiles/profile.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
@@ -12,7 +10,8 @@ import { createTargetClient } from '../http/index.js';
 import { resultOfError, resultOfStatus } from './http-result.js';
 import type { PyroscopeConfig } from './kinds/pyroscope.js';
 import type { Prepared, Repository, SendResult } from './repository.js';
-import { preparedOfDelta } from './delta-stage.js';
+import { deltaStage } from './delta-stage.js';
+import type { DeltaRepositoryDeps } from './delta-stage.js';
 import { pyroscopeLabels, targetLabelsProblem } from './pyroscope-labels.js';
 import { encodePushRequest, overPushLimits, profileId, readProfileNames, sampleLabelGroups, typeNamesOf } from './pyroscope-push.js';
 import type { ProfileNames, PushLimits } from './pyroscope-push.js';
@@ -39,15 +38,8 @@ export { pyroscopeLabelName, pyroscopeLabels } from './pyroscope-labels.js';
 
 export const PUSH_PATH = '/push.v1.PusherService/Push';
 
-export interface PyroscopeDeps {
+export interface PyroscopeDeps extends DeltaRepositoryDeps {
   readonly logger?: Logger | undefined;
-  readonly metrics?: Metrics | undefined;
-  /** The repository this one replaces on a reload: its delta baselines carry over. */
-  readonly previous?: Repository | undefined;
-  /** Where the delta baselines are kept (state_dir/baselines/<name>/ in the daemon); without it, in memory. */
-  readonly deltaBaselines?: ((options: { readonly idleMs: number }) => Deltas) | undefined;
-  /** The structure limits in force; queued profiles are decoded under them too. */
-  readonly profileLimits?: (() => ProfileLimits) | undefined;
 }
 
 export interface PyroscopeRepository extends Repository {
@@ -56,13 +48,6 @@ export interface PyroscopeRepository extends Repository {
   readonly deltas: Deltas;
   /** Whether it has said it takes no traces; carried over a reload, so it says so once per process. */
   readonly traceNotice: { said: boolean };
-}
-
-/** How long a series may go without a profile (its target gone) before its delta baseline goes, beyond the queue's max_age. */
-const BASELINE_IDLE_MS = 3_600_000;
-
-function isDeltas(value: unknown): value is Deltas {
-  return typeof value === 'object' && value !== null && typeof (value as Partial<Deltas>).compute === 'function';
 }
 
 /** What a Go execution trace comes to here: Pyroscope holds pprof profiles only. */
@@ -80,7 +65,8 @@ export async function createPyroscopeRepository(name: string, config: PyroscopeC
   };
   const previous = deps.previous as Partial<PyroscopeRepository> | undefined;
   // a baseline outlives whatever the queue may still hold for its series (queue.max_age), and an hour between scrapes
-  const deltas = isDeltas(previous?.deltas) ? previous.deltas : (deps.deltaBaselines?.({ idleMs: config.queue.max_age + BASELINE_IDLE_MS }) ?? new DeltaStore());
+  const stage = deltaStage(name, config.queue.max_age, deps);
+  const { deltas } = stage;
   const traceNotice = typeof previous?.traceNotice?.said === 'boolean' ? previous.traceNotice : { said: false };
   const olderThanMs = config.reject_older_than;
   const newerThanMs = config.reject_newer_than;
@@ -112,16 +98,6 @@ export async function createPyroscopeRepository(name: string, config: PyroscopeC
     return { status: 'skipped', reason: TRACE_SKIPPED };
   };
 
-  let evictionsCounted = deltas.evictions;
-  // present from the start, so a dashboard (and the benchmark) reads 0, not nothing
-  metrics?.deltaEvictions.inc({ repository: name }, 0);
-  const gauge = (): void => {
-    metrics?.deltaBaselines.set({ repository: name }, deltas.size);
-    metrics?.deltaBaselineBytes.set({ repository: name }, deltas.bytes);
-    if (deltas.evictions > evictionsCounted) metrics?.deltaEvictions.inc({ repository: name }, deltas.evictions - evictionsCounted);
-    evictionsCounted = deltas.evictions;
-  };
-
   return {
     name,
     kind: 'pyroscope',
@@ -139,15 +115,7 @@ export async function createPyroscopeRepository(name: string, config: PyroscopeC
       const other = goSeries === undefined ? undefined : notTheSource(goSeries, profile);
       if (other !== undefined) return { status: 'skipped', reason: other };
       if (profile.delta === true) return { status: 'send', profile };
-      // A profile that does not decode within the limits throws (a ProfileError): sent as
-      // scraped it would reach Pyroscope as cumulative totals marked as deltas, or as a bomb.
-      let result;
-      try {
-        result = await deltas.compute(`${profile.targetId}\0${profile.type}`, profile.data, profile.time, now, limits());
-      } finally {
-        gauge();
-      }
-      return preparedOfDelta(result, profile, name, metrics);
+      return stage.prepare(profile, now);
     },
 
     async send(profile: ScrapedProfile, signal: AbortSignal): Promise<SendResult> {
