@@ -1,6 +1,6 @@
 /**
- * What the protobuf and gRPC stack costs when an otlp or parca repository
- * is configured: in fresh Node processes, the time to load each adapter
+ * What the protobuf and gRPC stack costs when an otlp, parca or pyroscope
+ * repository is configured: in fresh Node processes, the time to load each adapter
  * (its descriptor's create(): @bufbuild/protobuf, the generated code,
  * connect-node) and build it, and the RSS and heap it adds. Not a test:
  * numbers for docs/repositories/otlp.md, from the built JavaScript.
@@ -18,6 +18,7 @@ const CASES: Record<string, string> = {
   'otlp http/protobuf': 'otlp: {endpoint: "http://127.0.0.1:9", protocol: http/protobuf}',
   'otlp grpc': 'otlp: {endpoint: "http://127.0.0.1:9", protocol: grpc}',
   parca: 'parca: {url: "127.0.0.1:9", insecure: true}',
+  pyroscope: 'pyroscope: {url: "http://127.0.0.1:9"}',
 };
 
 function measure(block: string): { ms: number; rssMiB: number; heapMiB: number } {

@@ -183,25 +183,6 @@ export function writeUint64Big(out: Uint8Array, pos: number, v: bigint): number 
   return pos;
 }
 
-// Whole fields, for messages built in one piece (Pyroscope's PushRequest, test profiles).
-
-/** `n` (a whole number, 0 or more) as varint bytes. */
-export function varintBytes(n: number): Buffer {
-  const out = Buffer.alloc(varintSize(n));
-  writeVarint(out, 0, n);
-  return out;
-}
-
-/** A length-delimited field (wire type 2): its key, the length of `payload`, then `payload`. */
-export function lenField(field: number, payload: Uint8Array): Buffer {
-  return Buffer.concat([varintBytes((field << 3) | 2), varintBytes(payload.length), payload]);
-}
-
-/** A varint field (wire type 0). */
-export function varintField(field: number, value: number): Buffer {
-  return Buffer.concat([varintBytes(field << 3), varintBytes(value)]);
-}
-
 /**
  * Calls `each(key, from, to)` for every length-delimited field of the message
  * between `start` and `end`, stepping over varint fields. For bytes the scan

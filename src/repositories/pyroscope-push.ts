@@ -1,15 +1,18 @@
 import { createHash } from 'node:crypto';
+import { create, toBinary } from '@bufbuild/protobuf';
 import { DEFAULT_PROFILE_LIMITS, formatSize } from '../config/index.js';
 import type { ProfileLimits } from '../config/index.js';
 import { openProfile } from '../profiles/decode.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
-import { Cursor, eachLengthField, lenField } from '../profiles/wire.js';
+import { Cursor, eachLengthField } from '../profiles/wire.js';
+import { PushRequestSchema } from '../proto/gen/push/v1/push_pb.js';
 import { seriesLabelsProblem } from './pyroscope-labels.js';
 
 // What a Pyroscope push carries: the names read from a profile (its sample
 // types, its samples' labels), the limits Pyroscope's distributor puts on a
-// series, and the protobuf encoding of push.v1.PushRequest
-// (api/push/v1/push.proto).
+// series, and the push.v1.PushRequest itself (proto/pyroscope/push/v1/push.proto,
+// encoded by the code generated from it). This module loads only with a
+// pyroscope repository.
 
 /**
  * Names of the sample types of a pprof profile (gzipped or not), read without
@@ -140,14 +143,13 @@ function labelIndexes(buf: Buffer, start: number, end: number): number[] {
   return pairs;
 }
 
-/**
- * PushRequest{series: [RawProfileSeries{labels: [LabelPair{name, value}],
- * samples: [RawSample{raw_profile, ID}]}]}.
- */
-export function encodePushRequest(labels: readonly (readonly [string, string])[], rawProfile: Buffer, id: string): Buffer {
-  const parts: Buffer[] = labels.map(([name, value]) => lenField(1, Buffer.concat([lenField(1, Buffer.from(name, 'utf8')), lenField(2, Buffer.from(value, 'utf8'))])));
-  parts.push(lenField(2, Buffer.concat([lenField(1, rawProfile), lenField(2, Buffer.from(id, 'utf8'))])));
-  return lenField(1, Buffer.concat(parts));
+/** One series, the profile as its one sample: PushRequest{series: [{labels, samples: [{raw_profile, ID}]}]}. */
+export function encodePushRequest(labels: readonly (readonly [string, string])[], rawProfile: Uint8Array, id: string): Buffer {
+  const request = create(PushRequestSchema, {
+    series: [{ labels: labels.map(([name, value]) => ({ name, value })), samples: [{ rawProfile, ID: id }] }],
+  });
+  const bytes = toBinary(PushRequestSchema, request);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** A UUID derived from what identifies a scrape, so a retried push carries the same ID. */

@@ -1,5 +1,5 @@
 import { gzipSync } from 'node:zlib';
-import { lenField, varintBytes, varintField } from '../../src/profiles/wire.js';
+import { lenField, varintBytes, varintField } from './wire-fields.js';
 
 // Profiles that are small on the wire and huge once decoded, written field
 // by field (pprof-format would have to build every object first, which is

@@ -15,7 +15,7 @@ import {test} from 'node:test';
 import {gzipSync} from 'node:zlib';
 import {createMetrics} from '../../src/metrics.js';
 import {silentLogger} from '../../src/log.js';
-import {lenField, varintBytes, varintField} from '../../src/profiles/wire.js';
+import {lenField, varintBytes, varintField} from '../helpers/wire-fields.js';
 import {parsePreparing, PREPARING_FILE} from '../../src/delivery/prepare-note.js';
 import {scanSegment} from '../../src/delivery/record.js';
 import {openSpool} from '../../src/delivery/spool.js';

@@ -80,7 +80,7 @@ describe('the repository registry', () => {
     assert.deepEqual(JSON.parse(stdout), { before: false, after: true });
   });
 
-  test('the protobuf and gRPC stack loads only with an otlp or parca repository: nothing the daemon imports statically reaches it', async () => {
+  test('the protobuf and gRPC stack loads only with an otlp, parca or pyroscope repository: nothing the daemon imports statically reaches it', async () => {
     // ESM has no require.cache to look in: follow the static imports (not `import type`, not `await import()`) from the daemon and the CLI
     const root = new URL('../..', import.meta.url).pathname;
     const seen = new Set<string>();
@@ -103,5 +103,8 @@ describe('the repository registry', () => {
     reached.length = 0;
     await walk(join(root, 'src/repositories/otlp.ts'));
     assert.ok(reached.length > 0, 'the otlp adapter imports the protobuf stack');
+    reached.length = 0;
+    await walk(join(root, 'src/repositories/pyroscope.ts'));
+    assert.ok(reached.some((r) => r.includes('push_pb')), `the pyroscope adapter encodes its push with the generated code: ${reached.join(', ')}`);
   });
 });

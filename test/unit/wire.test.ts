@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { Cursor, VarintError, varintBytes, writeUint64Big } from '../../src/profiles/wire.js';
+import { Cursor, VarintError, writeUint64Big } from '../../src/profiles/wire.js';
+import { varintBytes } from '../helpers/wire-fields.js';
 
 function uint64Bytes(v: bigint): Buffer {
   const out = Buffer.alloc(10);
