@@ -11,6 +11,8 @@
 #     GOOGLEAPIS_DIR  a checkout of github.com/googleapis/googleapis
 #     PYROSCOPE_DIR   a checkout of github.com/grafana/pyroscope
 #   scripts/proto-refresh.sh --generate   only regenerate from proto/ as it is
+#     (PROTO_GEN_OUT=DIR writes elsewhere: the test that the committed code is
+#     what the vendored files give does)
 #
 # Needs protoc (Debian: protobuf-compiler, with libprotobuf-dev for the
 # google/protobuf imports). Each folder keeps its project's LICENSE and a
@@ -37,7 +39,7 @@ take() { # repo rev path dest
 }
 
 if [ "${1:-}" != "--generate" ]; then
-  [ $# -eq 4 ] || { sed -n 2,25p "$0"; exit 2; }
+  [ $# -eq 4 ] || { sed -n 2,27p "$0"; exit 2; }
   OTEL=$1 PARCA=$2 GAPI=$3 PYRO=$4
   rm -rf proto
   for f in collector/profiles/v1development/profiles_service.proto profiles/v1development/profiles.proto common/v1/common.proto resource/v1/resource.proto; do
@@ -70,13 +72,14 @@ if [ "${1:-}" != "--generate" ]; then
     echo "gnostic OpenAPI annotations removed (documentation only, not on the wire): see scripts/proto-refresh.sh"; } > proto/pyroscope/VERSION
 fi
 
-rm -rf src/proto/gen
-mkdir -p src/proto/gen
+OUT=${PROTO_GEN_OUT:-src/proto/gen}
+rm -rf "$OUT"
+mkdir -p "$OUT"
 # Only what the daemon uses is generated; the rest of each file is still vendored
 # (the tests' independent decoder compiles the same files with protoc).
 protoc -I proto -I /usr/include \
   --plugin=protoc-gen-es="$ROOT/node_modules/.bin/protoc-gen-es" \
-  --es_out=src/proto/gen --es_opt=target=ts,import_extension=js \
+  --es_out="$OUT" --es_opt=target=ts,import_extension=js \
   opentelemetry/proto/collector/profiles/v1development/profiles_service.proto \
   opentelemetry/proto/profiles/v1development/profiles.proto \
   opentelemetry/proto/common/v1/common.proto \
@@ -85,4 +88,4 @@ protoc -I proto -I /usr/include \
   google/rpc/status.proto google/rpc/error_details.proto \
   google/api/annotations.proto google/api/http.proto \
   -I proto/pyroscope push/v1/push.proto types/v1/types.proto
-echo "generated: $(find src/proto/gen -name '*.ts' | wc -l) files under src/proto/gen"
+echo "generated: $(find "$OUT" -name '*.ts' | wc -l) files under $OUT"
