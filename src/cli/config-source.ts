@@ -47,3 +47,17 @@ export function describeChoice(choice: ConfigChoice, env: NodeJS.ProcessEnv = pr
       return `the embedded default config (no --config, ${CONFIG_ENV} not set, no ${systemConfigPath(env)}): the daemon profiles itself into ./profiles`;
   }
 }
+
+/** The choice in a few words, for the status page: the file and why it, or the embedded default. */
+export function choiceSource(choice: ConfigChoice): string {
+  switch (choice.from) {
+    case 'flag':
+      return `${choice.path} (--config)`;
+    case 'env':
+      return `${choice.path} (${CONFIG_ENV})`;
+    case 'system':
+      return `${choice.path} (the system config)`;
+    case 'default':
+      return '<embedded default>';
+  }
+}

@@ -5,7 +5,7 @@ import { reloadRoute, Reloader } from '../reload.js';
 import type { ConfigWatcher } from '../reload.js';
 import { StatusListener } from '../server/listener.js';
 import { statusRoutes } from '../server/routes.js';
-import { chooseConfig, describeChoice } from './config-source.js';
+import { choiceSource, chooseConfig, describeChoice } from './config-source.js';
 
 export interface RunOptions {
   /** --config; without it, chooseConfig decides. */
@@ -32,7 +32,7 @@ export async function runCommand(options: RunOptions): Promise<number> {
   // before the load, so that whatever the load says is read against the right file
   logger.info({ config: choice.path ?? '<embedded default>', from: choice.from }, `using ${describeChoice(choice)}`);
   const listener = new StatusListener(logger);
-  const daemon = new Daemon({ logger, listener });
+  const daemon = new Daemon({ logger, listener, configSource: choiceSource(choice) });
   const reloader = new Reloader({ daemon, path: choice.path, logger, metrics: daemon.metrics });
   listener.addRoutes(statusRoutes(daemon));
   listener.addRoutes(new Map([['POST /-/reload', reloadRoute(reloader)]]));

@@ -98,6 +98,9 @@ describe('run without --config', () => {
       // the choice is logged before anything else happens
       assert.match(daemon.output().split('\n')[0] ?? '', /"msg":"using config /);
 
+      // the status page says where the config came from
+      const status = (await (await fetch(`${url}/status`)).json()) as { config: { source: string } };
+      assert.equal(status.config.source, `${system} (the system config)`);
       const metrics = await (await fetch(`${url}/metrics`)).text();
       const line = metrics.split('\n').find((l) => l.startsWith('pprof_scraper_build_info{'));
       assert.ok(line, 'pprof_scraper_build_info is exposed');
