@@ -83,7 +83,8 @@ ln -s ../lib/pprof-scraper/dist/cli/index.js "$PKG/usr/bin/pprof-scraper"
 # must happen: a change to the unit that defeats one fails here, not on a host.
 UNIT="$PKG/usr/lib/systemd/system/pprof-scraper.service"
 sed \
-  -e 's|^Documentation=.*$|Documentation=file:///usr/share/doc/pprof-scraper/docs/operations.md|' \
+  -e '/^# Documentation= is the clone/d' \
+  -e 's|^#Documentation=.*$|Documentation=file:///usr/share/doc/pprof-scraper/docs/operations.md|' \
   -e 's|/usr/local/bin/pprof-scraper|/usr/bin/pprof-scraper|' \
   -e 's|^DynamicUser=yes$|User=pprof-scraper\nGroup=pprof-scraper|' \
   -e 's|^# Install: copy to /etc/systemd/system/, put the config at$|# Installed by the pprof-scraper package. Edit the config at|' \
