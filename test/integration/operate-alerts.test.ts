@@ -7,12 +7,8 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
-import { Daemon } from '../../src/daemon.js';
-import { createMetrics } from '../../src/metrics.js';
-import { Reloader } from '../../src/reload.js';
-import { StatusListener } from '../../src/server/listener.js';
-import { statusRoutes } from '../../src/server/routes.js';
-import { captureLogger } from '../helpers/log.js';
+import { startInProcessDaemon } from '../helpers/in-process-daemon.js';
+import type { InProcessDaemon } from '../helpers/in-process-daemon.js';
 import { httpGet, startFakePprofTarget } from '../helpers/operate.js';
 import { requirePeer } from '../helpers/peers.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -114,15 +110,10 @@ server: {listen: "127.0.0.1:0"}
 state_dir: "${join(dir, 'state')}"
 `,
   );
-  const { logger } = captureLogger('error');
-  const metrics = createMetrics();
-  const listener = new StatusListener(logger);
-  const daemon = new Daemon({ logger, metrics, listener });
-  listener.addRoutes(statusRoutes(daemon));
-  const reloader = new Reloader({ daemon, path: file, logger, metrics });
+  let d: InProcessDaemon | undefined;
   try {
-    assert.equal((await reloader.reload('start')).status, 'applied');
-    const base = `http://${daemon.serverAddress ?? ''}`;
+    d = await startInProcessDaemon(file);
+    const { base } = d;
     let text = '';
     await waitUntil('a sent profile and both targets scraped', async () => {
       text = (await httpGet(`${base}/metrics`)).text;
@@ -136,8 +127,7 @@ state_dir: "${join(dir, 'state')}"
     const missing = [...wanted].filter((n) => !served.has(n) && !PROMETHEUS_OWN.has(n));
     assert.deepEqual(missing, [], 'metrics the rules or the dashboard name that the daemon does not serve');
   } finally {
-    await reloader.close();
-    await daemon.stop();
+    await d?.stop();
     await target.close();
     await rm(dir, { recursive: true, force: true });
   }

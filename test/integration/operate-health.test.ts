@@ -3,15 +3,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { Daemon } from '../../src/daemon.js';
 import { DiscoveryError } from '../../src/discovery/index.js';
 import type { Provider, ProviderFactory } from '../../src/discovery/index.js';
-import { createMetrics } from '../../src/metrics.js';
-import { Reloader } from '../../src/reload.js';
-import { StatusListener } from '../../src/server/listener.js';
-import { statusRoutes } from '../../src/server/routes.js';
 import type { DaemonStatusJson } from '../../src/server/routes.js';
-import { captureLogger } from '../helpers/log.js';
+import { startInProcessDaemon } from '../helpers/in-process-daemon.js';
 import { httpGet, startFakePprofTarget } from '../helpers/operate.js';
 import { startProfefeFake } from '../helpers/profefe-fake.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -26,21 +21,13 @@ async function startDaemon(config: (dir: string) => string, providerFactory?: Pr
   const dir = await mkdtemp(join(tmpdir(), 'pprof-scraper-health-'));
   const file = join(dir, 'config.yaml');
   await writeFile(file, config(dir));
-  const { logger } = captureLogger('error');
-  const metrics = createMetrics({ defaultMetrics: false });
-  const listener = new StatusListener(logger);
-  const daemon = new Daemon({ logger, metrics, listener, configSource: `${file} (--config)`, ...(providerFactory ? { providerFactory } : {}) });
-  listener.addRoutes(statusRoutes(daemon));
-  const reloader = new Reloader({ daemon, path: file, logger, metrics });
-  const start = await reloader.reload('start');
-  assert.equal(start.status, 'applied', JSON.stringify(start));
+  const d = await startInProcessDaemon(file, { defaultMetrics: false, configSource: `${file} (--config)`, ...(providerFactory ? { providerFactory } : {}) });
   return {
-    daemon,
+    daemon: d.daemon,
     file,
-    base: `http://${daemon.serverAddress ?? ''}`,
+    base: d.base,
     stop: async () => {
-      await reloader.close();
-      await daemon.stop({ scrapeDeadlineMs: 1000, sendDeadlineMs: 0 });
+      await d.stop({ scrapeDeadlineMs: 1000, sendDeadlineMs: 0 });
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -3,13 +3,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { Daemon } from '../../src/daemon.js';
-import { createMetrics } from '../../src/metrics.js';
-import { Reloader } from '../../src/reload.js';
-import { StatusListener } from '../../src/server/listener.js';
-import { statusRoutes } from '../../src/server/routes.js';
+import { startInProcessDaemon } from '../helpers/in-process-daemon.js';
+import type { InProcessDaemon } from '../helpers/in-process-daemon.js';
 import { skipWithoutGo, startGoTarget } from '../helpers/go-target.js';
-import { captureLogger } from '../helpers/log.js';
 import { exposedValue } from '../helpers/metrics.js';
 import { httpGet, startFakePprofTarget } from '../helpers/operate.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -45,15 +41,10 @@ server: {listen: "127.0.0.1:0"}
 state_dir: "${join(dir, 'state')}"
 `,
   );
-  const { logger } = captureLogger('warn');
-  const metrics = createMetrics();
-  const listener = new StatusListener(logger);
-  const daemon = new Daemon({ logger, metrics, listener });
-  listener.addRoutes(statusRoutes(daemon));
-  const reloader = new Reloader({ daemon, path: file, logger, metrics });
+  let d: InProcessDaemon | undefined;
   try {
-    assert.equal((await reloader.reload('start')).status, 'applied');
-    const base = `http://${daemon.serverAddress ?? ''}`;
+    d = await startInProcessDaemon(file, { level: 'warn' });
+    const { base } = d;
     assert.equal((await httpGet(`${base}/healthz`)).status, 200);
     await waitUntil('ready', async () => (await httpGet(`${base}/-/ready`)).status === 200, { timeoutMs: 20_000, everyMs: 100 });
 
@@ -109,8 +100,7 @@ state_dir: "${join(dir, 'state')}"
     assert.equal(download.status, 200);
     assert.match(String(download.headers['content-disposition']), /attachment; filename="go-app_heap_\d{8}T\d{6}Z_.*\.pb\.gz"/);
   } finally {
-    await reloader.close();
-    await daemon.stop();
+    await d?.stop();
     await go.stop();
     await slow.close();
     await rm(dir, { recursive: true, force: true });

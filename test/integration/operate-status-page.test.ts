@@ -7,13 +7,9 @@ import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 import { Profile } from 'pprof-format';
-import { Daemon } from '../../src/daemon.js';
-import { createMetrics } from '../../src/metrics.js';
-import { Reloader } from '../../src/reload.js';
-import { StatusListener } from '../../src/server/listener.js';
-import { statusRoutes } from '../../src/server/routes.js';
+import { startInProcessDaemon } from '../helpers/in-process-daemon.js';
+import type { InProcessDaemon } from '../helpers/in-process-daemon.js';
 import { skipWithoutGo, startGoTarget } from '../helpers/go-target.js';
-import { captureLogger } from '../helpers/log.js';
 import { httpGet, startFakePprofTarget } from '../helpers/operate.js';
 import { requirePeer } from '../helpers/peers.js';
 import { startProfefeFake } from '../helpers/profefe-fake.js';
@@ -64,18 +60,12 @@ server: {listen: "127.0.0.1:0", health: {delivery_stall: 1s}}
 state_dir: "${join(dir, 'state')}"
 `,
   );
-  const { logger } = captureLogger('error');
-  const metrics = createMetrics({ defaultMetrics: false });
-  const listener = new StatusListener(logger);
-  const daemon = new Daemon({ logger, metrics, listener });
-  listener.addRoutes(statusRoutes(daemon));
-  const reloader = new Reloader({ daemon, path: file, logger, metrics });
+  let d: InProcessDaemon | undefined;
   const userDataDir = await mkdtemp(join(tmpdir(), 'pprof-scraper-chromium-'));
   let context: Awaited<ReturnType<typeof chromium.launchPersistentContext>> | undefined;
   try {
-    const start = await reloader.reload('start');
-    assert.equal(start.status, 'applied', JSON.stringify(start));
-    const base = `http://${daemon.serverAddress ?? ''}/`;
+    d = await startInProcessDaemon(file, { defaultMetrics: false });
+    const base = `${d.base}/`;
     await waitUntil('both targets scraped', async () => {
       const r = JSON.parse((await httpGet(`${base}targets`)).text) as { targets: { last: Record<string, unknown> }[] };
       return r.targets.length === 2 && r.targets.every((t) => Object.keys(t.last).length > 0) && r.targets.some((t) => Object.keys(t.last).length === 2);
@@ -169,8 +159,7 @@ state_dir: "${join(dir, 'state')}"
     assert.deepEqual(consoleErrors, []);
   } finally {
     await context?.close();
-    await reloader.close();
-    await daemon.stop();
+    await d?.stop();
     await go.stop();
     await broken.close();
     await profefe.close();
