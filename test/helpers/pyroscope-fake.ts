@@ -288,7 +288,9 @@ export async function startPyroscopeFake(opts: PyroscopeFakeOptions = {}): Promi
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const body = Buffer.concat(chunks);
-    const failure = hook?.(seq++);
+    // counted whether or not a hook is set (`hook?.(seq++)` would count only then)
+    const n = seq++;
+    const failure = hook?.(n);
     if (failure) {
       if ('destroy' in failure) {
         req.socket.destroy();
