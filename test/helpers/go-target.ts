@@ -87,6 +87,11 @@ async function isWritable(dir: string | undefined): Promise<boolean> {
   }
 }
 
+/** The environment `go` runs in here, for a test that builds a Go program of its own: offline, a writable cache. */
+export async function goCommandEnv(): Promise<NodeJS.ProcessEnv> {
+  return goEnv(process.env.HOME, await isWritable(process.env.HOME));
+}
+
 let built: Promise<string> | undefined;
 
 /**

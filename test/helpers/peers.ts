@@ -9,7 +9,7 @@
  * tests into silent skips.
  */
 
-export type PeerName = 'go' | 'docker' | 'chromium' | 'systemd' | 'promtool' | 'debian' | 'protoc';
+export type PeerName = 'go' | 'docker' | 'chromium' | 'systemd' | 'promtool' | 'debian' | 'nspawn' | 'protoc';
 
 const PEERS: Record<PeerName, string> = {
   go: "Go (Debian's golang-go)",
@@ -18,6 +18,7 @@ const PEERS: Record<PeerName, string> = {
   systemd: "systemd-analyze (Debian's systemd)",
   promtool: "promtool (Debian's prometheus)",
   debian: "root, dpkg-deb and debootstrap (Debian's dpkg and debootstrap) and a reachable Debian mirror, to install the .deb into a clean root",
+  nspawn: "systemd-nspawn and nsenter (Debian's systemd-container and util-linux), to boot that root with systemd as a VM of its own",
   protoc: "protoc and Python's protobuf (Debian's protobuf-compiler, libprotobuf-dev and python3-protobuf)",
 };
 

@@ -17,6 +17,7 @@ export type ProfefeType = (typeof PROFEFE_TYPES)[number];
 
 export const PROFILES_PATH = '/api/0/profiles';
 export const VERSION_PATH = '/api/0/version';
+export const SERVICES_PATH = '/api/0/services';
 
 /** Go's url.EscapeError, with Go's message. */
 export class GoEscapeError extends Error {
@@ -207,6 +208,7 @@ export type ProfefeRoute =
   | {kind: 'bad-path'}
   | {kind: 'not-found'}
   | {kind: 'version'}
+  | {kind: 'services'}
   | {kind: 'method-not-allowed'; allow: string}
   | {kind: 'write'; query: GoQuery};
 
@@ -235,6 +237,8 @@ export function routeProfefe(method: string, rawUrl: string): ProfefeRoute {
     return {kind: 'redirect', location: rawQuery === '' ? clean : `${clean}?${rawQuery}`};
   }
   if (clean === VERSION_PATH) return {kind: 'version'};
+  // ServicesHandler answers any method (pkg/profefe/services_handler.go)
+  if (clean === SERVICES_PATH) return {kind: 'services'};
   if (goPathClean(clean) !== PROFILES_PATH) return {kind: 'not-found'};
   if (method !== 'POST') return {kind: 'method-not-allowed', allow: 'POST'};
   return {kind: 'write', query: new GoQuery(rawQuery)};
@@ -250,9 +254,10 @@ export function replyJson(res: ServerResponse, status: number, payload: {body: u
 
 /**
  * Answers every route but 'write' (which needs the body) the way profefe
- * does; returns true when it has replied.
+ * does; returns true when it has replied. `services` are the services
+ * profefe holds profiles of (none: a sink that keeps nothing).
  */
-export function replyNonWrite(route: ProfefeRoute, res: ServerResponse, version: unknown): route is Exclude<ProfefeRoute, {kind: 'write'}> {
+export function replyNonWrite(route: ProfefeRoute, res: ServerResponse, version: unknown, services: readonly string[] = []): route is Exclude<ProfefeRoute, {kind: 'write'}> {
   switch (route.kind) {
     case 'redirect': {
       const body = `<a href="${route.location}">Moved Permanently</a>.\n\n`;
@@ -270,6 +275,11 @@ export function replyNonWrite(route: ProfefeRoute, res: ServerResponse, version:
       return true;
     case 'version':
       replyJson(res, 200, {body: version});
+      return true;
+    case 'services':
+      // Querier.ListServices sorts them; badger's ListServices finds none as ErrNotFound (404)
+      if (services.length === 0) replyJson(res, 404, {error: 'nothing found'});
+      else replyJson(res, 200, {body: [...services].sort()});
       return true;
     case 'method-not-allowed':
       replyJson(res, 405, {error: 'method not allowed'}, {allow: route.allow});

@@ -1,7 +1,9 @@
 /**
  * A loopback profefe that speaks its write API and enforces its rules (see
  * profefe-contract.ts), recording each profile it accepts. Tests use it as
- * the repository on the far side of the daemon.
+ * the repository on the far side of the daemon. Of the read API it answers
+ * `GET /api/0/services` (the services it holds profiles of); find() and
+ * merge() below stand for the rest.
  */
 import {randomBytes} from 'node:crypto';
 import {createServer} from 'node:http';
@@ -197,7 +199,7 @@ export async function startProfefeFake(opts: {host?: string} = {}): Promise<Prof
     }
 
     const route = routeProfefe(method, url);
-    if (replyNonWrite(route, res, FAKE_VERSION)) return;
+    if (replyNonWrite(route, res, FAKE_VERSION, [...new Set(received.map((r) => r.service))])) return;
     if (route.kind !== 'write') return;
     const parsed = parseWriteParams(route.query);
     if (!parsed.ok) {

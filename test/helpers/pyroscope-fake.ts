@@ -5,6 +5,18 @@
  * as pkg/validation.ValidateLabels checks them, each raw profile decoded as
  * pprof. Errors are answered as Connect does: a JSON {code, message} with the
  * matching HTTP status.
+ *
+ * It also answers one query of Pyroscope's querier API, from what it took:
+ * `POST /querier.v1.QuerierService/LabelValues` with a JSON
+ * types.v1.LabelValuesRequest (api/types/v1/types.proto), as an operator
+ * asks with curl, answered as Pyroscope's query frontend answers it
+ * (pkg/frontend/readpath/queryfrontend/query_label_values.go): start and end
+ * (ms) are required, `name` too; `matchers` are selectors such as
+ * `{service_name="checkout"}` (only `=` here); the values of the label on the
+ * series pushed in [start, end] (by the profile's own time), sorted, as
+ * `{"names": […]}`, or `{}` when there are none (protojson leaves an empty
+ * list out). Labels Pyroscope derives at ingestion (`__profile_type__`,
+ * `__type__`, …) are not known here.
  */
 import {createServer} from 'node:http';
 import type {IncomingHttpHeaders, IncomingMessage, ServerResponse} from 'node:http';
@@ -16,6 +28,7 @@ import type {PyroscopeConfig} from '../../src/config/index.js';
 import {Changes, waitUntil} from './wait.js';
 
 export const PUSH_PATH = '/push.v1.PusherService/Push';
+export const LABEL_VALUES_PATH = '/querier.v1.QuerierService/LabelValues';
 
 export interface ReceivedSeries {
   /** Labels in the order sent. */
@@ -288,7 +301,11 @@ export async function startPyroscopeFake(opts: PyroscopeFakeOptions = {}): Promi
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const body = Buffer.concat(chunks);
-    const failure = hook?.(seq++);
+    // a query, not a push: not counted in requests(), never failed by the hook
+    if (req.url === LABEL_VALUES_PATH) return answerLabelValues(req, res, body, received);
+    // counted whether or not a hook is set (`hook?.(seq++)` would count only then)
+    const n = seq++;
+    const failure = hook?.(n);
     if (failure) {
       if ('destroy' in failure) {
         req.socket.destroy();
@@ -369,6 +386,63 @@ export async function startPyroscopeFake(opts: PyroscopeFakeOptions = {}): Promi
       return new Promise((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** Connect's error answer, for a query (a refused push is recorded in `rejected` too). */
+function queryError(res: ServerResponse, code: string, message: string): void {
+  res.writeHead(CONNECT_STATUS[code] ?? 500, {'content-type': 'application/json'});
+  res.end(JSON.stringify({code, message}));
+}
+
+/** `{name="value", …}`: the equality matchers of one selector; undefined for anything else. */
+function parseSelector(selector: string): [string, string][] | undefined {
+  const inner = /^\s*\{(.*)\}\s*$/s.exec(selector)?.[1];
+  if (inner === undefined) return undefined;
+  const out: [string, string][] = [];
+  const matcher = /\s*([a-zA-Z_][a-zA-Z0-9_.]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(,|$)/y;
+  while (matcher.lastIndex < inner.length) {
+    const m = matcher.exec(inner);
+    if (!m) return undefined;
+    out.push([m[1]!, JSON.parse(`"${m[2]!}"`) as string]);
+  }
+  return out;
+}
+
+function answerLabelValues(req: IncomingMessage, res: ServerResponse, body: Buffer, received: readonly ReceivedSeries[]): void {
+  if (req.method !== 'POST') return queryError(res, 'unimplemented', `${req.method} ${req.url}: this fake takes the Connect POST form only`);
+  if ((req.headers['content-type'] ?? '').split(';')[0]?.trim() !== 'application/json') return queryError(res, 'unimplemented', 'this fake answers the JSON codec only: send Content-Type: application/json');
+  let msg: {name?: unknown; matchers?: unknown; start?: unknown; end?: unknown};
+  try {
+    msg = JSON.parse(body.toString('utf8')) as typeof msg;
+  } catch (err) {
+    return queryError(res, 'invalid_argument', `unmarshal message: ${(err as Error).message}`);
+  }
+  // int64 fields: protojson takes a number or a decimal string
+  const int64 = (v: unknown): number => (typeof v === 'number' ? v : typeof v === 'string' && /^-?\d+$/.test(v) ? Number(v) : 0);
+  const start = int64(msg.start);
+  const end = int64(msg.end);
+  if (start === 0 || end === 0) return queryError(res, 'invalid_argument', 'missing time range in the query');
+  if (start > end) return queryError(res, 'invalid_argument', 'query start time is after end time');
+  if (typeof msg.name !== 'string' || msg.name === '') return queryError(res, 'invalid_argument', 'name is required');
+  // every matcher of every selector must hold: the query frontend joins them into one selector (compat.go)
+  const matchers: [string, string][] = [];
+  for (const m of Array.isArray(msg.matchers) ? (msg.matchers as unknown[]) : []) {
+    const parsed = typeof m === 'string' ? parseSelector(m) : undefined;
+    if (!parsed) return queryError(res, 'invalid_argument', `parsing label selector: failed to parse label selector ${JSON.stringify(m)} (this fake takes {name="value", …} only)`);
+    matchers.push(...parsed);
+  }
+  const name = msg.name;
+  const values = new Set<string>();
+  for (const s of received) {
+    const timeNanos = BigInt(s.profile.timeNanos);
+    const at = timeNanos > 0n ? Number(timeNanos / 1_000_000n) : s.receivedAt;
+    if (at < start || at > end) continue;
+    if (!matchers.every(([k, v]) => (s.label(k) ?? '') === v)) continue;
+    const value = s.label(name);
+    if (value !== undefined && value !== '') values.add(value);
+  }
+  res.writeHead(200, {'content-type': 'application/json'});
+  res.end(JSON.stringify(values.size > 0 ? {names: [...values].sort()} : {}));
 }
 
 /** A pyroscope repository block with the schema's defaults, for tests that build the repository directly. */

@@ -1,17 +1,17 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, lstat, mkdir, mkdtemp, readdir, readFile, readlink, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { buildDeb, cleanRoot, debianRootMissing, ok, PACKAGE_LINE, PACKAGE_VERSION, run, standInNodejs } from '../helpers/debian-root.js';
+import type { Ran } from '../helpers/debian-root.js';
 import { requirePeer } from '../helpers/peers.js';
 
 // `npm run package` builds the .deb; it is installed with dpkg into a clean
-// Debian 12 root made by debootstrap (minbase, plus adduser, systemd and
-// procps as on any systemd host), where `pprof-scraper check`, `--version`
+// Debian 12 root made by debootstrap (test/helpers/debian-root.ts), where `pprof-scraper check`, `--version`
 // and `systemd-analyze verify` run chrooted; then removed and purged, and the
 // root compared with what it was.
 //
@@ -19,39 +19,10 @@ import { requirePeer } from '../helpers/peers.js';
 // 18, so the test builds a stand-in `nodejs` package holding the node that
 // runs this test (20 or later), as Node's own apt repository would provide.
 //
-// The root is cached as a tarball in the temp folder for a week: debootstrap
-// takes 2 to 10 minutes, the rest of the test about 3.
+// debootstrap takes 2 to 10 minutes the first time (the root is cached for a
+// week), the rest of the test about 3.
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string };
-const DEB = join(ROOT, `pprof-scraper_${pkg.version}_all.deb`);
-const SUITE = 'bookworm';
-const INCLUDE = 'adduser,systemd,procps';
-const MIRROR = process.env['PPROF_SCRAPER_DEBIAN_MIRROR'] ?? 'http://deb.debian.org/debian';
-const ROOT_CACHE = join(tmpdir(), `pprof-scraper-test-root-${SUITE}-${createHash('sha256').update(`${INCLUDE} ${MIRROR}`).digest('hex').slice(0, 12)}.tar`);
-const CACHE_MAX_AGE_MS = 7 * 24 * 3600_000;
-
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command to its end; never throws for an exit code. */
-function run(file: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Ran> {
-  return new Promise((resolve) => {
-    execFile(file, args, { cwd: opts.cwd, env: opts.env ?? process.env, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      resolve({ code, stdout, stderr: err && typeof err.code !== 'number' ? `${stderr}${err.message}` : stderr });
-    });
-  });
-}
-
-async function ok(file: string, args: string[], opts: Parameters<typeof run>[2] = {}): Promise<string> {
-  const r = await run(file, args, opts);
-  assert.equal(r.code, 0, `${file} ${args.join(' ')} exited ${r.code}:\n${r.stdout}\n${r.stderr}`);
-  return r.stdout;
-}
 
 /** A command inside the root, with a clean environment, as an operator's shell would run it. */
 function inRoot(root: string, args: string[], opts: { userspec?: string; env?: Record<string, string> } = {}): Promise<Ran> {
@@ -59,50 +30,13 @@ function inRoot(root: string, args: string[], opts: { userspec?: string; env?: R
   return run('/usr/sbin/chroot', [...(opts.userspec ? [`--userspec=${opts.userspec}`] : []), root, ...args], { env, timeoutMs: 120_000 });
 }
 
-async function which(bin: string): Promise<boolean> {
-  return (await run('sh', ['-c', `command -v ${bin}`])).code === 0;
-}
-
-const missing: string[] = [];
-if (process.getuid?.() !== 0) missing.push('not running as root (dpkg --root and chroot need it)');
-for (const bin of ['dpkg', 'dpkg-deb', 'debootstrap', '/usr/sbin/chroot', 'tar']) if (!(await which(bin))) missing.push(`${bin} not found (Debian: apt-get install dpkg debootstrap)`);
+const missing = await debianRootMissing();
 const skip = requirePeer('debian', missing.length === 0, missing.join('; '));
 
 let work: string | undefined;
 after(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
-
-/** A clean Debian root: from the cache, or made by debootstrap and then cached. */
-async function cleanRoot(into: string): Promise<void> {
-  await mkdir(into);
-  const cached = await stat(ROOT_CACHE).catch(() => undefined);
-  if (cached && Date.now() - cached.mtimeMs < CACHE_MAX_AGE_MS) {
-    await ok('tar', ['-C', into, '-xpf', ROOT_CACHE], { timeoutMs: 600_000 });
-    return;
-  }
-  const made = await run('debootstrap', ['--variant=minbase', `--include=${INCLUDE}`, SUITE, into, MIRROR], { timeoutMs: 40 * 60_000 });
-  assert.equal(made.code, 0, `debootstrap ${SUITE} from ${MIRROR} failed (set PPROF_SCRAPER_DEBIAN_MIRROR to a reachable mirror):\n${made.stdout.slice(-4000)}\n${made.stderr.slice(-4000)}`);
-  const partial = `${ROOT_CACHE}.${process.pid}`;
-  await ok('tar', ['-C', into, '-cf', partial, '.'], { timeoutMs: 600_000 });
-  await ok('mv', [partial, ROOT_CACHE]);
-}
-
-/** A `nodejs` package holding this test's own node binary: what Node's apt repository provides. */
-async function standInNodejs(dir: string): Promise<string> {
-  const arch = (await ok('dpkg', ['--print-architecture'])).trim();
-  const tree = join(dir, 'nodejs-pkg');
-  await mkdir(join(tree, 'DEBIAN'), { recursive: true });
-  await mkdir(join(tree, 'usr', 'bin'), { recursive: true });
-  await copyFile(await realpath(process.execPath), join(tree, 'usr', 'bin', 'node'));
-  await writeFile(
-    join(tree, 'DEBIAN', 'control'),
-    `Package: nodejs\nVersion: ${process.versions.node}-test\nArchitecture: ${arch}\nMaintainer: pprof-scraper tests <tests@localhost>\nDescription: the node binary running the test suite\n`,
-  );
-  const deb = join(dir, `nodejs_${process.versions.node}-test_${arch}.deb`);
-  await ok('dpkg-deb', ['--root-owner-group', '--build', tree, deb]);
-  return deb;
-}
 
 const SKIP_IN_SNAPSHOT = ['proc', 'sys', 'dev', 'run', 'tmp', 'var/lib/dpkg', 'var/log', 'var/cache/debconf'];
 
@@ -141,19 +75,13 @@ test('the .deb: builds, installs into a clean Debian root, checks its config the
   const root = join(work, 'root');
 
   // --- build (PPROF_SCRAPER_PACKAGE_PREBUILT=1: the .deb at the root was just built by `npm run package`)
-  if (process.env['PPROF_SCRAPER_PACKAGE_PREBUILT'] === '1') {
-    assert.ok(existsSync(DEB), `PPROF_SCRAPER_PACKAGE_PREBUILT=1 but there is no ${DEB}: run npm run package`);
-  } else {
-    // a loaded machine takes minutes for tsc and npm ci
-    const built = await run('npm', ['run', '--silent', 'package'], { cwd: ROOT, timeoutMs: 45 * 60_000 });
-    assert.equal(built.code, 0, `npm run package failed:\n${built.stdout}\n${built.stderr}`);
-    assert.match(built.stdout, new RegExp(`^pprof-scraper_${pkg.version.replace(/\./g, '\\.')}_all\\.deb \\(\\d+ KiB, \\d+ KiB installed\\)$`, 'm'));
-  }
-  const field = async (name: string): Promise<string> => (await ok('dpkg-deb', ['--field', DEB, name])).trim();
+  const { deb, stdout: built } = await buildDeb(work);
+  if (built !== undefined) assert.match(built, PACKAGE_LINE);
+  const field = async (name: string): Promise<string> => (await ok('dpkg-deb', ['--field', deb, name])).trim();
   assert.equal(await field('Architecture'), 'all');
-  assert.equal(await field('Version'), pkg.version);
+  assert.equal(await field('Version'), PACKAGE_VERSION);
   assert.match(await field('Depends'), /(^|, )nodejs \(>= 20\)(,|$)/);
-  const listing = await ok('dpkg-deb', ['--contents', DEB]);
+  const listing = await ok('dpkg-deb', ['--contents', deb]);
   assert.match(listing, /\.\/usr\/bin\/pprof-scraper -> \.\.\/lib\/pprof-scraper\/dist\/cli\/index\.js/);
   assert.ok(!/\.\/usr\/lib\/pprof-scraper\/(src|test|bench)\//.test(listing), 'no sources or tests in the package');
   assert.ok(!/node_modules\/(typescript|tsx|eslint|esbuild)\//.test(listing), 'no dev dependencies in the package');
@@ -167,7 +95,7 @@ test('the .deb: builds, installs into a clean Debian root, checks its config the
   const dpkg = (...args: string[]): Promise<Ran> => run('dpkg', ['--root', root, ...args], { timeoutMs: 300_000 });
 
   // without Node the package does not configure: the dependency is real
-  const alone = await dpkg('--install', DEB);
+  const alone = await dpkg('--install', deb);
   assert.notEqual(alone.code, 0, 'installed without nodejs');
   assert.match(alone.stderr, /depends on nodejs \(>= 20\)/);
   assert.equal((await dpkg('--purge', 'pprof-scraper')).code, 0);
@@ -176,7 +104,7 @@ test('the .deb: builds, installs into a clean Debian root, checks its config the
   const before = await snapshot(root);
 
   // --- install
-  const installed = await dpkg('--install', DEB);
+  const installed = await dpkg('--install', deb);
   assert.equal(installed.code, 0, `${installed.stdout}\n${installed.stderr}`);
   assert.equal(await readlink(join(root, 'usr/bin/pprof-scraper')), '../lib/pprof-scraper/dist/cli/index.js');
 
@@ -211,7 +139,7 @@ test('the .deb: builds, installs into a clean Debian root, checks its config the
   const version = await inRoot(root, ['pprof-scraper', '--version']);
   assert.equal(version.code, 0, version.stderr);
   const recorded = JSON.parse(await readFile(join(ROOT, 'dist/build-info.json'), 'utf8')) as { commit: string };
-  assert.equal(version.stdout, `pprof-scraper ${pkg.version}\ncommit ${recorded.commit}\nnode ${process.version}\n`);
+  assert.equal(version.stdout, `pprof-scraper ${PACKAGE_VERSION}\ncommit ${recorded.commit}\nnode ${process.version}\n`);
 
   // --- the unit: verified by the root's own systemd, reload by SIGHUP, exposure 1.5 or lower
   const unit = await readFile(join(root, 'usr/lib/systemd/system/pprof-scraper.service'), 'utf8');

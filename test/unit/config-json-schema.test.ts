@@ -10,6 +10,7 @@ import { parse } from 'yaml';
 import { configJsonSchema, parseConfig, parseDuration, parseSize } from '../../src/config/index.js';
 import { DURATION_TEXT, SIZE_TEXT } from '../../src/config/fields.js';
 import { fuzzParameters } from '../helpers/fuzz.js';
+import { quickstartConfigs } from '../helpers/quickstart-doc.js';
 
 // The published JSON Schema, checked by a real draft-07 validator (ajv), as
 // an editor checks a file: the shipped configs pass it, broken ones fail it
@@ -18,8 +19,10 @@ import { fuzzParameters } from '../helpers/fuzz.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-/** Config files a user is shown: each must pass the schema and the daemon's own check. Add a quickstart's config here. */
+/** Config files a user is shown: each must pass the schema and the daemon's own check. */
 const CONFIG_FILES = ['config.example.yaml'];
+/** And the configs docs/quickstart-ec2.md has the reader write, as they stand after each of its config blocks. */
+const SHOWN_CONFIGS = [...CONFIG_FILES.map((file) => ({ name: file, text: readFileSync(join(ROOT, file), 'utf8') })), ...quickstartConfigs()];
 
 type Json = Record<string, unknown>;
 const isJson = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -67,11 +70,11 @@ void test('config.schema.json at the repository root is the schema the code give
 });
 
 describe('the config files a user is given pass the schema and the daemon', () => {
-  for (const file of CONFIG_FILES) {
-    void test(file, () => {
-      const text = readFileSync(join(ROOT, file), 'utf8');
-      assert.equal(errorsOf(validate, parse(text)), '', `${file} fails the JSON Schema`);
-      assert.equal(daemonCheck(text), '', `${file} fails the daemon's own check`);
+  assert.ok(SHOWN_CONFIGS.length > CONFIG_FILES.length, 'the quickstart shows no config');
+  for (const { name, text } of SHOWN_CONFIGS) {
+    void test(name, () => {
+      assert.equal(errorsOf(validate, parse(text)), '', `${name} fails the JSON Schema`);
+      assert.equal(daemonCheck(text), '', `${name} fails the daemon's own check`);
     });
   }
 });
