@@ -201,7 +201,10 @@ export class Daemon implements StatusSource {
     const kept = result.targets.filter((t) => before.has(t.id)).length;
     const targets = { added: result.targets.length - kept, removed: before.size - kept, kept };
     this.#current = result;
-    if (this.#discovery.ready) this.#firstRoundBuilt = true;
+    if (this.#discovery.ready && !this.#firstRoundBuilt) {
+      this.#firstRoundBuilt = true;
+      this.#logger.info({ targets: result.targets.length, dropped: result.dropped.length }, 'first discovery round done: every provider has answered or failed');
+    }
     const change = this.#scheduler.update(result.targets);
     this.#status.built(result);
     if (change.added + change.removed + change.changed > 0) {

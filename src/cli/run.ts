@@ -83,7 +83,8 @@ export async function runCommand(options: RunOptions): Promise<number> {
       }
       if (stopping) return;
       if (choice.path !== undefined && options.watchConfig !== false) watcher = reloader.watch();
-      logger.info({ config: daemon.loaded?.source, targets: daemon.report().targets.length, listen: daemon.serverAddress, watching: watcher !== undefined }, 'pprof-scraper running');
+      // no target count here: providers answer after the start ('first discovery round done' gives it)
+      logger.info({ config: daemon.loaded?.source, listen: daemon.serverAddress, watching: watcher !== undefined }, 'pprof-scraper running');
     })();
   });
 }

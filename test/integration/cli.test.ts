@@ -43,7 +43,11 @@ describe('the embedded default', () => {
     // logs are JSON lines on stdout when it is not a terminal
     const lines = daemon.output().trim().split('\n');
     assert.ok(lines.every((l) => l.startsWith('{')), daemon.output());
-    assert.ok(lines.some((l) => JSON.parse(l).msg === 'pprof-scraper running'));
+    const records = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.ok(records.some((r) => r['msg'] === 'pprof-scraper running'));
+    // the target count once the providers have answered: the default's one static target, itself
+    const first = records.filter((r) => typeof r['msg'] === 'string' && r['msg'].startsWith('first discovery round done'));
+    assert.deepEqual(first.map((r) => [r['targets'], r['dropped']]), [[1, 0]], daemon.output());
   });
 });
 
