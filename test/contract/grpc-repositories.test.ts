@@ -8,7 +8,6 @@
  * block's CA; close is idempotent.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +16,7 @@ import { parseConfig } from '../../src/config/index.js';
 import { createMetrics } from '../../src/metrics.js';
 import { createRepository } from '../../src/repositories/factory.js';
 import type { Repository, SendResult } from '../../src/repositories/repository.js';
+import { makeTestCerts, SKIP_WITHOUT_OPENSSL } from '../helpers/certs.js';
 import { GRPC, ProfilesFake } from '../helpers/grpc-fake.js';
 import { captureLogger } from '../helpers/log.js';
 import { scrapedProfile, stampedFixture } from '../helpers/profiles.js';
@@ -156,24 +156,11 @@ for (const kind of KINDS) {
   });
 }
 
-const hasOpenssl = (() => {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-
-describe('TLS: https:// with the block\'s CA', { skip: hasOpenssl ? false : 'needs the openssl command to make test certificates' }, () => {
+describe('TLS: https:// with the block\'s CA', { skip: SKIP_WITHOUT_OPENSSL }, () => {
   let dir: string;
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'pprof-scraper-grpc-tls-'));
-    const openssl = (args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-    openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=test-ca']);
-    openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=server']);
-    execFileSync('sh', ['-c', 'printf "subjectAltName=IP:127.0.0.1\\n" > san.ext'], { cwd: dir });
-    openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'san.ext']);
+    makeTestCerts(dir);
   });
   after(() => rm(dir, { recursive: true, force: true }));
 

@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import bcrypt from 'bcryptjs';
 import { chromium } from 'playwright-core';
 import { Agent, request } from 'undici';
+import { SKIP_WITHOUT_OPENSSL } from '../helpers/certs.js';
 import { started, startDaemon } from '../helpers/cli.js';
 import { freePort } from '../helpers/dockerd.js';
 import { exposedValue } from '../helpers/metrics.js';
@@ -94,14 +95,8 @@ test('with enable_reload, a cross-site POST /-/reload is refused and reloads not
   }
 });
 
-let hasOpenssl = true;
-try {
-  execFileSync('openssl', ['version'], { stdio: 'ignore' });
-} catch {
-  hasOpenssl = false;
-}
 
-test('the daemon profiles itself through its guarded listener: basic auth, then TLS turned on by SIGHUP', { timeout: 90_000, skip: hasOpenssl ? false : 'needs the openssl command to make a test certificate' }, async () => {
+test('the daemon profiles itself through its guarded listener: basic auth, then TLS turned on by SIGHUP', { timeout: 90_000, skip: SKIP_WITHOUT_OPENSSL }, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'pprof-scraper-listener-self-'));
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.pem', '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { cwd: dir, stdio: 'ignore' });
   await writeFile(join(dir, 'password'), 'self-scrape-pw\n');

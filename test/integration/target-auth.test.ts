@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer } from 'node:http';
@@ -12,38 +11,15 @@ import { test } from 'node:test';
 import { parseConfig } from '../../src/config/index.js';
 import { Daemon } from '../../src/daemon.js';
 import { silentLogger } from '../../src/log.js';
+import { makeTestCerts, SKIP_WITHOUT_OPENSSL } from '../helpers/certs.js';
 import { waitUntil } from '../helpers/wait.js';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures');
 
-function openssl(args: string[], cwd: string): void {
-  execFileSync('openssl', args, { cwd, stdio: 'ignore' });
-}
-
-/** A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl. */
-function makeCerts(dir: string): void {
-  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=test-ca'], dir);
-  for (const name of ['server', 'client']) {
-    openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`], dir);
-  }
-  execFileSync('sh', ['-c', 'printf "subjectAltName=IP:127.0.0.1,DNS:pprof.test\\n" > san.ext'], { cwd: dir });
-  openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'san.ext'], dir);
-  openssl(['x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'client.pem', '-days', '2'], dir);
-}
-
-const hasOpenssl = (() => {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-
-void test('TLS (CA, client certificate, skip-verify), bearer and basic auth reach their targets; secrets stay out of the report', { timeout: 60_000, skip: hasOpenssl ? false : 'needs the openssl command to make test certificates' }, async () => {
+void test('TLS (CA, client certificate, skip-verify), bearer and basic auth reach their targets; secrets stay out of the report', { timeout: 60_000, skip: SKIP_WITHOUT_OPENSSL }, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'pprof-scraper-tls-'));
   const heap = await readFile(join(FIXTURES, 'heap.pb.gz'));
-  makeCerts(dir);
+  makeTestCerts(dir);
   await writeFile(join(dir, 'token'), 'tok-123\n');
   await writeFile(join(dir, 'password'), 'pw-456\n');
 

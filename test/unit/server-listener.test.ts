@@ -16,6 +16,7 @@ import { startStatusServer } from '../../src/server/server.js';
 import type { StatusServer } from '../../src/server/server.js';
 import { listenerOptionsOf } from '../../src/server/settings.js';
 import type { ListenerOptions } from '../../src/server/settings.js';
+import { SKIP_WITHOUT_OPENSSL } from '../helpers/certs.js';
 import { captureLogger } from '../helpers/log.js';
 import { staticStatusSource } from '../helpers/status-source.js';
 
@@ -239,12 +240,6 @@ test('basic_auth and allowed_hosts errors name the key and what to do', async ()
   }
 });
 
-let hasOpenssl = true;
-try {
-  execFileSync('openssl', ['version'], { stdio: 'ignore' });
-} catch {
-  hasOpenssl = false;
-}
 
 /** A CA, a server certificate for 127.0.0.1 signed by it, and a client certificate. */
 async function makeCerts(dir: string): Promise<void> {
@@ -260,7 +255,7 @@ async function makeCerts(dir: string): Promise<void> {
   }
 }
 
-void test('TLS: https answers, plain http does not; client_ca_file requires a client certificate', { skip: hasOpenssl ? false : 'needs the openssl command to make test certificates' }, async () => {
+void test('TLS: https answers, plain http does not; client_ca_file requires a client certificate', { skip: SKIP_WITHOUT_OPENSSL }, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'pprof-scraper-listener-tls-'));
   try {
     await makeCerts(dir);
