@@ -4,6 +4,8 @@
  * ids and order a profile happens to use; and counting what a profile holds
  * as the scan counts it.
  */
+import {readdir, readFile} from 'node:fs/promises';
+import {join} from 'node:path';
 import {gunzipSync} from 'node:zlib';
 import {Profile} from 'pprof-format';
 import type {ProfileCounts} from '../../src/profiles/scan.js';
@@ -29,6 +31,34 @@ export function valuesByStack(p: Profile): Map<string, number[]> {
     s.value.forEach((v, j) => (row[j] = row[j]! + Number(v)));
     out.set(k, row);
   });
+  return out;
+}
+
+/** The profiles a directory repository at `dir` holds for a service and type, by their TimeNanos. */
+export async function rawScrapes(dir: string, service: string, type: string): Promise<Map<bigint, {bytes: Buffer; profile: Profile}>> {
+  const folder = join(dir, service, type);
+  const out = new Map<bigint, {bytes: Buffer; profile: Profile}>();
+  for (const f of (await readdir(folder)).filter((n) => n.endsWith('.pb.gz'))) {
+    const bytes = await readFile(join(folder, f));
+    const profile = decodePprof(bytes);
+    out.set(BigInt(profile.timeNanos), {bytes, profile});
+  }
+  return out;
+}
+
+/**
+ * What the delta of two scrapes of a Go allocs (or heap) profile holds, by
+ * stack (valuesByStack rows): alloc_objects and alloc_space, cumulative, as
+ * the difference; inuse_objects and inuse_space as the newer scrape has them.
+ * A stack whose four values come to 0 is left out.
+ */
+export function expectedAllocsDelta(before: Map<string, number[]>, after: Map<string, number[]>): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  for (const [stack, row] of after) {
+    const old = before.get(stack) ?? row.map(() => 0);
+    const want = [row[0]! - old[0]!, row[1]! - old[1]!, row[2]!, row[3]!];
+    if (want.some((v) => v !== 0)) out.set(stack, want);
+  }
   return out;
 }
 

@@ -9,7 +9,6 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Profile } from 'pprof-format';
@@ -22,23 +21,12 @@ import { skipWithoutGo, startGoTarget } from '../helpers/go-target.js';
 import { ProfilesFake } from '../helpers/grpc-fake.js';
 import { decodeOtlpRequests, decodeParcaRequests, skipWithoutDecoder } from '../helpers/otlp-decoder.js';
 import type { DecodedOtlp } from '../helpers/otlp-decoder.js';
-import { decodePprof, sampleTypes, valuesByStack } from '../helpers/pprof-stacks.js';
+import { expectedAllocsDelta, rawScrapes, sampleTypes, valuesByStack } from '../helpers/pprof-stacks.js';
 import { waitUntil } from '../helpers/wait.js';
 
 const skip = (await skipWithoutGo()) || (await skipWithoutDecoder());
 
 /** The raw scrapes of one service and type in the directory repository: bytes and decoded, by TimeNanos. */
-async function rawScrapes(dir: string, service: string, type: string): Promise<Map<bigint, { bytes: Buffer; profile: Profile }>> {
-  const folder = join(dir, service, type);
-  const out = new Map<bigint, { bytes: Buffer; profile: Profile }>();
-  for (const f of (await readdir(folder)).filter((n) => n.endsWith('.pb.gz'))) {
-    const bytes = await readFile(join(folder, f));
-    const profile = decodePprof(bytes);
-    out.set(BigInt(profile.timeNanos), { bytes, profile });
-  }
-  return out;
-}
-
 /** Per sample type of a pprof profile, its non-zero values by stack (the key otlp_decode.py writes too). */
 function expectedStacks(rows: Map<string, number[]>, index: number): Record<string, number> {
   const out: Record<string, number> = {};
@@ -180,16 +168,10 @@ state_dir: ${JSON.stringify(join(dir, 'state'))}
       const i = times.indexOf(newer);
       assert.ok(i > 0, 'the delta carries the newer scrape\'s time, and an older scrape exists');
       assert.equal(times[i - 1], older, 'the delta covers the time since the scrape just before');
-      const before = valuesByStack(scrapes.get(older)!.profile);
-      const after = valuesByStack(scrapes.get(newer)!.profile);
+      const delta = expectedAllocsDelta(valuesByStack(scrapes.get(older)!.profile), valuesByStack(scrapes.get(newer)!.profile));
       assert.deepEqual(scope.profiles.map((p) => p.sample_type), ['alloc_objects', 'alloc_space', 'inuse_objects', 'inuse_space']);
       scope.profiles.forEach((p, j) => {
-        const want: Record<string, number> = {};
-        for (const [stack, row] of after) {
-          // alloc_* are cumulative: the difference; inuse_* are what is live now
-          const v = j < 2 ? row[j]! - (before.get(stack)?.[j] ?? 0) : row[j]!;
-          if (v !== 0) want[stack] = v;
-        }
+        const want = expectedStacks(delta, j);
         // a stack whose alloc_* did not change and whose inuse_* are 0 is left out of the delta altogether
         const got = p.stacks;
         for (const [stack, v] of Object.entries(got)) assert.equal(v, want[stack], `${p.sample_type} ${stack}`);

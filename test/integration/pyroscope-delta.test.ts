@@ -5,7 +5,6 @@
  * difference of two consecutive raw scrapes in the directory.
  */
 import assert from 'node:assert/strict';
-import {readdir, readFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {test} from 'node:test';
 import {parseConfig} from '../../src/config/index.js';
@@ -14,7 +13,7 @@ import {silentLogger} from '../../src/log.js';
 import {createMetrics} from '../../src/metrics.js';
 import {tempDir} from '../helpers/delivery.js';
 import {skipWithoutGo, startGoTarget} from '../helpers/go-target.js';
-import {decodePprof, sampleTypes, valuesByStack} from '../helpers/pprof-stacks.js';
+import {expectedAllocsDelta, rawScrapes, sampleTypes, valuesByStack} from '../helpers/pprof-stacks.js';
 import {startPyroscopeFake} from '../helpers/pyroscope-fake.js';
 
 const skip = await skipWithoutGo();
@@ -43,12 +42,7 @@ state_dir: ${JSON.stringify(join(dir, 'state'))}
     await daemon.stop({scrapeDeadlineMs: 2000, sendDeadlineMs: 2000});
 
     // the raw scrapes, by TimeNanos
-    const folder = join(raw, 'go-target', 'allocs');
-    const scrapes = new Map<bigint, ReturnType<typeof decodePprof>>();
-    for (const f of (await readdir(folder)).filter((n) => n.endsWith('.pb.gz'))) {
-      const p = decodePprof(await readFile(join(folder, f)));
-      scrapes.set(BigInt(p.timeNanos), p);
-    }
+    const scrapes = await rawScrapes(raw, 'go-target', 'allocs');
     const times = [...scrapes.keys()].sort((a, b) => (a < b ? -1 : 1));
     assert.ok(times.length >= 4, `${times.length} raw scrapes`);
     assert.equal(pyroscope.rejected.length, 0, JSON.stringify(pyroscope.rejected));
@@ -65,21 +59,16 @@ state_dir: ${JSON.stringify(join(dir, 'state'))}
       const i = times.indexOf(newer);
       assert.ok(i > 0, 'the delta carries the newer scrape\'s time, and an older scrape exists');
       assert.equal(times[i - 1], older, 'the delta covers the time since the scrape just before');
-      const before = valuesByStack(scrapes.get(older)!);
-      const after = valuesByStack(scrapes.get(newer)!);
+      const after = valuesByStack(scrapes.get(newer)!.profile);
+      const want = expectedAllocsDelta(valuesByStack(scrapes.get(older)!.profile), after);
       const got = valuesByStack(d.profile);
       const types = sampleTypes(d.profile);
       assert.deepEqual(types, ['alloc_objects', 'alloc_space', 'inuse_objects', 'inuse_space']);
       let changed = 0;
-      for (const [stack, row] of after) {
-        const old = before.get(stack) ?? row.map(() => 0);
-        const want = [row[0]! - old[0]!, row[1]! - old[1]!, row[2]!, row[3]!];
-        if (want.every((v) => v === 0)) {
-          assert.equal(got.has(stack), false, `an unchanged stack is left out: ${stack}`);
-          continue;
-        }
-        if (want[0] !== 0) changed++;
-        assert.deepEqual(got.get(stack), want, stack);
+      for (const stack of after.keys()) if (!want.has(stack)) assert.equal(got.has(stack), false, `an unchanged stack is left out: ${stack}`);
+      for (const [stack, row] of want) {
+        if (row[0] !== 0) changed++;
+        assert.deepEqual(got.get(stack), row, stack);
       }
       for (const stack of got.keys()) assert.ok(after.has(stack), `every stack of the delta is in the newer scrape: ${stack}`);
       assert.ok(changed > 0, 'the target allocated between the two scrapes');
