@@ -28,6 +28,7 @@ import type { OtlpScope } from './otlp-convert.js';
 import type { Prepared, Repository, SendResult } from './repository.js';
 import { deltaStage } from './delta-stage.js';
 import type { DeltaRepositoryDeps } from './delta-stage.js';
+import { traceSkipper } from './trace-skip.js';
 
 // An OTLP profiles receiver (signal v1development, opentelemetry-proto
 // v1.11.0): each scraped pprof profile becomes one
@@ -52,7 +53,10 @@ const MAX_RESPONSE_BYTES = 4 * 1024 ** 2;
 const RETRYABLE_GRPC: ReadonlySet<Code> = new Set([Code.Canceled, Code.DeadlineExceeded, Code.Aborted, Code.OutOfRange, Code.Unavailable, Code.DataLoss]);
 export const otlpGrpcRule: CodeRule = (code, delay) => (RETRYABLE_GRPC.has(code) || (code === Code.ResourceExhausted && delay !== undefined) ? 'retryable' : 'permanent');
 
-const TRACE_SKIPPED = 'a Go execution trace: OTLP profiles hold pprof-style samples only (traces go to profefe, directory and s3)';
+const TRACES = {
+  warning: 'OTLP profiles cannot hold Go execution traces: this repository skips every trace; said once',
+  reason: 'a Go execution trace: OTLP profiles hold pprof-style samples only (traces go to profefe, directory and s3)',
+};
 
 
 export interface OtlpDeps extends DeltaRepositoryDeps {
@@ -103,17 +107,10 @@ export async function createOtlpRepository(name: string, config: OtlpConfig, dep
   const gzip = config.compression === 'gzip';
   const base = config.endpoint.replace(/\/+$/, '');
   let warnedAt = -Infinity;
-  let traceSaid = false;
 
   const send = config.protocol === 'grpc' ? await grpcSender(base, config, gzip) : await httpSender(base, config, gzip);
 
-  const skipTrace = (profile: ScrapedProfile): Prepared & SendResult => {
-    if (!traceSaid) {
-      traceSaid = true;
-      logger?.warn({ repository: name, type: profile.type, target: profile.targetId }, 'OTLP profiles cannot hold Go execution traces: this repository skips every trace; said once');
-    }
-    return { status: 'skipped', reason: TRACE_SKIPPED };
-  };
+  const skipTrace = traceSkipper(name, logger, TRACES);
 
   return {
     name,

@@ -14,7 +14,8 @@ import type { CodeRule } from './grpc.js';
 import type { ParcaConfig } from './kinds/parca.js';
 import { parcaLabels, parcaProfileName, profileTypeProblem } from './parca-labels.js';
 import { GO_PROFILE_NAMES, notTheSource } from './pyroscope-series.js';
-import type { Prepared, Repository, SendResult } from './repository.js';
+import type { Repository, SendResult } from './repository.js';
+import { traceSkipper } from './trace-skip.js';
 
 // Parca through its native API, parca.profilestore.v1alpha1.
 // ProfileStoreService/WriteRaw over gRPC, as Parca's own scraper writes
@@ -23,7 +24,10 @@ import type { Prepared, Repository, SendResult } from './repository.js';
 // inflates it). Parca takes cumulative types as scraped, as its scraper
 // sends them: no delta here.
 
-const TRACE_SKIPPED = 'a Go execution trace: Parca holds pprof profiles only (traces go to profefe, directory and s3)';
+const TRACES = {
+  warning: 'Parca cannot hold Go execution traces: this repository skips every trace; said once',
+  reason: 'a Go execution trace: Parca holds pprof profiles only (traces go to profefe, directory and s3)',
+};
 
 /**
  * Parca answers a request it cannot take with INVALID_ARGUMENT (bad labels,
@@ -63,7 +67,6 @@ export async function createParcaRepository(name: string, config: ParcaConfig, d
   const client = createClient(ProfileStoreService, channel.transport);
   const what = `gRPC ${redactUrl(base)} ProfileStoreService/WriteRaw`;
   const renamed = new Set<string>();
-  let traceSaid = false;
 
   const onRename = (from: string, to: string): void => {
     if (renamed.has(from)) return;
@@ -71,13 +74,7 @@ export async function createParcaRepository(name: string, config: ParcaConfig, d
     logger?.warn({ repository: name, label: from, sent_as: to }, `label ${from} is sent to Parca as ${to}: Parca's own label of that name is set from the profile`);
   };
 
-  const skipTrace = (profile: ScrapedProfile): Prepared & SendResult => {
-    if (!traceSaid) {
-      traceSaid = true;
-      logger?.warn({ repository: name, type: profile.type, target: profile.targetId }, 'Parca cannot hold Go execution traces: this repository skips every trace; said once');
-    }
-    return { status: 'skipped', reason: TRACE_SKIPPED };
-  };
+  const skipTrace = traceSkipper(name, logger, TRACES);
 
   return {
     name,

@@ -11,6 +11,8 @@ import { resultOfError, resultOfStatus } from './http-result.js';
 import type { PyroscopeConfig } from './kinds/pyroscope.js';
 import type { Prepared, Repository, SendResult } from './repository.js';
 import { deltaStage } from './delta-stage.js';
+import { traceSkipper } from './trace-skip.js';
+import type { TraceNotice } from './trace-skip.js';
 import type { DeltaRepositoryDeps } from './delta-stage.js';
 import { pyroscopeLabels, targetLabelsProblem } from './pyroscope-labels.js';
 import { encodePushRequest, overPushLimits, profileId, readProfileNames, sampleLabelGroups, typeNamesOf } from './pyroscope-push.js';
@@ -47,11 +49,14 @@ export interface PyroscopeRepository extends Repository {
   prepare(profile: ScrapedProfile): Promise<Prepared>;
   readonly deltas: Deltas;
   /** Whether it has said it takes no traces; carried over a reload, so it says so once per process. */
-  readonly traceNotice: { said: boolean };
+  readonly traceNotice: TraceNotice;
 }
 
 /** What a Go execution trace comes to here: Pyroscope holds pprof profiles only. */
-const TRACE_SKIPPED = 'a Go execution trace: Pyroscope holds pprof profiles only (traces go to profefe, directory and s3)';
+const TRACES = {
+  warning: 'Pyroscope cannot hold Go execution traces: this repository skips every trace (traces go only to profefe, directory and s3 repositories); said once',
+  reason: 'a Go execution trace: Pyroscope holds pprof profiles only (traces go to profefe, directory and s3)',
+};
 
 export async function createPyroscopeRepository(name: string, config: PyroscopeConfig, deps: PyroscopeDeps = {}): Promise<PyroscopeRepository> {
   const client = await createTargetClient(config);
@@ -87,16 +92,7 @@ export async function createPyroscopeRepository(name: string, config: PyroscopeC
     logger?.warn({ repository: name, label: from, sent_as: to, reason }, `label ${from} is sent to Pyroscope as ${to}: ${reason}`);
   };
 
-  const skipTrace = (profile: ScrapedProfile): Prepared & SendResult => {
-    if (!traceNotice.said) {
-      traceNotice.said = true;
-      logger?.warn(
-        { repository: name, type: profile.type, target: profile.targetId },
-        'Pyroscope cannot hold Go execution traces: this repository skips every trace (traces go only to profefe, directory and s3 repositories); said once',
-      );
-    }
-    return { status: 'skipped', reason: TRACE_SKIPPED };
-  };
+  const skipTrace = traceSkipper(name, logger, TRACES, traceNotice);
 
   return {
     name,

@@ -1,7 +1,8 @@
 /**
  * A Go execution trace in every repository: profefe stores it as type trace,
- * directory and s3 keep it as a `.trace` file, Pyroscope (pprof only) skips
- * it and says so once, and the status page hands it out as a `.trace`.
+ * directory and s3 keep it as a `.trace` file, Pyroscope, OTLP and Parca
+ * (pprof only) skip it and say so once, and the status page hands it out as
+ * a `.trace`.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
@@ -10,7 +11,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import type { ScrapedProfile } from '../../src/profiles/profile.js';
+import { parseConfig } from '../../src/config/index.js';
 import { createDirectoryRepository } from '../../src/repositories/directory.js';
+import { createRepository } from '../../src/repositories/factory.js';
 import { createProfefeRepository, profefeCreatedAt } from '../../src/repositories/profefe.js';
 import { createPyroscopeRepository } from '../../src/repositories/pyroscope.js';
 import { s3Key } from '../../src/repositories/s3.js';
@@ -154,5 +157,35 @@ test('the status page hands out the last trace as a .trace file', async () => {
     assert.deepEqual(Buffer.from(await res.body.arrayBuffer()), TRACE_BYTES);
   } finally {
     await server.close();
+  }
+});
+
+describe('OTLP and Parca skip traces', () => {
+  for (const [block, holds] of [
+    ['otlp: {name: otel, endpoint: "http://127.0.0.1:9"}', /Go execution trace: OTLP profiles hold pprof-style samples only/],
+    ['parca: {name: otel, url: "127.0.0.1:9", insecure: true}', /Go execution trace: Parca holds pprof profiles only/],
+  ] as const) {
+    test(`${block.slice(0, block.indexOf(':'))}: prepare and send skip a trace without reading or sending it, and say so once`, async () => {
+      const { config } = parseConfig(`repositories:\n  - ${block}\n`, 'traces.yaml', { baseDir: '.', env: {} });
+      const { logger, records: lines } = captureLogger();
+      const repo = await createRepository(config.repositories[0]!, { logger });
+      try {
+        for (let i = 0; i < 3; i++) {
+          // bytes that are no pprof at all; the peer's port is closed, so a send would be retryable, not skipped
+          // Parca sends as scraped: it has no transform stage
+          const prepared = repo.prepare ? [await repo.prepare(traceProfile({ time: TIME + i }))] : [];
+          const sent = await repo.send(traceProfile({ time: TIME + i }), AbortSignal.timeout(5000));
+          for (const result of [...prepared, sent]) {
+            assert.equal(result.status, 'skipped');
+            assert.match(result.status === 'skipped' ? result.reason : '', holds);
+          }
+        }
+        const said = lines.filter((l) => /execution trace/i.test(String(l['msg'])));
+        assert.equal(said.length, 1, JSON.stringify(said));
+        assert.equal(said[0]?.['repository'], 'otel');
+      } finally {
+        await repo.close();
+      }
+    });
   }
 });
