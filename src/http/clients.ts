@@ -61,23 +61,33 @@ function pickTls(tls: ClientSettings['tls']): NonNullable<ClientSettings['tls']>
   return out;
 }
 
-/** Reads credential and CA files now (at start and at each reload) and builds one HTTP agent per distinct setting. */
-export async function createTargetClient(settings: TargetClientSettings): Promise<TargetClient & { close(): Promise<void> }> {
-  const headers: Record<string, string> = {};
-  if (settings.bearer_token !== undefined) headers['authorization'] = `Bearer ${settings.bearer_token.reveal()}`;
-  if (settings.bearer_token_file !== undefined) headers['authorization'] = `Bearer ${(await readFile(settings.bearer_token_file, 'utf8')).trim()}`;
+/** The Authorization header of a block's bearer_token(_file) or basic_auth, reading its files now; none without them. */
+export async function authHeaders(settings: ClientSettings): Promise<Record<string, string>> {
+  if (settings.bearer_token !== undefined) return { authorization: `Bearer ${settings.bearer_token.reveal()}` };
+  if (settings.bearer_token_file !== undefined) return { authorization: `Bearer ${(await readFile(settings.bearer_token_file, 'utf8')).trim()}` };
   if (settings.basic_auth !== undefined) {
     const { username, password, password_file } = settings.basic_auth;
     const pw = password !== undefined ? password.reveal() : password_file !== undefined ? (await readFile(password_file, 'utf8')).replace(/\r?\n$/, '') : '';
-    headers['authorization'] = `Basic ${Buffer.from(`${username}:${pw}`).toString('base64')}`;
+    return { authorization: `Basic ${Buffer.from(`${username}:${pw}`).toString('base64')}` };
   }
-  const tls = settings.tls;
-  const connect: Record<string, unknown> = { timeout: 10_000 };
-  if (tls?.ca_file !== undefined) connect['ca'] = await readFile(tls.ca_file);
-  if (tls?.cert_file !== undefined) connect['cert'] = await readFile(tls.cert_file);
-  if (tls?.key_file !== undefined) connect['key'] = await readFile(tls.key_file);
-  if (tls?.server_name !== undefined) connect['servername'] = tls.server_name;
-  if (tls?.insecure_skip_verify === true) connect['rejectUnauthorized'] = false;
+  return {};
+}
+
+/** A block's `tls:` as Node's TLS connect options, reading its files now. */
+export async function tlsOptions(tls: ClientSettings['tls']): Promise<{ ca?: Buffer; cert?: Buffer; key?: Buffer; servername?: string; rejectUnauthorized?: boolean }> {
+  return {
+    ...(tls?.ca_file !== undefined ? { ca: await readFile(tls.ca_file) } : {}),
+    ...(tls?.cert_file !== undefined ? { cert: await readFile(tls.cert_file) } : {}),
+    ...(tls?.key_file !== undefined ? { key: await readFile(tls.key_file) } : {}),
+    ...(tls?.server_name !== undefined ? { servername: tls.server_name } : {}),
+    ...(tls?.insecure_skip_verify === true ? { rejectUnauthorized: false } : {}),
+  };
+}
+
+/** Reads credential and CA files now (at start and at each reload) and builds one HTTP agent per distinct setting. */
+export async function createTargetClient(settings: TargetClientSettings): Promise<TargetClient & { close(): Promise<void> }> {
+  const headers = await authHeaders(settings);
+  const connect: Record<string, unknown> = { timeout: 10_000, ...(await tlsOptions(settings.tls)) };
   const policy = settings.addresses;
   const options: Agent.Options = {
     connect: policy ? guardedConnector(connect, policy) : connect,

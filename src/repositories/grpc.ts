@@ -1,9 +1,9 @@
-import { readFile } from 'node:fs/promises';
 import type { SecureClientSessionOptions } from 'node:http2';
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { Interceptor, Transport } from '@connectrpc/connect';
 import { compressionGzip, createGrpcTransport, Http2SessionManager } from '@connectrpc/connect-node';
 import type { ClientSettings } from '../config/fields.js';
+import { authHeaders, tlsOptions } from '../http/index.js';
 import { RetryInfoSchema } from '../proto/gen/google/rpc/error_details_pb.js';
 import { redactUrl } from '../redact.js';
 import type { SendResult } from './repository.js';
@@ -27,34 +27,16 @@ export interface GrpcChannel {
 export interface GrpcChannelOptions {
   readonly baseUrl: string;
   readonly client: ClientSettings;
-  /** Metadata on every call (headers, auth). */
-  readonly headers: Readonly<Record<string, string>>;
+  /** Metadata on every call (the block's `headers`; its credentials are added from `client`). */
+  readonly headers?: Readonly<Record<string, string>> | undefined;
   readonly gzip: boolean;
 }
 
-/** Authorization from the block's bearer_token(_file) or basic_auth, as the HTTP repositories send it. */
-export async function authHeaders(settings: ClientSettings): Promise<Record<string, string>> {
-  if (settings.bearer_token !== undefined) return { authorization: `Bearer ${settings.bearer_token.reveal()}` };
-  if (settings.bearer_token_file !== undefined) return { authorization: `Bearer ${(await readFile(settings.bearer_token_file, 'utf8')).trim()}` };
-  if (settings.basic_auth !== undefined) {
-    const { username, password, password_file } = settings.basic_auth;
-    const pw = password !== undefined ? password.reveal() : password_file !== undefined ? (await readFile(password_file, 'utf8')).replace(/\r?\n$/, '') : '';
-    return { authorization: `Basic ${Buffer.from(`${username}:${pw}`).toString('base64')}` };
-  }
-  return {};
-}
-
-/** One HTTP/2 session to `baseUrl`, reopened as needed, with the block's TLS. */
+/** One HTTP/2 session to `baseUrl`, reopened as needed, with the block's TLS and credentials (the same as an HTTP repository's). */
 export async function openGrpcChannel(options: GrpcChannelOptions): Promise<GrpcChannel> {
-  const tls = options.client.tls;
-  const nodeOptions: SecureClientSessionOptions = {};
-  if (tls?.ca_file !== undefined) nodeOptions.ca = await readFile(tls.ca_file);
-  if (tls?.cert_file !== undefined) nodeOptions.cert = await readFile(tls.cert_file);
-  if (tls?.key_file !== undefined) nodeOptions.key = await readFile(tls.key_file);
-  if (tls?.server_name !== undefined) nodeOptions.servername = tls.server_name;
-  if (tls?.insecure_skip_verify === true) nodeOptions.rejectUnauthorized = false;
+  const nodeOptions: SecureClientSessionOptions = await tlsOptions(options.client.tls);
   const sessions = new Http2SessionManager(options.baseUrl, { idleConnectionTimeoutMs: 60_000, connectTimeoutMs: 10_000 }, nodeOptions);
-  const headers = Object.entries(options.headers);
+  const headers = Object.entries({ ...options.headers, ...(await authHeaders(options.client)) });
   const withHeaders: Interceptor = (next) => async (req) => {
     for (const [name, value] of headers) req.header.set(name, value);
     return next(req);

@@ -19,7 +19,7 @@ import {
 } from '../proto/gen/opentelemetry/proto/collector/profiles/v1development/profiles_service_pb.js';
 import type { ExportProfilesServiceRequest, ExportProfilesServiceResponse } from '../proto/gen/opentelemetry/proto/collector/profiles/v1development/profiles_service_pb.js';
 import { redactUrl } from '../redact.js';
-import { authHeaders, Code, openGrpcChannel, resultOfGrpcError } from './grpc.js';
+import { Code, openGrpcChannel, resultOfGrpcError } from './grpc.js';
 import type { CodeRule } from './grpc.js';
 import { parseRetryAfter, resultOfError } from './http-result.js';
 import type { OtlpConfig } from './kinds/otlp.js';
@@ -212,7 +212,7 @@ async function httpSender(base: string, config: OtlpConfig, gzip: boolean): Prom
 }
 
 async function grpcSender(base: string, config: OtlpConfig, gzip: boolean): Promise<Sender> {
-  const channel = await openGrpcChannel({ baseUrl: base, client: config, headers: { ...config.headers, ...(await authHeaders(config)) }, gzip });
+  const channel = await openGrpcChannel({ baseUrl: base, client: config, headers: config.headers, gzip });
   const client = createClient(ProfilesService, channel.transport);
   const what = `gRPC ${redactUrl(base)} ProfilesService/Export`;
   const sender = async ({ req }: Encoded, count: number, signal: AbortSignal): Promise<{ result: SendResult; warning?: string }> => {

@@ -9,7 +9,7 @@ import { isTrace } from '../profiles/profile.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
 import { ProfileStoreService } from '../proto/gen/parca/profilestore/v1alpha1/profilestore_pb.js';
 import { redactUrl } from '../redact.js';
-import { authHeaders, Code, openGrpcChannel, resultOfGrpcError } from './grpc.js';
+import { Code, openGrpcChannel, resultOfGrpcError } from './grpc.js';
 import type { CodeRule } from './grpc.js';
 import type { ParcaConfig } from './kinds/parca.js';
 import { parcaLabels, parcaProfileName, profileTypeProblem } from './parca-labels.js';
@@ -63,7 +63,7 @@ export async function createParcaRepository(name: string, config: ParcaConfig, d
   const { logger } = deps;
   const limits = (): ProfileLimits => deps.profileLimits?.() ?? DEFAULT_PROFILE_LIMITS;
   const base = parcaBaseUrl(config.url, config.insecure);
-  const channel = await openGrpcChannel({ baseUrl: base, client: config, headers: { ...config.headers, ...(await authHeaders(config)) }, gzip: false });
+  const channel = await openGrpcChannel({ baseUrl: base, client: config, headers: config.headers, gzip: false });
   const client = createClient(ProfileStoreService, channel.transport);
   const what = `gRPC ${redactUrl(base)} ProfileStoreService/WriteRaw`;
   const renamed = new Set<string>();

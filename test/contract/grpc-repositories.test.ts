@@ -8,7 +8,7 @@
  * block's CA; close is idempotent.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -65,6 +65,25 @@ for (const kind of KINDS) {
       assert.deepEqual(await send(), { status: 'ok' });
       assert.equal(fake.received.length, before + 1);
       assert.deepEqual(fake.refused, []);
+    });
+
+    test('the block\'s headers and credentials reach the peer: bearer_token_file, basic_auth', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'pprof-scraper-grpc-auth-'));
+      try {
+        await writeFile(join(dir, 'token'), 'tok-123\n');
+        for (const [extra, authorization] of [
+          [`, headers: {x-team: core}, bearer_token_file: "${join(dir, 'token')}"`, 'Bearer tok-123'],
+          [', headers: {x-team: core}, basic_auth: {username: u, password: p}', `Basic ${Buffer.from('u:p').toString('base64')}`],
+        ] as const) {
+          const before = fake.received.length;
+          assert.deepEqual(await send(kind.entry(url, extra)), { status: 'ok' });
+          const got = fake.received[before]!.headers;
+          assert.equal(got['authorization'], authorization);
+          assert.equal(got['x-team'], 'core');
+        }
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
     });
 
     test('a refusal of the request itself (HTTP 400, INVALID_ARGUMENT) is permanent, with the peer\'s message', async () => {
