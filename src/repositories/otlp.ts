@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { request } from 'undici';
 import { DEFAULT_PROFILE_LIMITS, formatSize } from '../config/index.js';
 import type { ProfileLimits } from '../config/index.js';
-import { createTargetClient } from '../http/index.js';
+import { createTargetClient, readBodyUpTo } from '../http/index.js';
 import { decodeProfile } from '../profiles/decode.js';
 import type { Deltas } from '../profiles/delta.js';
 import { isTrace } from '../profiles/profile.js';
@@ -177,18 +177,10 @@ async function httpSender(base: string, config: OtlpConfig, gzip: boolean): Prom
   const sender = async ({ body }: Encoded, count: number, signal: AbortSignal): Promise<{ result: SendResult; warning?: string }> => {
     try {
       const res = await request(url, { method: 'POST', body: gzip ? gzipSync(body) : body, headers, dispatcher: client.dispatcher, signal });
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of res.body) {
-        size += (chunk as Buffer).length;
-        if (size > MAX_RESPONSE_BYTES) {
-          res.body.destroy();
-          // the spec: a response past the limit is a non-retryable error
-          return { result: { status: 'permanent', error: `POST ${redactUrl(url)}: HTTP ${res.statusCode}: the answer is larger than ${formatSize(MAX_RESPONSE_BYTES)}` } };
-        }
-        chunks.push(chunk as Buffer);
-      }
-      const answer = Buffer.concat(chunks);
+      const read = await readBodyUpTo(res.body, MAX_RESPONSE_BYTES);
+      // the spec: a response past the limit is a non-retryable error
+      if ('over' in read) return { result: { status: 'permanent', error: `POST ${redactUrl(url)}: HTTP ${res.statusCode}: the answer is larger than ${formatSize(MAX_RESPONSE_BYTES)}` } };
+      const answer = read.bytes;
       const contentType = [res.headers['content-type']].flat()[0];
       if (res.statusCode >= 200 && res.statusCode < 300) {
         if (answer.length === 0 || contentType?.includes('protobuf') !== true) return { result: { status: 'ok' } };

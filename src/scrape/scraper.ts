@@ -3,6 +3,7 @@ import type { Dispatcher } from 'undici';
 import { CallSignal } from '../abort.js';
 import { DEFAULT_PROFILE_LIMITS, formatDuration, formatSize } from '../config/index.js';
 import type { ProfileLimits } from '../config/index.js';
+import { readBodyUpTo } from '../http/index.js';
 import type { TargetClient } from '../http/index.js';
 import { isTrace, profileTime } from '../profiles/profile.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
@@ -220,18 +221,9 @@ function headerValue(v: string | string[] | undefined): string | undefined {
 }
 
 async function readLimited(body: Dispatcher.ResponseData['body'], max: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of body) {
-    const buf = chunk as Buffer;
-    total += buf.length;
-    if (total > max) {
-      body.destroy();
-      throw new ScrapeError('too_large', `body is over max_profile_size (${formatSize(max)}): stopped reading at ${formatSize(total)}`, total);
-    }
-    chunks.push(buf);
-  }
-  return chunks.length === 1 && chunks[0] ? chunks[0] : Buffer.concat(chunks, total);
+  const read = await readBodyUpTo(body, max);
+  if ('over' in read) throw new ScrapeError('too_large', `body is over max_profile_size (${formatSize(max)}): stopped reading at ${formatSize(read.over)}`, read.over);
+  return read.bytes;
 }
 
 async function readSome(body: Dispatcher.ResponseData['body'], max: number): Promise<Buffer> {

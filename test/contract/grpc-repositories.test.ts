@@ -10,6 +10,8 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parseConfig } from '../../src/config/index.js';
@@ -130,6 +132,31 @@ for (const kind of KINDS) {
           assert.equal((await send()).status, 'permanent');
           fake.failures.push({ http: 502, message: 'contract-gateway' });
           assert.equal((await send()).status, 'retryable');
+        });
+
+        test('an answer past 4 MiB is permanent, and read no further (the OTLP spec)', async () => {
+          // a receiver that keeps talking: 64 KiB chunks for as long as anyone reads
+          let written = 0;
+          const chatty = createServer((_req, res) => {
+            res.writeHead(200, { 'content-type': 'application/x-protobuf' });
+            const chunk = Buffer.alloc(64 * 1024);
+            const more = (): void => {
+              while (written < 64 * 1024 ** 2 && res.write(chunk)) written += chunk.length;
+              if (written >= 64 * 1024 ** 2) res.end();
+            };
+            res.on('drain', more);
+            more();
+          });
+          await new Promise<void>((resolve) => chatty.listen(0, '127.0.0.1', resolve));
+          try {
+            const result = await send(kind.entry(`http://127.0.0.1:${(chatty.address() as AddressInfo).port}`));
+            assert.equal(result.status, 'permanent', JSON.stringify(result));
+            assert.match((result as { error: string }).error, /HTTP 200: the answer is larger than 4MiB/);
+            assert.ok(written < 64 * 1024 ** 2, `stopped reading: the receiver wrote ${written} bytes`);
+          } finally {
+            chatty.closeAllConnections();
+            await new Promise((resolve) => chatty.close(resolve));
+          }
         });
       }
     }

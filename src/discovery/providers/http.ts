@@ -1,6 +1,7 @@
 import { request } from 'undici';
 import type { HttpConfig } from '../../config/index.js';
 import { createTargetClient } from '../../http/clients.js';
+import { readBodyUpTo } from '../../http/read-body.js';
 import { redactUrl } from '../../redact.js';
 import type { Discovered } from '../../targets/index.js';
 import { DiscoveryError } from '../provider.js';
@@ -55,14 +56,9 @@ export async function createHttpProvider(config: HttpConfig, source: number, _de
         if (!JSON_TYPE.test(type)) throw fail(`answered with content type ${JSON.stringify(type)}: an http_sd endpoint answers application/json`, 'ContentType');
         const length = Number(res.headers['content-length']);
         if (Number.isFinite(length) && length > config.max_answer_size) throw fail(`answered ${mib(length)}, over max_answer_size (${mib(config.max_answer_size)})`, 'TooLarge');
-        const chunks: Buffer[] = [];
-        let total = 0;
-        for await (const chunk of res.body as AsyncIterable<Buffer>) {
-          total += chunk.length;
-          if (total > config.max_answer_size) throw fail(`answered more than max_answer_size (${mib(config.max_answer_size)})`, 'TooLarge');
-          chunks.push(chunk);
-        }
-        const text = Buffer.concat(chunks).toString('utf8');
+        const read = await readBodyUpTo(res.body, config.max_answer_size);
+        if ('over' in read) throw fail(`answered more than max_answer_size (${mib(config.max_answer_size)})`, 'TooLarge');
+        const text = read.bytes.toString('utf8');
         try {
           return parseTargetGroups(text, 'json', { name: shown, meta: { __meta_url: config.url } }, { maxTargets: config.max_targets });
         } catch (err) {
