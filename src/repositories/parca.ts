@@ -4,7 +4,7 @@ import { DEFAULT_PROFILE_LIMITS } from '../config/index.js';
 import type { ProfileLimits } from '../config/index.js';
 import type { Metrics } from '../metrics.js';
 import { openProfile } from '../profiles/decode.js';
-import { Cursor, eachLengthField } from '../profiles/wire.js';
+import { readProfileNames, valueTypeStringsOf } from '../profiles/names.js';
 import { isTrace } from '../profiles/profile.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
 import { ProfileStoreService } from '../proto/gen/parca/profilestore/v1alpha1/profilestore_pb.js';
@@ -89,7 +89,7 @@ export async function createParcaRepository(name: string, config: ParcaConfig, d
       const profileName = parcaProfileName(profile.type);
       try {
         const { raw } = openProfile(profile.data, limits());
-        const problem = profileTypeProblem(profileName, profileTypeParts(raw));
+        const problem = profileTypeProblem(profileName, valueTypeStringsOf(readProfileNames(raw, false)));
         if (problem !== undefined) return { status: 'permanent', error: `not sent: ${problem}` };
       } catch (err) {
         return { status: 'permanent', error: `not a pprof profile: ${(err as Error).message}` };
@@ -112,28 +112,4 @@ export async function createParcaRepository(name: string, config: ParcaConfig, d
 
     close: async () => channel.close(),
   };
-}
-
-/**
- * The strings of a profile's sample types and period type (type and unit
- * each), the parts of Parca's profile type; read where they lie, once the
- * scan has accepted the profile (keys are one byte; ValueType holds varints).
- */
-export function profileTypeParts(buf: Buffer): string[] {
-  const strings: string[] = [];
-  const indexes: number[] = [];
-  eachLengthField(buf, 0, buf.length, (key, start, end) => {
-    const field = key >> 3;
-    if (field === 6) strings.push(buf.toString('utf8', start, end));
-    else if (field === 1 || field === 11) {
-      // sample_type = 1, period_type = 11: ValueType { int64 type = 1; int64 unit = 2; }
-      const v = new Cursor(buf, start);
-      while (v.pos < end) {
-        const k = buf[v.pos++] as number;
-        const value = v.varint(end);
-        if (k === 0x08 || k === 0x10) indexes.push(value);
-      }
-    }
-  });
-  return indexes.map((i) => strings[i] ?? '');
 }

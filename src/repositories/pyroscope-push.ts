@@ -4,12 +4,13 @@ import { DEFAULT_PROFILE_LIMITS, formatSize } from '../config/index.js';
 import type { ProfileLimits } from '../config/index.js';
 import { openProfile } from '../profiles/decode.js';
 import type { ScrapedProfile } from '../profiles/profile.js';
-import { Cursor, eachLengthField } from '../profiles/wire.js';
+import { readProfileNames, typeNamesOf } from '../profiles/names.js';
+import type { ProfileNames } from '../profiles/names.js';
 import { PushRequestSchema } from '../proto/gen/push/v1/push_pb.js';
 import { seriesLabelsProblem } from './pyroscope-labels.js';
 
 // What a Pyroscope push carries: the names read from a profile (its sample
-// types, its samples' labels), the limits Pyroscope's distributor puts on a
+// types, its samples' labels: src/profiles/names.ts), the limits Pyroscope's distributor puts on a
 // series, and the push.v1.PushRequest itself (proto/pyroscope/push/v1/push.proto,
 // encoded by the code generated from it). This module loads only with a
 // pyroscope repository.
@@ -20,45 +21,6 @@ import { seriesLabelsProblem } from './pyroscope-labels.js';
  */
 export function sampleTypeNames(data: Uint8Array, limits: ProfileLimits = DEFAULT_PROFILE_LIMITS): string[] {
   return typeNamesOf(readProfileNames(openProfile(data, limits).raw, false));
-}
-
-/**
- * What Pyroscope's naming and limits read of an opened profile, in one walk:
- * its string table, the name index of each sample type, and (when asked)
- * each sample's string labels as key, str index pairs.
- */
-export interface ProfileNames {
-  readonly strings: readonly string[];
-  readonly typeIndexes: readonly number[];
-  readonly sampleLabels: readonly (readonly number[])[];
-}
-
-/** Reads ProfileNames from an opened profile: the scan accepted it, so keys are one byte, and only varints and lengths. */
-export function readProfileNames(buf: Buffer, withSampleLabels: boolean): ProfileNames {
-  const strings: string[] = [];
-  const typeIndexes: number[] = [];
-  const sampleLabels: number[][] = [];
-  eachLengthField(buf, 0, buf.length, (key, start, end) => {
-    if (key >> 3 === 6) strings.push(buf.toString('utf8', start, end));
-    else if (key >> 3 === 1) {
-      // ValueType { int64 type = 1; int64 unit = 2; }
-      const v = new Cursor(buf, start);
-      while (v.pos < end) {
-        const k = buf[v.pos++] as number;
-        const value = v.varint(end);
-        if (k === 0x08) typeIndexes.push(value);
-      }
-    } else if (key >> 3 === 2 && withSampleLabels) {
-      const pairs = labelIndexes(buf, start, end);
-      if (pairs.length > 0) sampleLabels.push(pairs);
-    }
-  });
-  return { strings, typeIndexes, sampleLabels };
-}
-
-/** Names of the sample types. */
-export function typeNamesOf({ strings, typeIndexes }: ProfileNames): string[] {
-  return typeIndexes.map((i) => strings[i] ?? '');
 }
 
 export interface PushLimits {
@@ -118,29 +80,6 @@ export function sampleLabelGroups({ strings, sampleLabels }: ProfileNames, serie
     if (!groups.has(id)) groups.set(id, group);
   }
   return [...groups.values()];
-}
-
-/** The string labels of a Sample (`repeated Label label = 3`; Label{int64 key = 1; int64 str = 2}) between start and end, as key, str index pairs. */
-function labelIndexes(buf: Buffer, start: number, end: number): number[] {
-  const pairs: number[] = [];
-  eachLengthField(buf, start, end, (key, from, to) => {
-    if (key !== 0x1a) return;
-    const l = new Cursor(buf, from);
-    let name = 0;
-    let str = 0;
-    while (l.pos < to) {
-      const k = buf[l.pos++] as number;
-      if ((k & 7) !== 0) {
-        l.skipLength();
-        continue;
-      }
-      const v = l.int64();
-      if (k === 0x08) name = v;
-      else if (k === 0x10) str = v;
-    }
-    if (str > 0) pairs.push(name, str);
-  });
-  return pairs;
 }
 
 /** One series, the profile as its one sample: PushRequest{series: [{labels, samples: [{raw_profile, ID}]}]}. */

@@ -15,8 +15,10 @@ import { traceSkipper } from './trace-skip.js';
 import type { TraceNotice } from './trace-skip.js';
 import type { DeltaRepositoryDeps } from './delta-stage.js';
 import { pyroscopeLabels, targetLabelsProblem } from './pyroscope-labels.js';
-import { encodePushRequest, overPushLimits, profileId, readProfileNames, sampleLabelGroups, typeNamesOf } from './pyroscope-push.js';
-import type { ProfileNames, PushLimits } from './pyroscope-push.js';
+import { readProfileNames, typeNamesOf } from '../profiles/names.js';
+import type { ProfileNames } from '../profiles/names.js';
+import { encodePushRequest, overPushLimits, profileId, sampleLabelGroups } from './pyroscope-push.js';
+import type { PushLimits } from './pyroscope-push.js';
 import { GO_PROFILE_NAMES, notTheSource, outsideIngestionWindow, profileNameOf } from './pyroscope-series.js';
 
 export { pyroscopeLabelName, pyroscopeLabels } from './pyroscope-labels.js';

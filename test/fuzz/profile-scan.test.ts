@@ -6,7 +6,8 @@ import { Label, Line, Profile, Sample } from 'pprof-format';
 import { DEFAULT_PROFILE_LIMITS } from '../../src/config/index.js';
 import type { ProfileLimits } from '../../src/config/index.js';
 import { decodeProfile, openProfile } from '../../src/profiles/decode.js';
-import { readProfileNames, sampleLabelGroups } from '../../src/repositories/pyroscope-push.js';
+import { readProfileNames } from '../../src/profiles/names.js';
+import { sampleLabelGroups } from '../../src/repositories/pyroscope-push.js';
 import { CUMULATIVE_SAMPLE_TYPES, DeltaStore } from '../../src/profiles/delta.js';
 import { ProfileError, ProfileLimitError } from '../../src/profiles/errors.js';
 import { scanProfile } from '../../src/profiles/scan.js';
@@ -245,7 +246,7 @@ describe('profile scan and bounded decoder, fuzzed', () => {
     );
   });
 
-  test("what the scan accepts, Pyroscope's one-walk name reader reads as pprof-format decodes it", () => {
+  test("what the scan accepts, the one-walk name reader (Pyroscope's names, Parca's profile type) reads as pprof-format decodes it", () => {
     fc.assert(
       fc.property(fc.oneof(mutated, editedProfiles), (bytes) => {
         let profile;
@@ -258,6 +259,10 @@ describe('profile scan and bounded decoder, fuzzed', () => {
         const names = readProfileNames(openProfile(bytes, DEFAULT_PROFILE_LIMITS).raw, true);
         assert.deepEqual(names.strings, profile.stringTable.strings);
         assert.deepEqual(names.typeIndexes, profile.sampleType.map((t) => Number(t.type)));
+        // every type and unit string the decoder sees is one Parca's check reads (a field written twice, the decoder keeps the last; the reader reads both)
+        const decoded = [...profile.sampleType, ...(profile.periodType ? [profile.periodType] : [])].flatMap((t) => [Number(t.type), Number(t.unit)]).filter((i) => i !== 0);
+        const read = new Set(names.valueTypeIndexes);
+        for (const i of decoded) assert.ok(read.has(i), `string ${i} of a sample or period type is read`);
         const labelled = profile.sample.map((x) => x.label.filter((l) => Number(l.str) > 0).flatMap((l) => [Number(l.key), Number(l.str)])).filter((pairs) => pairs.length > 0);
         assert.deepEqual(names.sampleLabels, labelled);
         // and the groups built from them never throw, whatever the indexes say
